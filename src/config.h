@@ -1,0 +1,168 @@
+/*
+ * config.h - the component's configuration snapshot.
+ *
+ * A snapshot is built from a JSON document by pw_config_parse(), validated as
+ * a whole, and then never modified: the sender keeps a reference to the
+ * snapshot each delivery started with. Strings are owned by the snapshot and
+ * freed (secrets wiped) by pw_config_free().
+ */
+#ifndef PW_CONFIG_H
+#define PW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* map(string): insertion order kept; keys unique. */
+struct pw_kv {
+	char *key;
+	char *value;
+};
+
+struct pw_kvmap {
+	struct pw_kv *items;
+	size_t n;
+};
+
+/* map(list(secret)): header name -> values, each value is a secret. */
+struct pw_kvlist {
+	char *key;
+	char **values;
+	size_t nvalues;
+};
+
+struct pw_kvlistmap {
+	struct pw_kvlist *items;
+	size_t n;
+};
+
+/* TLS versions as accepted by min_version; 0 means "unset" (TLS 1.2). */
+enum pw_tls_version {
+	PW_TLS_UNSET = 0,
+	PW_TLS10 = 10,
+	PW_TLS11 = 11,
+	PW_TLS12 = 12,
+	PW_TLS13 = 13
+};
+
+struct pw_tls_config {
+	char *ca_pem;
+	char *ca_file;
+	char *cert_pem;
+	char *cert_file;
+	char *key_pem; /* secret */
+	char *key_file;
+	char *server_name;
+	bool insecure_skip_verify;
+	enum pw_tls_version min_version;
+};
+
+struct pw_proxy_config {
+	char *proxy_url;
+	char *no_proxy;
+	bool proxy_from_environment;
+	struct pw_kvlistmap proxy_connect_header; /* values are secrets */
+};
+
+struct pw_basic_auth {
+	bool set;
+	char *username;
+	char *password; /* secret */
+	char *password_file;
+};
+
+struct pw_authorization {
+	bool set;
+	char *type; /* trimmed; defaults to "Bearer" */
+	char *credentials; /* secret */
+	char *credentials_file;
+};
+
+struct pw_oauth2 {
+	bool set;
+	char *client_id;
+	char *client_secret; /* secret */
+	char *client_secret_file;
+	char *token_url;
+	char **scopes;
+	size_t nscopes;
+	struct pw_kvmap endpoint_params;
+	struct pw_proxy_config proxy;
+	bool tls_set;
+	struct pw_tls_config tls;
+};
+
+struct pw_endpoint_config {
+	char *url;
+	char *name;
+	int64_t remote_timeout_ns;        /* default 10s, > 0 */
+	int64_t min_backoff_ns;           /* default 500ms, > 0 */
+	int64_t max_backoff_ns;           /* default 5m, >= min */
+	int64_t max_backoff_retries;      /* default 10, >= 0; 0 = until the deadline */
+	int64_t debug_info_upload_timeout_ns; /* accepted and ignored (D10) */
+	bool retry_on_http_429;           /* default true */
+	bool enable_http2;                /* default true */
+	bool follow_redirects;            /* default true */
+	int64_t max_connections;          /* per-endpoint connection bound (D11), default 32 */
+	struct pw_kvmap headers;
+	struct pw_kvlistmap http_headers; /* values are secrets */
+	char *bearer_token;               /* secret */
+	char *bearer_token_file;
+	struct pw_authorization authorization;
+	struct pw_basic_auth basic_auth;
+	struct pw_oauth2 oauth2;
+	bool tls_set;
+	struct pw_tls_config tls;
+	struct pw_proxy_config proxy;
+
+	/* Canonical JSON of this endpoint with secrets in clear text; used only
+	 * to compare endpoints across reloads, never shown. */
+	char *canonical;
+	/* The label used in metrics and errors (D5): name, or the URL with any
+	 * user:password@ removed. */
+	char *display;
+};
+
+struct pw_config {
+	struct pw_kvmap external_labels;
+	struct pw_endpoint_config *endpoints;
+	size_t nendpoints;
+	/* Cap on profile bytes held in flight by the instance; default 256 MiB. */
+	int64_t max_inflight_bytes;
+	/* Bounded drain at destroy; default 5s. */
+	int64_t shutdown_timeout_ns;
+	/* Canonical JSON of the whole document (secrets in clear text), for the
+	 * "same document" check of update(). Never shown. */
+	char *canonical;
+	/* Notices to log once the snapshot is applied (e.g. ignored attributes). */
+	char **notices;
+	size_t nnotices;
+};
+
+/*
+ * Parses and validates a document. On success returns 0 and stores a new
+ * snapshot in *out. On failure returns -1, stores NULL in *out and, if errors
+ * is not NULL, a malloc'd message listing every problem, one per line, each
+ * starting with the path it is about (e.g. "endpoint[1].remote_timeout: ...").
+ * Files named by *_file options must be readable. Thread-safe.
+ */
+int pw_config_parse(const char *text, struct pw_config **out, char **errors);
+
+/* Frees a snapshot, wiping secrets. Accepts NULL. */
+void pw_config_free(struct pw_config *cfg);
+
+/* The effective configuration as JSON with every secret replaced by
+ * "<secret>"; malloc'd. */
+char *pw_config_redacted_json(const struct pw_config *cfg);
+
+/* Parses a Go duration ("1m30s", "500ms", "1.5h", "-2s", "0"). Returns 0 and
+ * stores nanoseconds in *out, or -1 with a static reason in *why. */
+int pw_duration_parse(const char *s, int64_t *out, const char **why);
+
+/* Formats nanoseconds as a Go duration string ("1m30s"). */
+void pw_duration_format(int64_t ns, char *buf, size_t len);
+
+/* Overwrites and frees a secret string. Accepts NULL. */
+void pw_secret_free(char *s);
+
+#endif /* PW_CONFIG_H */
