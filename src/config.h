@@ -165,4 +165,10 @@ void pw_duration_format(int64_t ns, char *buf, size_t len);
 /* Overwrites and frees a secret string. Accepts NULL. */
 void pw_secret_free(char *s);
 
+/* The option reference of one block as a Markdown table, generated from the
+ * same table the parser uses (docs/configuration.md embeds it). block is ""
+ * for the top level, or "endpoint", "basic_auth", "authorization", "oauth2",
+ * "tls_config". Returns malloc'd text, or NULL for an unknown block. */
+char *pw_config_options_markdown(const char *block);
+
 #endif /* PW_CONFIG_H */

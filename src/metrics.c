@@ -1,1 +1,435 @@
-/* placeholder: being written */
+/*
+ * metrics.c - counters, gauges and the latency histogram, and their text
+ * exposition.
+ */
+#include "metrics.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strbuf.h"
+
+/* Prometheus' default buckets, as the latency histogram of the reference
+ * component uses. */
+static const double latency_buckets[PW_LATENCY_NBUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+};
+
+static const char *const latency_type_names[PW_LAT_NTYPES] = {
+	"push_total", "push_endpoint", "push_downstream",
+	"ingest_total", "ingest_endpoint", "ingest_downstream",
+};
+
+struct histogram {
+	_Atomic uint64_t buckets[PW_LATENCY_NBUCKETS]; /* non-cumulative */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_bits; /* a double, updated by compare-and-swap */
+};
+
+struct pw_ep_metrics {
+	char *label;
+	_Atomic uint64_t sent_bytes, dropped_bytes, sent_profiles, dropped_profiles, retries;
+	_Atomic int64_t inflight;
+	_Atomic uint64_t last_success_bits;
+	_Atomic bool used[PW_LAT_NTYPES];
+	struct histogram lat[PW_LAT_NTYPES];
+	struct pw_ep_metrics *next;
+};
+
+struct rejected {
+	char *path;
+	_Atomic uint64_t profiles;
+	struct rejected *next;
+};
+
+struct pw_metrics {
+	pthread_mutex_t lock; /* guards the lists, not the values */
+	struct pw_ep_metrics *eps;
+	struct rejected *rejected;
+	_Atomic int reload_ok;
+	_Atomic uint64_t reload_ts_bits;
+	_Atomic uint64_t reload_ok_ts_bits;
+	_Atomic bool reloaded;
+};
+
+static uint64_t dbl_bits(double d)
+{
+	uint64_t u;
+
+	memcpy(&u, &d, sizeof(u));
+	return u;
+}
+
+static double bits_dbl(uint64_t u)
+{
+	double d;
+
+	memcpy(&d, &u, sizeof(d));
+	return d;
+}
+
+static void atomic_add_double(_Atomic uint64_t *p, double v)
+{
+	uint64_t old = atomic_load(p);
+
+	while (!atomic_compare_exchange_weak(p, &old, dbl_bits(bits_dbl(old) + v)))
+		;
+}
+
+struct pw_metrics *pw_metrics_new(void)
+{
+	struct pw_metrics *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	pthread_mutex_init(&m->lock, NULL);
+	atomic_store(&m->reload_ok, 1);
+	return m;
+}
+
+void pw_metrics_free(struct pw_metrics *m)
+{
+	if (!m)
+		return;
+	while (m->eps) {
+		struct pw_ep_metrics *e = m->eps;
+
+		m->eps = e->next;
+		free(e->label);
+		free(e);
+	}
+	while (m->rejected) {
+		struct rejected *r = m->rejected;
+
+		m->rejected = r->next;
+		free(r->path);
+		free(r);
+	}
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+struct pw_ep_metrics *pw_metrics_endpoint(struct pw_metrics *m, const char *label)
+{
+	struct pw_ep_metrics *e, **tail;
+
+	pthread_mutex_lock(&m->lock);
+	for (tail = &m->eps; *tail; tail = &(*tail)->next) {
+		if (strcmp((*tail)->label, label) == 0) {
+			e = *tail;
+			goto out;
+		}
+	}
+	/* Appended at the end so the exposition order is creation order. */
+	e = calloc(1, sizeof(*e));
+	if (e) {
+		e->label = strdup(label);
+		if (!e->label) {
+			free(e);
+			e = NULL;
+		} else {
+			*tail = e;
+		}
+	}
+out:
+	pthread_mutex_unlock(&m->lock);
+	return e;
+}
+
+void pw_metrics_sent(struct pw_ep_metrics *e, uint64_t bytes, uint64_t profiles)
+{
+	atomic_fetch_add(&e->sent_bytes, bytes);
+	atomic_fetch_add(&e->sent_profiles, profiles);
+}
+
+void pw_metrics_dropped(struct pw_ep_metrics *e, uint64_t bytes, uint64_t profiles)
+{
+	atomic_fetch_add(&e->dropped_bytes, bytes);
+	atomic_fetch_add(&e->dropped_profiles, profiles);
+}
+
+void pw_metrics_retry(struct pw_ep_metrics *e)
+{
+	atomic_fetch_add(&e->retries, 1);
+}
+
+void pw_metrics_observe(struct pw_ep_metrics *e, enum pw_latency_type type, double seconds)
+{
+	struct histogram *h;
+	size_t i;
+
+	if ((unsigned)type >= PW_LAT_NTYPES)
+		return;
+	if (!(seconds >= 0))
+		seconds = 0;
+	h = &e->lat[type];
+	for (i = 0; i < PW_LATENCY_NBUCKETS; i++) {
+		if (seconds <= latency_buckets[i]) {
+			atomic_fetch_add(&h->buckets[i], 1);
+			break;
+		}
+	}
+	atomic_add_double(&h->sum_bits, seconds);
+	/* count last: a scrape never sees more bucket hits than count says. */
+	atomic_fetch_add(&h->count, 1);
+	atomic_store(&e->used[type], true);
+}
+
+void pw_metrics_inflight_add(struct pw_ep_metrics *e, int64_t delta)
+{
+	atomic_fetch_add(&e->inflight, delta);
+}
+
+void pw_metrics_last_success(struct pw_ep_metrics *e, double unix_seconds)
+{
+	atomic_store(&e->last_success_bits, dbl_bits(unix_seconds));
+}
+
+void pw_metrics_rejected(struct pw_metrics *m, const char *path, uint64_t profiles)
+{
+	struct rejected *r, **tail;
+
+	pthread_mutex_lock(&m->lock);
+	for (tail = &m->rejected; *tail; tail = &(*tail)->next) {
+		if (strcmp((*tail)->path, path) == 0)
+			break;
+	}
+	r = *tail;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (r && !(r->path = strdup(path))) {
+			free(r);
+			r = NULL;
+		}
+		if (r)
+			*tail = r;
+	}
+	if (r)
+		atomic_fetch_add(&r->profiles, profiles);
+	pthread_mutex_unlock(&m->lock);
+}
+
+void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds)
+{
+	atomic_store(&m->reload_ok, success ? 1 : 0);
+	atomic_store(&m->reload_ts_bits, dbl_bits(unix_seconds));
+	if (success)
+		atomic_store(&m->reload_ok_ts_bits, dbl_bits(unix_seconds));
+	atomic_store(&m->reloaded, true);
+}
+
+uint64_t pw_metrics_counter(struct pw_ep_metrics *e, const char *name)
+{
+	if (strcmp(name, "sent_bytes") == 0)
+		return atomic_load(&e->sent_bytes);
+	if (strcmp(name, "dropped_bytes") == 0)
+		return atomic_load(&e->dropped_bytes);
+	if (strcmp(name, "sent_profiles") == 0)
+		return atomic_load(&e->sent_profiles);
+	if (strcmp(name, "dropped_profiles") == 0)
+		return atomic_load(&e->dropped_profiles);
+	if (strcmp(name, "retries") == 0)
+		return atomic_load(&e->retries);
+	return 0;
+}
+
+uint64_t pw_metrics_hist_count(struct pw_ep_metrics *e, enum pw_latency_type type)
+{
+	return (unsigned)type < PW_LAT_NTYPES ? atomic_load(&e->lat[type].count) : 0;
+}
+
+int64_t pw_metrics_inflight(struct pw_ep_metrics *e)
+{
+	return atomic_load(&e->inflight);
+}
+
+double pw_metrics_last_success_get(struct pw_ep_metrics *e)
+{
+	return bits_dbl(atomic_load(&e->last_success_bits));
+}
+
+/* Label values are escaped as the text format requires. */
+static void put_label(struct strbuf *sb, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\')
+			strbuf_puts(sb, "\\\\");
+		else if (*v == '"')
+			strbuf_puts(sb, "\\\"");
+		else if (*v == '\n')
+			strbuf_puts(sb, "\\n");
+		else
+			strbuf_putc(sb, *v);
+	}
+}
+
+static void put_double(struct strbuf *sb, double d)
+{
+	char buf[40];
+
+	if (isinf(d)) {
+		strbuf_puts(sb, d > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	if (isnan(d)) {
+		strbuf_puts(sb, "NaN");
+		return;
+	}
+	/* The shortest text that reads back as the same double, so bucket
+	 * bounds print as 0.005 rather than 0.0050000000000000001. */
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	strbuf_puts(sb, buf);
+}
+
+/* The "-" series only carries the whole-call latency. */
+static bool is_total(const struct pw_ep_metrics *e)
+{
+	return strcmp(e->label, "-") == 0;
+}
+
+static void put_header(struct strbuf *sb, const char *name, const char *type, const char *help)
+{
+	strbuf_printf(sb, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+struct counter_desc {
+	const char *name;
+	const char *help;
+	size_t offset;
+};
+
+static const struct counter_desc counters[] = {
+	{"pyroscope_write_sent_bytes_total",
+	 "Total number of compressed bytes sent to Pyroscope endpoints.",
+	 offsetof(struct pw_ep_metrics, sent_bytes)},
+	{"pyroscope_write_dropped_bytes_total",
+	 "Total number of compressed bytes dropped by Pyroscope endpoints.",
+	 offsetof(struct pw_ep_metrics, dropped_bytes)},
+	{"pyroscope_write_sent_profiles_total", "Total number of profiles sent to Pyroscope endpoints.",
+	 offsetof(struct pw_ep_metrics, sent_profiles)},
+	{"pyroscope_write_dropped_profiles_total",
+	 "Total number of profiles dropped by Pyroscope endpoints.",
+	 offsetof(struct pw_ep_metrics, dropped_profiles)},
+	{"pyroscope_write_retries_total", "Total number of retries to Pyroscope endpoints.",
+	 offsetof(struct pw_ep_metrics, retries)},
+};
+
+static void write_histograms_locked(struct pw_metrics *m, struct strbuf *sb)
+{
+	put_header(sb, "pyroscope_write_latency", "histogram",
+		   "Write latency for sending profiles to Pyroscope endpoints.");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next) {
+		for (int t = 0; t < PW_LAT_NTYPES; t++) {
+			struct histogram *h = &e->lat[t];
+			uint64_t count, cum = 0;
+
+			if (!atomic_load(&e->used[t]))
+				continue;
+			count = atomic_load(&h->count);
+			for (int b = 0; b < PW_LATENCY_NBUCKETS; b++) {
+				cum += atomic_load(&h->buckets[b]);
+				if (cum > count)
+					cum = count;
+				strbuf_puts(sb, "pyroscope_write_latency_bucket{endpoint=\"");
+				put_label(sb, e->label);
+				strbuf_printf(sb, "\",type=\"%s\",le=\"", latency_type_names[t]);
+				put_double(sb, latency_buckets[b]);
+				strbuf_printf(sb, "\"} %llu\n", (unsigned long long)cum);
+			}
+			strbuf_puts(sb, "pyroscope_write_latency_bucket{endpoint=\"");
+			put_label(sb, e->label);
+			strbuf_printf(sb, "\",type=\"%s\",le=\"+Inf\"} %llu\n", latency_type_names[t],
+				      (unsigned long long)count);
+			strbuf_puts(sb, "pyroscope_write_latency_sum{endpoint=\"");
+			put_label(sb, e->label);
+			strbuf_printf(sb, "\",type=\"%s\"} ", latency_type_names[t]);
+			put_double(sb, bits_dbl(atomic_load(&h->sum_bits)));
+			strbuf_puts(sb, "\npyroscope_write_latency_count{endpoint=\"");
+			put_label(sb, e->label);
+			strbuf_printf(sb, "\",type=\"%s\"} %llu\n", latency_type_names[t],
+				      (unsigned long long)count);
+		}
+	}
+}
+
+static void write_extras_locked(struct pw_metrics *m, struct strbuf *sb)
+{
+	put_header(sb, "pyroscope_write_rejected_profiles_total", "counter",
+		   "Profiles refused before sending because their labels were invalid.");
+	for (struct rejected *r = m->rejected; r; r = r->next)
+		strbuf_printf(sb, "pyroscope_write_rejected_profiles_total{path=\"%s\",reason=\"invalid_labels\"} %llu\n",
+			      r->path, (unsigned long long)atomic_load(&r->profiles));
+
+	put_header(sb, "pyroscope_write_inflight_requests", "gauge",
+		   "Deliveries currently under way to each endpoint, including backoff waits.");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next) {
+		if (is_total(e))
+			continue;
+		strbuf_puts(sb, "pyroscope_write_inflight_requests{endpoint=\"");
+		put_label(sb, e->label);
+		strbuf_printf(sb, "\"} %lld\n", (long long)atomic_load(&e->inflight));
+	}
+
+	put_header(sb, "pyroscope_write_last_success_timestamp_seconds", "gauge",
+		   "Unix time of the last successful delivery to each endpoint (0: none yet).");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next) {
+		if (is_total(e))
+			continue;
+		strbuf_puts(sb, "pyroscope_write_last_success_timestamp_seconds{endpoint=\"");
+		put_label(sb, e->label);
+		strbuf_puts(sb, "\"} ");
+		put_double(sb, bits_dbl(atomic_load(&e->last_success_bits)));
+		strbuf_putc(sb, '\n');
+	}
+
+	put_header(sb, "pyroscope_write_config_last_reload_successful", "gauge",
+		   "Whether the last configuration update was applied (1) or refused (0).");
+	strbuf_printf(sb, "pyroscope_write_config_last_reload_successful %d\n",
+		      atomic_load(&m->reload_ok));
+	put_header(sb, "pyroscope_write_config_last_reload_success_timestamp_seconds", "gauge",
+		   "Unix time of the last configuration that was applied.");
+	strbuf_puts(sb, "pyroscope_write_config_last_reload_success_timestamp_seconds ");
+	put_double(sb, bits_dbl(atomic_load(&m->reload_ok_ts_bits)));
+	strbuf_putc(sb, '\n');
+}
+
+int pw_metrics_write(struct pw_metrics *m, component_sink_fn sink, void *user)
+{
+	struct strbuf sb;
+	int rc = COMPONENT_OK;
+
+	strbuf_init(&sb, 0);
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		put_header(&sb, counters[i].name, "counter", counters[i].help);
+		for (struct pw_ep_metrics *e = m->eps; e; e = e->next) {
+			_Atomic uint64_t *v;
+
+			if (is_total(e))
+				continue;
+			v = (_Atomic uint64_t *)((char *)e + counters[i].offset);
+			strbuf_printf(&sb, "%s{endpoint=\"", counters[i].name);
+			put_label(&sb, e->label);
+			strbuf_printf(&sb, "\"} %llu\n", (unsigned long long)atomic_load(v));
+		}
+	}
+	write_histograms_locked(m, &sb);
+	write_extras_locked(m, &sb);
+	pthread_mutex_unlock(&m->lock);
+
+	if (sb.failed)
+		rc = COMPONENT_ENOMEM;
+	else if (sink(user, sb.data ? sb.data : "", sb.len) != 0)
+		rc = COMPONENT_EINTERNAL;
+	strbuf_free(&sb);
+	return rc;
+}

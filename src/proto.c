@@ -1,1 +1,491 @@
-/* placeholder: being written */
+/*
+ * proto.c - hand-written protobuf for push.v1.PushRequest.
+ *
+ * The message is small and fixed, so a generated codec would bring a whole
+ * runtime for four nested messages. The encoder computes every length first
+ * and writes the request into one allocation: raw profiles can be several
+ * MiB and are copied exactly once. The decoder is strict about what it knows
+ * and skips what it does not, like the reference implementations do.
+ */
+#include "proto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strbuf.h"
+
+/* Wire types. */
+enum {
+	WT_VARINT = 0,
+	WT_I64 = 1,
+	WT_LEN = 2,
+	WT_SGROUP = 3,
+	WT_EGROUP = 4,
+	WT_I32 = 5
+};
+
+/* Field numbers are 29 bits wide. */
+#define MAX_FIELD_NUMBER ((UINT64_C(1) << 29) - 1)
+/* Nested groups inside unknown fields; a bound keeps recursion finite. */
+#define MAX_GROUP_DEPTH 64
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static size_t varint_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* *acc += v, failing on overflow. */
+static bool add_size(size_t *acc, size_t v)
+{
+	if (v > SIZE_MAX - *acc)
+		return false;
+	*acc += v;
+	return true;
+}
+
+/* Size of a length-delimited field with a one-byte tag and a body of n bytes. */
+static bool field_size(size_t *acc, size_t n)
+{
+	return add_size(acc, 1) && add_size(acc, varint_len(n)) && add_size(acc, n);
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+static uint8_t *put_header(uint8_t *p, uint8_t tag, size_t n)
+{
+	*p++ = tag;
+	return put_varint(p, n);
+}
+
+static uint8_t *put_bytes(uint8_t *p, uint8_t tag, const void *data, size_t n)
+{
+	p = put_header(p, tag, n);
+	if (n)
+		memcpy(p, data, n);
+	return p + n;
+}
+
+static bool label_size(const struct pw_kv *kv, size_t *out)
+{
+	size_t n = 0, kl = strlen(kv->key), vl = strlen(kv->value);
+
+	if (kl && !field_size(&n, kl))
+		return false;
+	if (vl && !field_size(&n, vl))
+		return false;
+	*out = n;
+	return true;
+}
+
+static bool sample_size(const struct pw_sample *s, size_t *out)
+{
+	size_t n = 0, il = s->id ? strlen(s->id) : 0;
+
+	/* proto3: an empty raw_profile is simply absent, the RawSample stays. */
+	if (s->len && !field_size(&n, s->len))
+		return false;
+	if (il && !field_size(&n, il))
+		return false;
+	*out = n;
+	return true;
+}
+
+int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *samples,
+			 size_t nsamples, uint8_t **out, size_t *outlen)
+{
+	size_t nlabels = ls ? ls->n : 0;
+	size_t series = 0, total = 0, sz;
+	uint8_t *buf = NULL, *p;
+
+	*out = NULL;
+	*outlen = 0;
+	for (size_t i = 0; i < nlabels; i++)
+		if (!label_size(&ls->items[i], &sz) || !field_size(&series, sz))
+			return -1;
+	for (size_t i = 0; i < nsamples; i++)
+		if (!sample_size(&samples[i], &sz) || !field_size(&series, sz))
+			return -1;
+	if (!field_size(&total, series))
+		return -1;
+
+	buf = malloc(total);
+	if (!buf)
+		return -1;
+	p = put_header(buf, 0x0A, series); /* PushRequest.series */
+	for (size_t i = 0; i < nlabels; i++) {
+		const struct pw_kv *kv = &ls->items[i];
+		size_t kl = strlen(kv->key), vl = strlen(kv->value);
+
+		label_size(kv, &sz);
+		p = put_header(p, 0x0A, sz); /* RawProfileSeries.labels */
+		if (kl)
+			p = put_bytes(p, 0x0A, kv->key, kl); /* LabelPair.name */
+		if (vl)
+			p = put_bytes(p, 0x12, kv->value, vl); /* LabelPair.value */
+	}
+	for (size_t i = 0; i < nsamples; i++) {
+		const struct pw_sample *s = &samples[i];
+		size_t il = s->id ? strlen(s->id) : 0;
+
+		sample_size(s, &sz);
+		p = put_header(p, 0x12, sz); /* RawProfileSeries.samples */
+		if (s->len)
+			p = put_bytes(p, 0x0A, s->data, s->len); /* RawSample.raw_profile */
+		if (il)
+			p = put_bytes(p, 0x12, s->id, il); /* RawSample.ID */
+	}
+	if ((size_t)(p - buf) != total) { /* cannot happen unless the sizing is wrong */
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*outlen = total;
+	return 0;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+struct reader {
+	const uint8_t *p, *end;
+	char **err;
+};
+
+static int fail(struct reader *r, const char *what)
+{
+	if (r->err && !*r->err)
+		*r->err = pw_asprintf("proto: %s", what);
+	return -1;
+}
+
+static int read_varint(struct reader *r, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned i = 0; i < 10; i++) {
+		uint8_t b;
+
+		if (r->p >= r->end)
+			return fail(r, "truncated varint");
+		b = *r->p++;
+		/* The tenth byte may only carry the single top bit of a uint64. */
+		if (i == 9 && b > 1)
+			return fail(r, "varint overflows 64 bits");
+		x |= (uint64_t)(b & 0x7F) << (7 * i);
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return fail(r, "varint longer than 10 bytes");
+}
+
+static int read_tag(struct reader *r, uint32_t *field, unsigned *wt)
+{
+	uint64_t t;
+
+	if (read_varint(r, &t) < 0)
+		return -1;
+	if ((t >> 3) == 0 || (t >> 3) > MAX_FIELD_NUMBER)
+		return fail(r, "invalid field number");
+	*field = (uint32_t)(t >> 3);
+	*wt = (unsigned)(t & 7);
+	return 0;
+}
+
+/* Reads the body of a length-delimited field into [*data, *data + *len). */
+static int read_len(struct reader *r, const uint8_t **data, size_t *len)
+{
+	uint64_t n;
+
+	if (read_varint(r, &n) < 0)
+		return -1;
+	if (n > (uint64_t)(r->end - r->p))
+		return fail(r, "length past the end of the message");
+	*data = r->p;
+	*len = (size_t)n;
+	r->p += n;
+	return 0;
+}
+
+static int skip_field(struct reader *r, uint32_t field, unsigned wt, int depth)
+{
+	const uint8_t *d;
+	size_t n;
+	uint64_t v;
+
+	switch (wt) {
+	case WT_VARINT:
+		return read_varint(r, &v);
+	case WT_I64:
+	case WT_I32:
+		n = wt == WT_I64 ? 8 : 4;
+		if ((size_t)(r->end - r->p) < n)
+			return fail(r, "truncated fixed-width field");
+		r->p += n;
+		return 0;
+	case WT_LEN:
+		return read_len(r, &d, &n);
+	case WT_SGROUP:
+		if (depth >= MAX_GROUP_DEPTH)
+			return fail(r, "groups nested too deeply");
+		for (;;) {
+			uint32_t f;
+			unsigned w;
+
+			if (r->p >= r->end)
+				return fail(r, "unterminated group");
+			if (read_tag(r, &f, &w) < 0)
+				return -1;
+			if (w == WT_EGROUP)
+				return f == field ? 0 : fail(r, "mismatched end of group");
+			if (skip_field(r, f, w, depth + 1) < 0)
+				return -1;
+		}
+	case WT_EGROUP:
+		return fail(r, "unexpected end of group");
+	default:
+		return fail(r, "invalid wire type");
+	}
+}
+
+/* A known field must be length-delimited. */
+static int expect_len(struct reader *r, unsigned wt, const uint8_t **data, size_t *len)
+{
+	if (wt != WT_LEN)
+		return fail(r, "wrong wire type for a known field");
+	return read_len(r, data, len);
+}
+
+/* Replaces *dst with a copy of a string field, which must be UTF-8. */
+static int take_string(struct reader *r, const uint8_t *d, size_t n, char **dst, const char *what)
+{
+	char *s;
+
+	if (!pw_utf8_valid((const char *)d, n)) {
+		if (r->err && !*r->err)
+			*r->err = pw_asprintf("proto: invalid UTF-8 in %s", what);
+		return -1;
+	}
+	s = pw_strndup((const char *)d, n);
+	if (!s)
+		return fail(r, "out of memory");
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+/* Grows an array by one zeroed element. */
+static void *grow_one(struct reader *r, void *arr, size_t *n, size_t elem)
+{
+	void *p;
+
+	if (*n >= SIZE_MAX / elem - 1) {
+		fail(r, "too many elements");
+		return NULL;
+	}
+	p = realloc(arr, (*n + 1) * elem);
+	if (!p) {
+		fail(r, "out of memory");
+		return NULL;
+	}
+	memset((char *)p + *n * elem, 0, elem);
+	(*n)++;
+	return p;
+}
+
+/* Parses a two-string message (LabelPair, ProfileAnnotation). */
+static int decode_pair(struct reader *outer, const uint8_t *d, size_t n, char **a, char **b,
+		       const char *aname, const char *bname)
+{
+	struct reader r = { d, d + n, outer->err };
+
+	while (r.p < r.end) {
+		const uint8_t *fd;
+		size_t fn;
+		uint32_t f;
+		unsigned wt;
+
+		if (read_tag(&r, &f, &wt) < 0)
+			return -1;
+		if (f == 1 || f == 2) {
+			if (expect_len(&r, wt, &fd, &fn) < 0 ||
+			    take_string(&r, fd, fn, f == 1 ? a : b, f == 1 ? aname : bname) < 0)
+				return -1;
+		} else if (skip_field(&r, f, wt, 0) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int decode_sample(struct reader *outer, const uint8_t *d, size_t n,
+			 struct pw_dec_sample *s)
+{
+	struct reader r = { d, d + n, outer->err };
+
+	while (r.p < r.end) {
+		const uint8_t *fd;
+		size_t fn;
+		uint32_t f;
+		unsigned wt;
+
+		if (read_tag(&r, &f, &wt) < 0)
+			return -1;
+		if (f == 1) {
+			if (expect_len(&r, wt, &fd, &fn) < 0)
+				return -1;
+			s->data = fd;
+			s->len = fn;
+		} else if (f == 2) {
+			if (expect_len(&r, wt, &fd, &fn) < 0 ||
+			    take_string(&r, fd, fn, &s->id, "RawSample.ID") < 0)
+				return -1;
+		} else if (skip_field(&r, f, wt, 0) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int fill_empty(struct reader *r, char **s)
+{
+	if (!*s && !(*s = calloc(1, 1)))
+		return fail(r, "out of memory");
+	return 0;
+}
+
+static int decode_series(struct reader *outer, const uint8_t *d, size_t n,
+			 struct pw_dec_series *se)
+{
+	struct reader r = { d, d + n, outer->err };
+
+	while (r.p < r.end) {
+		const uint8_t *fd;
+		size_t fn;
+		uint32_t f;
+		unsigned wt;
+		void *arr;
+
+		if (read_tag(&r, &f, &wt) < 0)
+			return -1;
+		if (f < 1 || f > 3) {
+			if (skip_field(&r, f, wt, 0) < 0)
+				return -1;
+			continue;
+		}
+		if (expect_len(&r, wt, &fd, &fn) < 0)
+			return -1;
+		if (f == 1) {
+			struct pw_kv *kv;
+
+			if (!(arr = grow_one(&r, se->labels, &se->nlabels, sizeof(*se->labels))))
+				return -1;
+			se->labels = arr;
+			kv = &se->labels[se->nlabels - 1];
+			if (decode_pair(&r, fd, fn, &kv->key, &kv->value, "LabelPair.name",
+					"LabelPair.value") < 0 ||
+			    fill_empty(&r, &kv->key) < 0 || fill_empty(&r, &kv->value) < 0)
+				return -1;
+		} else if (f == 2) {
+			struct pw_dec_sample *s;
+
+			if (!(arr = grow_one(&r, se->samples, &se->nsamples, sizeof(*se->samples))))
+				return -1;
+			se->samples = arr;
+			s = &se->samples[se->nsamples - 1];
+			if (decode_sample(&r, fd, fn, s) < 0 || fill_empty(&r, &s->id) < 0)
+				return -1;
+		} else {
+			/* Annotations are only counted, but still checked. */
+			char *k = NULL, *v = NULL;
+			int rc = decode_pair(&r, fd, fn, &k, &v, "ProfileAnnotation.key",
+					     "ProfileAnnotation.value");
+
+			free(k);
+			free(v);
+			if (rc < 0)
+				return -1;
+			se->nannotations++;
+		}
+	}
+	return 0;
+}
+
+int pw_proto_decode_push(const uint8_t *buf, size_t len, struct pw_dec_push *out, char **err)
+{
+	struct reader r = { buf, buf + len, err };
+
+	if (err)
+		*err = NULL;
+	memset(out, 0, sizeof(*out));
+	if (!buf && len)
+		return fail(&r, "no input");
+	if (!buf)
+		return 0;
+	while (r.p < r.end) {
+		const uint8_t *fd;
+		size_t fn;
+		uint32_t f;
+		unsigned wt;
+		void *arr;
+
+		if (read_tag(&r, &f, &wt) < 0)
+			goto bad;
+		if (f != 1) {
+			if (skip_field(&r, f, wt, 0) < 0)
+				goto bad;
+			continue;
+		}
+		if (expect_len(&r, wt, &fd, &fn) < 0)
+			goto bad;
+		if (!(arr = grow_one(&r, out->series, &out->nseries, sizeof(*out->series))))
+			goto bad;
+		out->series = arr;
+		if (decode_series(&r, fd, fn, &out->series[out->nseries - 1]) < 0)
+			goto bad;
+	}
+	return 0;
+bad:
+	pw_dec_push_free(out);
+	if (err && !*err)
+		*err = pw_strdup("proto: out of memory");
+	return -1;
+}
+
+void pw_dec_push_free(struct pw_dec_push *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->nseries; i++) {
+		struct pw_dec_series *se = &p->series[i];
+
+		for (size_t j = 0; j < se->nlabels; j++) {
+			free(se->labels[j].key);
+			free(se->labels[j].value);
+		}
+		free(se->labels);
+		for (size_t j = 0; j < se->nsamples; j++)
+			free(se->samples[j].id);
+		free(se->samples);
+	}
+	free(p->series);
+	memset(p, 0, sizeof(*p));
+}

@@ -1,1 +1,1442 @@
-/* placeholder: being written */
+/*
+ * sender.c - the delivery engine.
+ *
+ * One I/O thread per instance owns a CURLM handle and every easy handle.
+ * Producers build a delivery (the encoded request, once, shared read-only
+ * by every endpoint), put it on the incoming list and wake the loop with
+ * curl_multi_wakeup(). The loop runs one task per endpoint for each
+ * delivery: attempts are transfers in the multi handle, backoff waits are
+ * timers in the loop, and the completion callback fires when the last
+ * task of a delivery ends. No thread ever sleeps per request.
+ */
+#include "sender.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "auth.h"
+#include "http.h"
+#include "proto.h"
+#include "retry.h"
+#include "strbuf.h"
+
+#define RESPONSE_BODY_CAP (64 * 1024)
+#define DEFAULT_MAX_CONNECTIONS 32
+#define EASY_POOL_MAX 256
+#define QUEUE_SWEEP_NS (100 * 1000 * 1000LL)
+
+enum xfer_kind { XFER_TASK = 1, XFER_TOKEN = 2 };
+
+struct pw_cfgref {
+	_Atomic int refs;
+	struct pw_config *cfg;
+};
+
+struct task;
+struct pw_endpoint;
+
+/* An OAuth2 token request in the multi handle; CURLOPT_PRIVATE points
+ * here. */
+struct token_xfer {
+	int kind; /* XFER_TOKEN; first member */
+	struct pw_endpoint *ep;
+	CURL *easy;
+};
+
+/* Runtime state of one configured endpoint. Shared by every snapshot whose
+ * configuration has an identical endpoint. */
+struct pw_endpoint {
+	_Atomic int refs;
+	struct pw_cfgref *cref;
+	const struct pw_endpoint_config *cfg;
+	struct pw_ep_metrics *m;
+	char *push_url;
+	struct curl_slist *push_hdrs;   /* static part of a push request's headers */
+	struct curl_slist *ingest_hdrs; /* static part of an ingest request's headers */
+	bool user_content_type;         /* `headers` sets Content-Type */
+	struct pw_auth *auth;
+	int max_running;
+
+	/* I/O thread only. */
+	int running;
+	struct task *waitq_head, *waitq_tail; /* waiting for a connection slot */
+	struct task *authq;                   /* waiting for an OAuth2 token */
+	struct token_xfer token;
+	struct pw_endpoint *token_next; /* sender's list of token requests */
+
+	/* Debug view; guarded by dbg_lock. */
+	pthread_mutex_t dbg_lock;
+	char *last_error;
+	int64_t last_error_ms;
+	int64_t last_success_ms;
+};
+
+struct pw_snapshot {
+	_Atomic int refs;
+	struct pw_cfgref *cref;
+	struct pw_endpoint **eps;
+	size_t neps;
+};
+
+enum task_state { T_NEW, T_QUEUED, T_AUTH, T_RUNNING, T_WAIT, T_DONE };
+
+struct delivery;
+
+struct task {
+	int kind; /* XFER_TASK; first member, CURLOPT_PRIVATE points here */
+	struct delivery *d;
+	struct pw_endpoint *ep;
+	enum task_state state;
+	struct pw_backoff bo;
+	int attempts;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *url; /* owned for ingest, borrowed from the endpoint for push */
+	bool url_owned;
+	int64_t ep_start_ns, attempt_start_ns, next_at_ns;
+	struct strbuf body;
+	char *ctype, *cenc, *retry_after;
+	char *last_err;
+	long last_http;
+	char errbuf[CURL_ERROR_SIZE];
+	struct task *next; /* waitq, authq or timer list */
+};
+
+struct delivery {
+	bool ingest;
+	struct pw_sender *s;
+	struct pw_snapshot *snap;
+	uint8_t *payload;
+	size_t len;
+	uint64_t size;      /* bytes counted by the metrics */
+	uint64_t nprofiles; /* profiles counted by the metrics */
+	char **ctypes;      /* ingest: incoming Content-Type values */
+	size_t nctypes;
+	int64_t deadline_ns, start_ns;
+	size_t remaining;
+	struct strbuf errors;
+	int first_http;
+	bool canceled;
+	pw_done_fn done;
+	void *user;
+	struct delivery *next, *prev; /* incoming list, then active list */
+	size_t ntasks;
+	struct task tasks[];
+};
+
+struct pw_sender {
+	struct pw_logger log;
+	struct pw_metrics *metrics;
+	struct pw_ep_metrics *total_m; /* endpoint="-" */
+	char *user_agent;
+	char *instance_id;
+	CURLM *multi;
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock; /* guards incoming, stopping, drain deadline */
+	struct delivery *incoming_head, *incoming_tail;
+	bool stopping;
+	int64_t drain_deadline_ns;
+
+	_Atomic int64_t inflight_bytes;
+
+	/* I/O thread only. */
+	struct delivery *active;
+	struct task *timers;
+	CURL *pool[EASY_POOL_MAX];
+	size_t npool;
+	uint64_t rng;
+	int64_t next_sweep_ns;
+	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
+};
+
+int64_t pw_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t pw_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static uint64_t rng_next(struct pw_sender *s)
+{
+	/* xorshift64*: jitter only needs to be uniform, not unpredictable. */
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 2685821657736338717ULL;
+}
+
+/* ---- configuration references ---- */
+
+static void cfgref_unref(struct pw_cfgref *c)
+{
+	if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
+		pw_config_free(c->cfg);
+		free(c);
+	}
+}
+
+/* ---- endpoints ---- */
+
+static void endpoint_unref(struct pw_endpoint *ep)
+{
+	if (!ep || atomic_fetch_sub(&ep->refs, 1) != 1)
+		return;
+	pw_auth_free(ep->auth);
+	pw_slist_free_wipe(ep->push_hdrs);
+	pw_slist_free_wipe(ep->ingest_hdrs);
+	free(ep->push_url);
+	free(ep->last_error);
+	pthread_mutex_destroy(&ep->dbg_lock);
+	cfgref_unref(ep->cref);
+	free(ep);
+}
+
+static bool name_is(const char *a, const char *b)
+{
+	return strcasecmp(a, b) == 0;
+}
+
+/* Names the Connect client sets itself on a push; a value in `headers` is
+ * replaced, as the reference client does. */
+static bool push_reserved(const char *name)
+{
+	static const char *const names[] = {
+		"Content-Type", "Connect-Protocol-Version", "Accept-Encoding", "Connect-Timeout-Ms",
+		"Content-Length", "Expect", "Transfer-Encoding",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (name_is(name, names[i]))
+			return true;
+	return false;
+}
+
+static int build_static_headers(struct pw_sender *s, struct pw_endpoint *ep, bool ingest,
+				struct curl_slist **out)
+{
+	const struct pw_endpoint_config *c = ep->cfg;
+	struct curl_slist *l = NULL, *n;
+	bool oauth = c->oauth2.set;
+	bool have_ua = false;
+	bool own_id = s->instance_id && *s->instance_id;
+
+#define ADD(name, value)                                   \
+	do {                                               \
+		n = pw_slist_add(l, (name), (value));      \
+		if (!n)                                    \
+			goto fail;                         \
+		l = n;                                     \
+	} while (0)
+
+	for (size_t i = 0; i < c->headers.n; i++) {
+		const char *k = c->headers.items[i].key;
+
+		if (!ingest && push_reserved(k))
+			continue;
+		if (ingest && (name_is(k, "Content-Type") || name_is(k, "Content-Length") ||
+			       name_is(k, "Expect") || name_is(k, "Transfer-Encoding")))
+			continue;
+		if (oauth && name_is(k, "Authorization"))
+			continue;
+		if (own_id && name_is(k, "X-Alloy-Id"))
+			continue;
+		if (name_is(k, "User-Agent"))
+			have_ua = true;
+		ADD(k, c->headers.items[i].value);
+	}
+	for (size_t i = 0; i < c->http_headers.n; i++)
+		for (size_t j = 0; j < c->http_headers.items[i].nvalues; j++)
+			ADD(c->http_headers.items[i].key, c->http_headers.items[i].values[j]);
+	if (!ingest) {
+		ADD("Content-Type", "application/proto");
+		ADD("Connect-Protocol-Version", "1");
+	}
+	if (!have_ua)
+		ADD("User-Agent", s->user_agent);
+	if (own_id)
+		ADD("X-Alloy-Id", s->instance_id);
+	/* No 100-continue round trip: Pyroscope reads the body anyway. */
+	ADD("Expect", "");
+#undef ADD
+	*out = l;
+	return 0;
+fail:
+	pw_slist_free_wipe(l);
+	return -1;
+}
+
+static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *cref, size_t idx,
+					char **err)
+{
+	struct pw_endpoint *ep = calloc(1, sizeof(*ep));
+	const struct pw_endpoint_config *c = &cref->cfg->endpoints[idx];
+	size_t ulen;
+
+	if (!ep)
+		goto oom;
+	atomic_init(&ep->refs, 1);
+	pthread_mutex_init(&ep->dbg_lock, NULL);
+	atomic_fetch_add(&cref->refs, 1);
+	ep->cref = cref;
+	ep->cfg = c;
+	ep->token.kind = XFER_TOKEN;
+	ep->token.ep = ep;
+	ep->max_running = c->max_connections > 0 ? (int)c->max_connections : DEFAULT_MAX_CONNECTIONS;
+	ep->m = pw_metrics_endpoint(s->metrics, c->display ? c->display : c->url);
+	if (!ep->m)
+		goto oom;
+	/* <url without trailing slashes>/push.v1.PusherService/Push */
+	ulen = strlen(c->url);
+	while (ulen > 0 && c->url[ulen - 1] == '/')
+		ulen--;
+	ep->push_url = pw_asprintf("%.*s/push.v1.PusherService/Push", (int)ulen, c->url);
+	if (!ep->push_url)
+		goto oom;
+	ep->user_content_type = pw_kvmap_has(&c->headers, "Content-Type");
+	if (build_static_headers(s, ep, false, &ep->push_hdrs) < 0 ||
+	    build_static_headers(s, ep, true, &ep->ingest_hdrs) < 0)
+		goto oom;
+	ep->auth = pw_auth_new(c, err);
+	if (!ep->auth) {
+		if (err && !*err)
+			*err = pw_asprintf("endpoint %s: cannot set up credentials", c->display);
+		endpoint_unref(ep);
+		return NULL;
+	}
+	return ep;
+oom:
+	if (err)
+		*err = strdup("out of memory");
+	endpoint_unref(ep);
+	return NULL;
+}
+
+/* ---- snapshots ---- */
+
+struct pw_snapshot *pw_snapshot_new(struct pw_sender *s, struct pw_config *cfg,
+				    const struct pw_snapshot *prev, char **err)
+{
+	struct pw_snapshot *snap = calloc(1, sizeof(*snap));
+	struct pw_cfgref *cref = calloc(1, sizeof(*cref));
+
+	if (!snap || !cref) {
+		free(snap);
+		free(cref);
+		pw_config_free(cfg);
+		if (err)
+			*err = strdup("out of memory");
+		return NULL;
+	}
+	atomic_init(&cref->refs, 1);
+	cref->cfg = cfg;
+	atomic_init(&snap->refs, 1);
+	snap->cref = cref;
+	snap->eps = calloc(cfg->nendpoints ? cfg->nendpoints : 1, sizeof(*snap->eps));
+	if (!snap->eps)
+		goto oom;
+	for (size_t i = 0; i < cfg->nendpoints; i++) {
+		struct pw_endpoint *ep = NULL;
+
+		for (size_t j = 0; prev && j < prev->neps; j++) {
+			const char *a = prev->eps[j]->cfg->canonical, *b = cfg->endpoints[i].canonical;
+
+			if (a && b && strcmp(a, b) == 0) {
+				ep = prev->eps[j];
+				atomic_fetch_add(&ep->refs, 1);
+				break;
+			}
+		}
+		if (!ep)
+			ep = endpoint_new(s, cref, i, err);
+		if (!ep) {
+			pw_snapshot_unref(snap);
+			return NULL;
+		}
+		snap->eps[snap->neps++] = ep;
+	}
+	return snap;
+oom:
+	if (err)
+		*err = strdup("out of memory");
+	pw_snapshot_unref(snap);
+	return NULL;
+}
+
+void pw_snapshot_ref(struct pw_snapshot *snap)
+{
+	atomic_fetch_add(&snap->refs, 1);
+}
+
+void pw_snapshot_unref(struct pw_snapshot *snap)
+{
+	if (!snap || atomic_fetch_sub(&snap->refs, 1) != 1)
+		return;
+	for (size_t i = 0; i < snap->neps; i++)
+		endpoint_unref(snap->eps[i]);
+	free(snap->eps);
+	cfgref_unref(snap->cref);
+	free(snap);
+}
+
+const struct pw_config *pw_snapshot_config(const struct pw_snapshot *snap)
+{
+	return snap->cref->cfg;
+}
+
+static void json_str(struct strbuf *sb, const char *s)
+{
+	strbuf_putc(sb, '"');
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			strbuf_printf(sb, "\\%c", c);
+		else if (c < 0x20)
+			strbuf_printf(sb, "\\u%04x", c);
+		else
+			strbuf_putc(sb, (char)c);
+	}
+	strbuf_putc(sb, '"');
+}
+
+void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
+{
+	strbuf_putc(sb, '[');
+	for (size_t i = 0; i < snap->neps; i++) {
+		struct pw_endpoint *ep = snap->eps[i];
+
+		if (i)
+			strbuf_putc(sb, ',');
+		pthread_mutex_lock(&ep->dbg_lock);
+		strbuf_puts(sb, "{\"endpoint\":");
+		json_str(sb, ep->cfg->display);
+		strbuf_printf(sb, ",\"in_flight\":%lld,\"last_success_unix_ms\":%lld,\"last_error\":",
+			      (long long)pw_metrics_inflight(ep->m), (long long)ep->last_success_ms);
+		if (ep->last_error)
+			json_str(sb, ep->last_error);
+		else
+			strbuf_puts(sb, "null");
+		strbuf_printf(sb, ",\"last_error_unix_ms\":%lld}", (long long)ep->last_error_ms);
+		pthread_mutex_unlock(&ep->dbg_lock);
+	}
+	strbuf_putc(sb, ']');
+}
+
+/* ---- deliveries ---- */
+
+static void task_reset_response(struct task *t)
+{
+	strbuf_reset(&t->body);
+	free(t->ctype);
+	free(t->cenc);
+	free(t->retry_after);
+	t->ctype = t->cenc = t->retry_after = NULL;
+	t->errbuf[0] = '\0';
+}
+
+static void delivery_free(struct delivery *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->ntasks; i++) {
+		struct task *t = &d->tasks[i];
+
+		task_reset_response(t);
+		strbuf_free(&t->body);
+		free(t->last_err);
+		if (t->url_owned)
+			free(t->url);
+		pw_slist_free_wipe(t->hdrs);
+	}
+	for (size_t i = 0; i < d->nctypes; i++)
+		free(d->ctypes[i]);
+	free(d->ctypes);
+	if (d->payload) {
+		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
+		free(d->payload);
+	}
+	strbuf_free(&d->errors);
+	pw_snapshot_unref(d->snap);
+	free(d);
+}
+
+static struct delivery *delivery_new(struct pw_sender *s, struct pw_snapshot *snap, bool ingest,
+				     int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	struct delivery *d = calloc(1, sizeof(*d) + snap->neps * sizeof(struct task));
+
+	if (!d)
+		return NULL;
+	d->s = s;
+	d->ingest = ingest;
+	pw_snapshot_ref(snap);
+	d->snap = snap;
+	d->deadline_ns = deadline_ns;
+	d->start_ns = pw_now_ns();
+	d->done = done;
+	d->user = user;
+	d->ntasks = snap->neps;
+	d->remaining = snap->neps;
+	strbuf_init(&d->errors, 1 << 20);
+	for (size_t i = 0; i < snap->neps; i++) {
+		struct task *t = &d->tasks[i];
+		const struct pw_endpoint_config *c = snap->eps[i]->cfg;
+
+		t->kind = XFER_TASK;
+		t->d = d;
+		t->ep = snap->eps[i];
+		t->url = t->ep->push_url;
+		strbuf_init(&t->body, RESPONSE_BODY_CAP);
+		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns, c->max_backoff_retries);
+	}
+	return d;
+}
+
+static void report(struct delivery *d, int status, const char *error, int http_status)
+{
+	struct pw_result r = {status, http_status, (char *)error};
+
+	d->done(d->user, &r);
+}
+
+/* Queues a delivery for the I/O thread, or fails it with ESHUTDOWN. */
+static int submit(struct pw_sender *s, struct delivery *d)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return COMPONENT_ESHUTDOWN;
+	}
+	d->next = NULL;
+	if (s->incoming_tail)
+		s->incoming_tail->next = d;
+	else
+		s->incoming_head = d;
+	s->incoming_tail = d;
+	pthread_mutex_unlock(&s->lock);
+	curl_multi_wakeup(s->multi);
+	return COMPONENT_OK;
+}
+
+/* Counts a delivery that never reached the endpoints as dropped by each of
+ * them, so no profile goes unaccounted. */
+static void drop_everywhere(struct pw_snapshot *snap, uint64_t bytes, uint64_t profiles)
+{
+	for (size_t i = 0; i < snap->neps; i++)
+		pw_metrics_dropped(snap->eps[i]->m, bytes, profiles);
+}
+
+static bool reserve_bytes(struct pw_sender *s, const struct pw_config *cfg, size_t len)
+{
+	int64_t cap = cfg->max_inflight_bytes > 0 ? cfg->max_inflight_bytes : (256LL << 20);
+	int64_t now = atomic_fetch_add(&s->inflight_bytes, (int64_t)len) + (int64_t)len;
+
+	if (now > cap) {
+		atomic_fetch_sub(&s->inflight_bytes, (int64_t)len);
+		return false;
+	}
+	return true;
+}
+
+int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
+		   int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	const struct pw_config *cfg = snap->cref->cfg;
+	struct pw_labelset ls = {0};
+	struct delivery *d = NULL;
+	char *err = NULL;
+	uint64_t size = 0;
+	int rc;
+
+	for (size_t i = 0; i < p->nsamples; i++)
+		size += p->samples[i].len;
+	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0) {
+		pw_metrics_rejected(s->metrics, "push", p->nsamples);
+		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
+		report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
+		       err ? err : "invalid labels in profile", 0);
+		free(err);
+		return COMPONENT_OK;
+	}
+	d = delivery_new(s, snap, false, deadline_ns, done, user);
+	if (!d)
+		goto oom;
+	d->size = size;
+	d->nprofiles = p->nsamples;
+	if (snap->neps > 0) {
+		if (pw_proto_encode_push(&ls, p->samples, p->nsamples, &d->payload, &d->len) < 0)
+			goto oom;
+		if (!reserve_bytes(s, cfg, d->len)) {
+			free(d->payload);
+			d->payload = NULL;
+			drop_everywhere(snap, size, p->nsamples);
+			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
+					  "(%lld) held in flight",
+					  d->len, (long long)cfg->max_inflight_bytes);
+			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, NULL);
+			report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 0);
+			free(err);
+			delivery_free(d);
+			pw_labelset_free(&ls);
+			return COMPONENT_OK;
+		}
+	}
+	pw_labelset_free(&ls);
+	rc = submit(s, d);
+	if (rc != COMPONENT_OK)
+		delivery_free(d);
+	return rc;
+oom:
+	pw_labelset_free(&ls);
+	delivery_free(d);
+	drop_everywhere(snap, size, p->nsamples);
+	return COMPONENT_ENOMEM;
+}
+
+int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
+		     int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	const struct pw_config *cfg = snap->cref->cfg;
+	struct pw_labelset ls = {0};
+	struct delivery *d = NULL;
+	char *err = NULL;
+	int rc;
+
+	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0) {
+		pw_metrics_rejected(s->metrics, "ingest", 1);
+		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
+		report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
+		       err ? err : "invalid labels in profile", 400);
+		free(err);
+		return COMPONENT_OK;
+	}
+	d = delivery_new(s, snap, true, deadline_ns, done, user);
+	if (!d)
+		goto oom;
+	d->size = in->body_len;
+	d->nprofiles = 1;
+	for (size_t i = 0; i < snap->neps; i++) {
+		struct task *t = &d->tasks[i];
+
+		t->url = pw_ingest_url(snap->eps[i]->cfg->url, in->path_query, &ls, &err);
+		if (!t->url) {
+			/* A request that cannot be built is a bad request from the
+			 * SDK, not an endpoint failure. */
+			pw_metrics_rejected(s->metrics, "ingest", 1);
+			report(d, COMPONENT_EINVAL, err ? err : "invalid ingest request", 400);
+			free(err);
+			delivery_free(d);
+			pw_labelset_free(&ls);
+			return COMPONENT_OK;
+		}
+		t->url_owned = true;
+	}
+	pw_labelset_free(&ls);
+	if (in->ncontent_types) {
+		d->ctypes = calloc(in->ncontent_types, sizeof(char *));
+		if (!d->ctypes)
+			goto oom;
+		for (size_t i = 0; i < in->ncontent_types; i++) {
+			d->ctypes[i] = pw_strdup(in->content_types[i] ? in->content_types[i] : "");
+			if (!d->ctypes[i])
+				goto oom;
+			d->nctypes++;
+		}
+	}
+	if (snap->neps > 0 && in->body_len > 0) {
+		if (!reserve_bytes(s, cfg, in->body_len)) {
+			drop_everywhere(snap, in->body_len, 1);
+			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
+					  "(%lld) held in flight",
+					  in->body_len, (long long)cfg->max_inflight_bytes);
+			report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 429);
+			free(err);
+			delivery_free(d);
+			return COMPONENT_OK;
+		}
+		/* One copy, shared read-only by every endpoint. */
+		d->payload = malloc(in->body_len);
+		if (!d->payload) {
+			atomic_fetch_sub(&s->inflight_bytes, (int64_t)in->body_len);
+			goto oom;
+		}
+		memcpy(d->payload, in->body, in->body_len);
+		d->len = in->body_len;
+	}
+	rc = submit(s, d);
+	if (rc != COMPONENT_OK)
+		delivery_free(d);
+	return rc;
+oom:
+	pw_labelset_free(&ls);
+	delivery_free(d);
+	drop_everywhere(snap, in->body_len, 1);
+	return COMPONENT_ENOMEM;
+}
+
+/* ---- the I/O thread ---- */
+
+static void complete_delivery(struct pw_sender *s, struct delivery *d)
+{
+	double secs = (double)(pw_now_ns() - d->start_ns) / 1e9;
+	bool failed = d->errors.len > 0;
+	int status = failed ? (d->canceled ? COMPONENT_ESHUTDOWN : COMPONENT_EDELIVERY) : COMPONENT_OK;
+	char sz[32], n[32], dur[32];
+
+	pw_metrics_observe(s->total_m, d->ingest ? PW_LAT_INGEST_TOTAL : PW_LAT_PUSH_TOTAL, secs);
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)d->size);
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)d->nprofiles);
+	snprintf(dur, sizeof(dur), "%.3fs", secs);
+	pw_log(&s->log, failed ? COMPONENT_LOG_WARN : COMPONENT_LOG_DEBUG,
+	       d->ingest ? "AppendIngest" : "Push", "size", sz, "profiles", n, "duration", dur, "err",
+	       failed ? d->errors.data : NULL, NULL);
+
+	/* unlink from the active list */
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		s->active = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+
+	report(d, status, failed ? d->errors.data : NULL,
+	       d->ingest ? (failed ? d->first_http : 200) : 0);
+	delivery_free(d);
+}
+
+static void finish_task(struct pw_sender *s, struct task *t, bool ok)
+{
+	struct delivery *d = t->d;
+	struct pw_endpoint *ep = t->ep;
+	double secs = (double)(pw_now_ns() - t->ep_start_ns) / 1e9;
+
+	t->state = T_DONE;
+	pw_metrics_inflight_add(ep->m, -1);
+	pw_metrics_observe(ep->m, d->ingest ? PW_LAT_INGEST_ENDPOINT : PW_LAT_PUSH_ENDPOINT, secs);
+	if (ok) {
+		int64_t now = pw_wall_ms();
+
+		pw_metrics_sent(ep->m, d->size, d->nprofiles);
+		pw_metrics_last_success(ep->m, (double)now / 1000.0);
+		pthread_mutex_lock(&ep->dbg_lock);
+		ep->last_success_ms = now;
+		pthread_mutex_unlock(&ep->dbg_lock);
+	} else {
+		const char *why = t->last_err ? t->last_err : "unknown: no attempt was made";
+		char *line;
+
+		pw_metrics_dropped(ep->m, d->size, d->nprofiles);
+		if (d->errors.len)
+			strbuf_putc(&d->errors, '\n');
+		strbuf_printf(&d->errors, "failed to %s to endpoint %s (%lld retries): %s",
+			      d->ingest ? "ingest" : "push", ep->cfg->display, (long long)t->bo.count,
+			      why);
+		if (!d->first_http && t->last_http)
+			d->first_http = (int)t->last_http;
+		line = pw_strdup(why);
+		pthread_mutex_lock(&ep->dbg_lock);
+		free(ep->last_error);
+		ep->last_error = line;
+		ep->last_error_ms = pw_wall_ms();
+		pthread_mutex_unlock(&ep->dbg_lock);
+	}
+	if (--d->remaining == 0)
+		complete_delivery(s, d);
+}
+
+static void set_last_err(struct task *t, char *err)
+{
+	free(t->last_err);
+	t->last_err = err ? err : pw_strdup("unknown: out of memory");
+}
+
+static void timer_add(struct pw_sender *s, struct task *t)
+{
+	t->state = T_WAIT;
+	t->next = s->timers;
+	s->timers = t;
+}
+
+static CURL *easy_get(struct pw_sender *s)
+{
+	if (s->npool > 0)
+		return s->pool[--s->npool];
+	return curl_easy_init();
+}
+
+static void easy_put(struct pw_sender *s, CURL *e)
+{
+	if (s->npool < EASY_POOL_MAX) {
+		curl_easy_reset(e);
+		s->pool[s->npool++] = e;
+	} else {
+		curl_easy_cleanup(e);
+	}
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	struct task *t = user;
+	size_t n = size * nmemb;
+	size_t room = RESPONSE_BODY_CAP - t->body.len;
+
+	/* Keep the start of the body for error messages; drain the rest. */
+	if (room > 0)
+		strbuf_append(&t->body, ptr, n < room ? n : room);
+	return n;
+}
+
+static char *header_value(const char *line, size_t len, const char *name)
+{
+	size_t nl = strlen(name);
+	const char *v, *end = line + len;
+
+	if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+		return NULL;
+	v = line + nl + 1;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	return pw_strndup(v, (size_t)(end - v));
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *user)
+{
+	struct task *t = user;
+	size_t n = size * nmemb;
+	char *v;
+
+	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		/* A new response (redirect, 100 Continue): forget the last one. */
+		task_reset_response(t);
+		return n;
+	}
+	if ((v = header_value(line, n, "Content-Type"))) {
+		free(t->ctype);
+		t->ctype = v;
+	} else if ((v = header_value(line, n, "Content-Encoding"))) {
+		free(t->cenc);
+		t->cenc = v;
+	} else if ((v = header_value(line, n, "Retry-After"))) {
+		free(t->retry_after);
+		t->retry_after = v;
+	}
+	return n;
+}
+
+static void dispatch(struct pw_sender *s, struct task *t, int64_t now);
+
+static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v, char *err,
+			  int64_t now);
+
+static bool start_token_request(struct pw_sender *s, struct pw_endpoint *ep, char **err)
+{
+	CURL *e;
+
+	if (pw_auth_token_busy(ep->auth))
+		return true;
+	e = pw_auth_token_request(ep->auth, err);
+	if (!e)
+		return false;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, &ep->token);
+	atomic_fetch_add(&ep->refs, 1);
+	ep->token.easy = e;
+	ep->token_next = s->token_eps;
+	s->token_eps = ep;
+	if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
+		s->token_eps = ep->token_next;
+		ep->token.easy = NULL;
+		pw_auth_token_done(ep->auth, e, CURLE_FAILED_INIT, pw_now_ns(), NULL);
+		endpoint_unref(ep);
+		*err = pw_strdup("unavailable: cannot start the OAuth2 token request");
+		return false;
+	}
+	return true;
+}
+
+static struct curl_slist *attempt_headers(struct task *t, const char *auth, long timeout_ms)
+{
+	struct pw_endpoint *ep = t->ep;
+	struct delivery *d = t->d;
+	struct curl_slist *l = NULL, *n;
+	char buf[24];
+
+	for (struct curl_slist *h = d->ingest ? ep->ingest_hdrs : ep->push_hdrs; h; h = h->next) {
+		if (!(n = curl_slist_append(l, h->data)))
+			goto fail;
+		l = n;
+	}
+	if (d->ingest) {
+		for (size_t i = 0; i < d->nctypes; i++) {
+			if (!(n = pw_slist_add(l, "Content-Type", d->ctypes[i])))
+				goto fail;
+			l = n;
+		}
+		if (d->nctypes == 0 && !ep->user_content_type) {
+			/* Stop libcurl from inventing a form content type. */
+			if (!(n = curl_slist_append(l, "Content-Type:")))
+				goto fail;
+			l = n;
+		} else if (d->nctypes == 0) {
+			for (size_t i = 0; i < ep->cfg->headers.n; i++) {
+				if (!name_is(ep->cfg->headers.items[i].key, "Content-Type"))
+					continue;
+				if (!(n = pw_slist_add(l, "Content-Type", ep->cfg->headers.items[i].value)))
+					goto fail;
+				l = n;
+			}
+		}
+	} else {
+		snprintf(buf, sizeof(buf), "%ld", timeout_ms);
+		if (!(n = pw_slist_add(l, "Connect-Timeout-Ms", buf)))
+			goto fail;
+		l = n;
+	}
+	if (auth) {
+		if (!(n = pw_slist_add(l, "Authorization", auth)))
+			goto fail;
+		l = n;
+	}
+	return l;
+fail:
+	pw_slist_free_wipe(l);
+	return NULL;
+}
+
+static void start_attempt(struct pw_sender *s, struct task *t, const char *auth, int64_t now)
+{
+	struct pw_endpoint *ep = t->ep;
+	struct delivery *d = t->d;
+	int64_t budget = ep->cfg->remote_timeout_ns;
+	long timeout_ms;
+	char *err = NULL;
+	CURL *e;
+
+	if (d->deadline_ns && d->deadline_ns - now < budget)
+		budget = d->deadline_ns - now;
+	timeout_ms = (long)(budget / 1000000);
+	if (timeout_ms < 1)
+		timeout_ms = 1;
+
+	e = easy_get(s);
+	if (!e) {
+		after_attempt(s, t, PW_VERDICT_RETRY, pw_strdup("unavailable: out of memory"), now);
+		return;
+	}
+	pw_slist_free_wipe(t->hdrs);
+	t->hdrs = attempt_headers(t, auth, timeout_ms);
+	if (!t->hdrs || pw_http_apply(e, ep->cfg, t->url, &err) < 0) {
+		easy_put(s, e);
+		after_attempt(s, t, PW_VERDICT_RETRY,
+			      err ? err : pw_strdup("unavailable: cannot build the request"), now);
+		return;
+	}
+	task_reset_response(t);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->payload ? (char *)d->payload : "");
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	if (!d->ingest)
+		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+	t->easy = e;
+	t->attempts++;
+	t->attempt_start_ns = now;
+	if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
+		t->easy = NULL;
+		easy_put(s, e);
+		after_attempt(s, t, PW_VERDICT_RETRY, pw_strdup("unavailable: cannot start the request"),
+			      now);
+		return;
+	}
+	t->state = T_RUNNING;
+	ep->running++;
+}
+
+static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
+{
+	struct pw_endpoint *ep = t->ep;
+	struct delivery *d = t->d;
+	char *auth = NULL, *err = NULL;
+
+	if (d->deadline_ns && now >= d->deadline_ns) {
+		if (!t->last_err)
+			set_last_err(t, pw_strdup("deadline_exceeded: context deadline exceeded"));
+		finish_task(s, t, false);
+		return;
+	}
+	if (ep->running >= ep->max_running) {
+		t->state = T_QUEUED;
+		t->next = NULL;
+		if (ep->waitq_tail)
+			ep->waitq_tail->next = t;
+		else
+			ep->waitq_head = t;
+		ep->waitq_tail = t;
+		return;
+	}
+	switch (pw_auth_header(ep->auth, now, &auth, &err)) {
+	case PW_AUTH_READY:
+		start_attempt(s, t, auth, now);
+		if (auth) {
+			pw_memzero(auth, strlen(auth));
+			free(auth);
+		}
+		return;
+	case PW_AUTH_PENDING:
+		if (!start_token_request(s, ep, &err)) {
+			after_attempt(s, t, PW_VERDICT_RETRY, err, now);
+			return;
+		}
+		t->state = T_AUTH;
+		t->next = ep->authq;
+		ep->authq = t;
+		return;
+	case PW_AUTH_ERROR:
+	default:
+		t->attempts++;
+		after_attempt(s, t, PW_VERDICT_RETRY, err ? err : pw_strdup("unauthenticated: credentials unavailable"),
+			      now);
+		return;
+	}
+}
+
+/* Starts queued tasks of an endpoint while it has free slots. */
+static void pump_endpoint(struct pw_sender *s, struct pw_endpoint *ep, int64_t now)
+{
+	while (ep->waitq_head && ep->running < ep->max_running) {
+		struct task *t = ep->waitq_head;
+
+		ep->waitq_head = t->next;
+		if (!ep->waitq_head)
+			ep->waitq_tail = NULL;
+		t->next = NULL;
+		dispatch(s, t, now);
+	}
+}
+
+static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v, char *err,
+			  int64_t now)
+{
+	struct delivery *d = t->d;
+	const struct pw_endpoint_config *c = t->ep->cfg;
+	int64_t delay, ra;
+
+	if (v == PW_VERDICT_DELIVERED) {
+		free(err);
+		finish_task(s, t, true);
+		return;
+	}
+	set_last_err(t, err);
+	if (pw_log_enabled(&s->log, COMPONENT_LOG_DEBUG)) {
+		char n[24];
+
+		snprintf(n, sizeof(n), "%lld", (long long)t->bo.count);
+		pw_log(&s->log, COMPONENT_LOG_DEBUG,
+		       d->ingest ? "failed to ingest to endpoint" : "failed to push to endpoint",
+		       "endpoint", c->display, "retries", n, "err", t->last_err, NULL);
+	}
+	if (v == PW_VERDICT_DROP || d->canceled) {
+		finish_task(s, t, false);
+		return;
+	}
+	delay = pw_backoff_next(&t->bo, rng_next(s));
+	if (delay < 0) {
+		finish_task(s, t, false);
+		return;
+	}
+	if ((t->last_http == 429 || t->last_http == 503) && t->retry_after) {
+		ra = pw_retry_after_parse(t->retry_after, (int64_t)time(NULL));
+		if (ra > 0)
+			delay = ra < c->max_backoff_ns ? ra : c->max_backoff_ns;
+	}
+	/* A wait that would outlive the caller's deadline ends the loop now:
+	 * the outcome is the same, the caller just learns it sooner. */
+	if (d->deadline_ns && now + delay >= d->deadline_ns) {
+		finish_task(s, t, false);
+		return;
+	}
+	t->next_at_ns = now + delay;
+	timer_add(s, t);
+}
+
+static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
+{
+	struct pw_endpoint *ep = t->ep;
+	struct delivery *d = t->d;
+	int64_t now = pw_now_ns();
+	struct pw_attempt a = {0};
+	enum pw_verdict v;
+	char *err = NULL;
+	long status = 0;
+
+	curl_multi_remove_handle(s->multi, t->easy);
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	ep->running--;
+	pw_metrics_observe(ep->m, d->ingest ? PW_LAT_INGEST_DOWNSTREAM : PW_LAT_PUSH_DOWNSTREAM,
+			   (double)(now - t->attempt_start_ns) / 1e9);
+
+	if (rc == CURLE_OK) {
+		a.transport = PW_TRANSPORT_OK;
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		a.transport = PW_TRANSPORT_TIMEOUT;
+	} else {
+		a.transport = PW_TRANSPORT_ERROR;
+		a.transport_error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
+	}
+	a.http_status = status;
+	a.content_type = t->ctype;
+	/* libcurl has already decoded a gzip body it was asked to accept. */
+	a.content_encoding = NULL;
+	a.body = (const uint8_t *)t->body.data;
+	a.body_len = t->body.len;
+	t->last_http = rc == CURLE_OK ? status : 0;
+	if (d->ingest)
+		v = pw_classify_ingest(&a, ep->cfg->retry_on_http_429, &err);
+	else
+		v = pw_classify_push(&a, ep->cfg->retry_on_http_429, NULL, &err);
+	easy_put(s, t->easy);
+	t->easy = NULL;
+	after_attempt(s, t, v, err, now);
+	pump_endpoint(s, ep, now);
+}
+
+static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode rc)
+{
+	int64_t now = pw_now_ns();
+	struct task *waiting = ep->authq;
+	char *err = NULL;
+	CURL *e = ep->token.easy;
+	int ok;
+
+	curl_multi_remove_handle(s->multi, e);
+	ep->token.easy = NULL;
+	for (struct pw_endpoint **pp = &s->token_eps; *pp; pp = &(*pp)->token_next) {
+		if (*pp == ep) {
+			*pp = ep->token_next;
+			break;
+		}
+	}
+	ok = pw_auth_token_done(ep->auth, e, rc, now, &err) == 0;
+	ep->authq = NULL;
+	while (waiting) {
+		struct task *t = waiting;
+
+		waiting = t->next;
+		t->next = NULL;
+		if (ok) {
+			dispatch(s, t, now);
+		} else {
+			t->attempts++;
+			after_attempt(s, t, PW_VERDICT_RETRY,
+				      pw_asprintf("unavailable: oauth2 token request failed: %s",
+						  err ? err : "unknown error"),
+				      now);
+		}
+	}
+	free(err);
+	endpoint_unref(ep);
+}
+
+static void take_incoming(struct pw_sender *s, int64_t now)
+{
+	struct delivery *list;
+
+	pthread_mutex_lock(&s->lock);
+	list = s->incoming_head;
+	s->incoming_head = s->incoming_tail = NULL;
+	pthread_mutex_unlock(&s->lock);
+
+	while (list) {
+		struct delivery *d = list;
+
+		list = d->next;
+		d->prev = NULL;
+		d->next = s->active;
+		if (s->active)
+			s->active->prev = d;
+		s->active = d;
+		if (d->ntasks == 0) {
+			complete_delivery(s, d);
+			continue;
+		}
+		for (size_t i = 0; i < d->ntasks; i++) {
+			d->tasks[i].ep_start_ns = now;
+			pw_metrics_inflight_add(d->tasks[i].ep->m, 1);
+		}
+		/* Only the last task to end can free d, and a task can only end
+		 * once dispatched: stop right after the last dispatch. */
+		for (size_t i = 0, n = d->ntasks; i < n; i++)
+			dispatch(s, &d->tasks[i], now);
+	}
+}
+
+static int64_t fire_timers(struct pw_sender *s, int64_t now)
+{
+	struct task **pp = &s->timers, *due = NULL;
+	int64_t next = INT64_MAX;
+
+	while (*pp) {
+		struct task *t = *pp;
+
+		if (t->next_at_ns <= now) {
+			*pp = t->next;
+			t->next = due;
+			due = t;
+		} else {
+			if (t->next_at_ns < next)
+				next = t->next_at_ns;
+			pp = &t->next;
+		}
+	}
+	while (due) {
+		struct task *t = due;
+
+		due = t->next;
+		t->next = NULL;
+		t->state = T_NEW;
+		pw_metrics_retry(t->ep->m);
+		dispatch(s, t, now);
+	}
+	return next;
+}
+
+/* Tasks waiting for a connection slot or a token still honour their
+ * deadline. */
+static void sweep_queued(struct pw_sender *s, int64_t now)
+{
+	for (struct delivery *d = s->active, *dn; d; d = dn) {
+		dn = d->next;
+		if (!d->deadline_ns || now < d->deadline_ns)
+			continue;
+		for (size_t i = 0; i < d->ntasks; i++) {
+			struct task *t = &d->tasks[i];
+			struct task **pp;
+			bool last;
+
+			if (t->state != T_QUEUED && t->state != T_AUTH)
+				continue;
+			pp = t->state == T_QUEUED ? &t->ep->waitq_head : &t->ep->authq;
+			while (*pp && *pp != t)
+				pp = &(*pp)->next;
+			if (!*pp)
+				continue;
+			*pp = t->next;
+			if (t->state == T_QUEUED) {
+				struct task *tail = NULL;
+
+				for (struct task *q = t->ep->waitq_head; q; q = q->next)
+					tail = q;
+				t->ep->waitq_tail = tail;
+			}
+			if (!t->last_err)
+				set_last_err(t, pw_strdup("deadline_exceeded: context deadline exceeded"));
+			last = d->remaining == 1;
+			finish_task(s, t, false);
+			if (last)
+				break; /* d is gone */
+		}
+	}
+}
+
+/* Ends every delivery still under way: used when the drain time is up. */
+static void cancel_all(struct pw_sender *s)
+{
+	s->timers = NULL;
+	while (s->active) {
+		struct delivery *d = s->active;
+
+		d->canceled = true;
+		for (size_t i = 0; i < d->ntasks; i++) {
+			struct task *t = &d->tasks[i];
+			bool last;
+
+			if (t->state == T_DONE)
+				continue;
+			t->ep->waitq_head = t->ep->waitq_tail = NULL;
+			t->ep->authq = NULL;
+			if (t->state == T_RUNNING && t->easy) {
+				curl_multi_remove_handle(s->multi, t->easy);
+				easy_put(s, t->easy);
+				t->easy = NULL;
+				t->ep->running--;
+			}
+			set_last_err(t, pw_asprintf("canceled: the component is shutting down%s%s",
+						     t->last_err ? "; last error: " : "",
+						     t->last_err ? t->last_err : ""));
+			last = d->remaining == 1;
+			finish_task(s, t, false);
+			if (last)
+				break;
+		}
+	}
+}
+
+static void drain_messages(struct pw_sender *s)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(s->multi, &left))) {
+		int *kind = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&kind);
+		if (!kind)
+			continue;
+		if (*kind == XFER_TASK) {
+			on_transfer_done(s, (struct task *)kind, msg->data.result);
+		} else {
+			on_token_done(s, ((struct token_xfer *)kind)->ep, msg->data.result);
+		}
+	}
+}
+
+static void *io_main(void *arg)
+{
+	struct pw_sender *s = arg;
+
+	for (;;) {
+		int64_t now = pw_now_ns(), next, wait_ns;
+		bool stopping, incoming;
+		int64_t drain_deadline;
+		int running = 0;
+		long timeout_ms;
+
+		take_incoming(s, now);
+		now = pw_now_ns();
+		next = fire_timers(s, now);
+		if (now >= s->next_sweep_ns) {
+			sweep_queued(s, now);
+			s->next_sweep_ns = now + QUEUE_SWEEP_NS;
+		}
+		curl_multi_perform(s->multi, &running);
+		drain_messages(s);
+
+		pthread_mutex_lock(&s->lock);
+		stopping = s->stopping;
+		drain_deadline = s->drain_deadline_ns;
+		incoming = s->incoming_head != NULL;
+		pthread_mutex_unlock(&s->lock);
+		if (stopping) {
+			if (!s->active && !incoming)
+				break;
+			if (pw_now_ns() >= drain_deadline) {
+				take_incoming(s, pw_now_ns());
+				cancel_all(s);
+				continue;
+			}
+		}
+
+		now = pw_now_ns();
+		wait_ns = 1000 * 1000000LL;
+		if (next != INT64_MAX && next - now < wait_ns)
+			wait_ns = next - now;
+		if (stopping && drain_deadline - now < wait_ns)
+			wait_ns = drain_deadline - now;
+		if (s->active && QUEUE_SWEEP_NS < wait_ns)
+			wait_ns = QUEUE_SWEEP_NS;
+		timeout_ms = wait_ns <= 0 ? 0 : (long)((wait_ns + 999999) / 1000000);
+		curl_multi_poll(s->multi, NULL, 0, (int)timeout_ms, NULL);
+	}
+	/* Token requests nobody waits for any more. */
+	while (s->token_eps) {
+		struct pw_endpoint *ep = s->token_eps;
+		CURL *e = ep->token.easy;
+
+		s->token_eps = ep->token_next;
+		curl_multi_remove_handle(s->multi, e);
+		ep->token.easy = NULL;
+		pw_auth_token_done(ep->auth, e, CURLE_ABORTED_BY_CALLBACK, pw_now_ns(), NULL);
+		endpoint_unref(ep);
+	}
+	return NULL;
+}
+
+struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
+{
+	struct pw_sender *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		goto oom;
+	pthread_mutex_init(&s->lock, NULL);
+	s->log = opts->log;
+	s->metrics = opts->metrics;
+	s->user_agent = pw_strdup(opts->user_agent ? opts->user_agent : "pyroscope-write");
+	s->instance_id = pw_strdup(opts->instance_id && *opts->instance_id ? opts->instance_id : NULL);
+	s->total_m = pw_metrics_endpoint(s->metrics, "-");
+	if (!s->user_agent || !s->total_m)
+		goto oom;
+	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
+		s->rng = (uint64_t)pw_now_ns() | 1;
+	s->multi = curl_multi_init();
+	if (!s->multi)
+		goto oom;
+	/* Keep enough idle connections for every endpoint's bound. */
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	if (pthread_create(&s->thread, NULL, io_main, s) != 0) {
+		if (err)
+			*err = pw_asprintf("cannot start the I/O thread: %s", strerror(errno));
+		pw_sender_free(s, 0);
+		return NULL;
+	}
+	s->thread_started = true;
+	return s;
+oom:
+	if (err)
+		*err = strdup("out of memory");
+	pw_sender_free(s, 0);
+	return NULL;
+}
+
+void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
+{
+	if (!s)
+		return;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = true;
+		s->drain_deadline_ns = pw_now_ns() + (drain_ns > 0 ? drain_ns : 0);
+		pthread_mutex_unlock(&s->lock);
+		curl_multi_wakeup(s->multi);
+		pthread_join(s->thread, NULL);
+	}
+	for (size_t i = 0; i < s->npool; i++)
+		curl_easy_cleanup(s->pool[i]);
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	free(s->user_agent);
+	free(s->instance_id);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

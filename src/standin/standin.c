@@ -1,1 +1,1173 @@
-/* placeholder: being written */
+/*
+ * standin.c - the strict Pyroscope stand-in: routing, the push and ingest
+ * checks, scripted replies, the request log, counters and the store.
+ *
+ * Every request is first judged strictly (an "outcome"); a scripted reply,
+ * when one is queued for the route, then replaces the answer. Only
+ * unscripted accepted requests count as accepted, are stored and logged.
+ */
+#define _GNU_SOURCE
+#include "standin/standin.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "proto.h"
+#include "standin/formats.h"
+#include "strbuf.h"
+
+#define PUSH_SUFFIX "/push.v1.PusherService/Push"
+#define PUSH_SERVICE "/push.v1.PusherService/"
+#define MAX_TENANT_LEN 150
+
+struct script {
+	enum standin_route route;
+	struct standin_reply r; /* strings owned */
+	unsigned left;
+	struct script *next;
+};
+
+struct standin {
+	struct standin_opts o;
+	char *listen_addr;
+	char *store_dir;
+	char url[96];
+	struct standin_httpd *httpd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct script *script;
+	struct standin_request **reqs;
+	size_t nreqs, capreqs;
+	struct standin_stats stats;
+	uint64_t seq; /* numbering of stored files */
+};
+
+enum reject {
+	REJ_NONE,
+	REJ_UNAUTH,
+	REJ_INVALID,
+	REJ_UNPROCESSABLE,
+	REJ_TOO_LARGE,
+	REJ_MEDIA,
+	REJ_NOT_FOUND,
+	REJ_METHOD,
+	REJ_OTHER,
+};
+
+/* The strict judgement of one request. */
+struct outcome {
+	int status;
+	const char *code;  /* JSON error code; NULL = no JSON body */
+	char *message;     /* malloc'd; NULL on success */
+	enum reject cls;
+	const char *allow; /* Allow header for 405 */
+	bool accept_post;  /* add Accept-Post on 415 */
+	/* push */
+	uint8_t *push_buf; /* the gunzipped body; push points into it */
+	uint8_t *json_blobs; /* the raw profiles of a JSON push; push points into it */
+	struct pw_dec_push push;
+	bool have_push;
+	/* ingest */
+	struct standin_header *labels;
+	size_t nlabels;
+	/* stats and ready */
+	char *plain;       /* a non-JSON 200 body */
+	const char *plain_type;
+};
+
+static void outcome_free(struct outcome *oc)
+{
+	free(oc->message);
+	if (oc->have_push)
+		pw_dec_push_free(&oc->push);
+	free(oc->push_buf);
+	free(oc->json_blobs);
+	standin_kv_free(oc->labels, oc->nlabels);
+	free(oc->plain);
+}
+
+static void reject(struct outcome *oc, int status, const char *code, enum reject cls,
+		   char *message)
+{
+	oc->status = status;
+	oc->code = code;
+	oc->cls = cls;
+	free(oc->message);
+	oc->message = message ? message : pw_strdup("out of memory");
+}
+
+static const char *hdr(const struct standin_http_request *req, const char *name)
+{
+	return standin_http_header(req->headers, req->nheaders, name);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static enum standin_route classify(const char *path)
+{
+	if (ends_with(path, PUSH_SUFFIX))
+		return STANDIN_ROUTE_PUSH;
+	if (ends_with(path, "/ingest"))
+		return STANDIN_ROUTE_INGEST;
+	return STANDIN_ROUTE_OTHER;
+}
+
+/* ---- tenant ---- */
+
+static bool tenant_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       strchr("!-_.*'()", c);
+}
+
+/* Returns false and fills oc when the tenant is missing (when required) or
+ * malformed. */
+static bool check_tenant(struct standin *s, const struct standin_http_request *req,
+			 struct outcome *oc)
+{
+	const char *t = hdr(req, "X-Scope-OrgID");
+
+	if (!t || !*t) {
+		if (!s->o.require_tenant)
+			return true;
+		reject(oc, 401, "unauthenticated", REJ_UNAUTH, pw_strdup("no org id"));
+		return false;
+	}
+	if (strlen(t) > MAX_TENANT_LEN) {
+		reject(oc, 401, "unauthenticated", REJ_UNAUTH, pw_strdup("tenant ID is too long"));
+		return false;
+	}
+	for (const char *c = t; *c; c++) {
+		if (!tenant_char(*c) || strcmp(t, ".") == 0 || strcmp(t, "..") == 0) {
+			reject(oc, 401, "unauthenticated", REJ_UNAUTH,
+			       pw_asprintf("tenant ID '%s' contains unsupported character '%c'", t, *c));
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ---- push ---- */
+
+static int base64_val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+/* Standard or URL-safe base64, padding optional (as protojson accepts).
+ * Appends to sb; returns 0 or -1. */
+static int base64_decode(const char *in, struct strbuf *sb)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t n = strlen(in);
+
+	while (n && in[n - 1] == '=')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		int v = base64_val(in[i]);
+
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (strbuf_putc(sb, (char)((acc >> bits) & 0xff)) < 0)
+				return -1;
+		}
+	}
+	return bits >= 6 ? -1 : 0;
+}
+
+static const char *json_str(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+
+	if (!v && b)
+		v = json_object_get(o, b);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/*
+ * protojson form of PushRequest. The raw profiles are decoded into one
+ * buffer first (so the samples can point into it), then the series built.
+ */
+static int decode_push_json(const uint8_t *body, size_t len, struct outcome *oc, char **err)
+{
+	json_error_t je;
+	json_t *root = json_loadb((const char *)body, len, 0, &je), *series;
+	struct strbuf blobs = STRBUF_INIT;
+	struct pw_dec_push *p = &oc->push;
+	size_t i, j, off = 0;
+	int rc = -1;
+
+	memset(p, 0, sizeof(*p));
+	if (!json_is_object(root)) {
+		*err = pw_asprintf("unmarshal message: %s", root ? "not an object" : je.text);
+		goto out;
+	}
+	series = json_object_get(root, "series");
+	if (series && !json_is_array(series)) {
+		*err = pw_strdup("unmarshal message: series is not a list");
+		goto out;
+	}
+	/* Pass 1: decode every raw profile into one buffer. */
+	for (i = 0; i < json_array_size(series); i++) {
+		json_t *samples = json_object_get(json_array_get(series, i), "samples");
+
+		for (j = 0; j < json_array_size(samples); j++) {
+			const char *b64 = json_str(json_array_get(samples, j), "rawProfile", "raw_profile");
+
+			if (b64 && base64_decode(b64, &blobs) < 0) {
+				*err = pw_strdup("unmarshal message: invalid base64 in rawProfile");
+				goto out;
+			}
+		}
+	}
+	oc->json_blobs = (uint8_t *)strbuf_detach(&blobs, NULL);
+	p->series = calloc(json_array_size(series) + 1, sizeof(*p->series));
+	oc->have_push = true; /* from here on pw_dec_push_free() cleans up */
+	if (!oc->json_blobs || !p->series)
+		goto oom;
+	/* Pass 2: build the series; decode again only to learn each length. */
+	for (i = 0; i < json_array_size(series); i++) {
+		json_t *js = json_array_get(series, i), *labels = json_object_get(js, "labels");
+		json_t *samples = json_object_get(js, "samples");
+		struct pw_dec_series *ds = &p->series[p->nseries++];
+
+		if (!json_is_object(js)) {
+			*err = pw_strdup("unmarshal message: series entry is not an object");
+			goto out;
+		}
+		ds->labels = calloc(json_array_size(labels) + 1, sizeof(*ds->labels));
+		ds->samples = calloc(json_array_size(samples) + 1, sizeof(*ds->samples));
+		if (!ds->labels || !ds->samples)
+			goto oom;
+		for (j = 0; j < json_array_size(labels); j++) {
+			json_t *l = json_array_get(labels, j);
+			const char *n = json_str(l, "name", NULL), *v = json_str(l, "value", NULL);
+
+			ds->labels[j].key = pw_strdup(n ? n : "");
+			ds->labels[j].value = pw_strdup(v ? v : "");
+			ds->nlabels++;
+			if (!ds->labels[j].key || !ds->labels[j].value)
+				goto oom;
+		}
+		for (j = 0; j < json_array_size(samples); j++) {
+			json_t *sm = json_array_get(samples, j);
+			const char *b64 = json_str(sm, "rawProfile", "raw_profile");
+			const char *id = json_str(sm, "ID", "id");
+			struct strbuf one = STRBUF_INIT;
+
+			if (b64)
+				base64_decode(b64, &one);
+			ds->samples[j].data = oc->json_blobs + off;
+			ds->samples[j].len = one.len;
+			off += one.len;
+			strbuf_free(&one);
+			ds->samples[j].id = pw_strdup(id ? id : "");
+			ds->nsamples++;
+			if (!ds->samples[j].id)
+				goto oom;
+		}
+	}
+	rc = 0;
+	goto out;
+oom:
+	*err = pw_strdup("out of memory");
+out:
+	strbuf_free(&blobs);
+	json_decref(root);
+	return rc;
+}
+
+/* Undoes Content-Encoding. Returns 0 with (*data, *len) pointing at the
+ * body or at oc->push_buf, or -1 after rejecting. */
+static int push_body(const struct standin_http_request *req, struct outcome *oc,
+		     const uint8_t **data, size_t *len)
+{
+	const char *ce = hdr(req, "Content-Encoding");
+
+	*data = req->body;
+	*len = req->body_len;
+	if (!ce || !*ce || strcasecmp(ce, "identity") == 0)
+		return 0;
+	if (strcasecmp(ce, "gzip") != 0) {
+		reject(oc, 501, "unimplemented", REJ_OTHER,
+		       pw_asprintf("unknown compression \"%s\": supported encodings are gzip", ce));
+		return -1;
+	}
+	if (standin_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, &oc->push_buf, len) < 0) {
+		reject(oc, 400, "invalid_argument", REJ_INVALID,
+		       pw_strdup("decompress: corrupt gzip body"));
+		return -1;
+	}
+	*data = oc->push_buf;
+	return 0;
+}
+
+/* The Connect protocol headers. Returns 0, or -1 after rejecting. */
+static int push_headers(const struct standin_http_request *req, struct outcome *oc, bool *json)
+{
+	const char *ct = hdr(req, "Content-Type"), *ver, *tmo;
+	char *mt = standin_media_type(ct);
+	int rc = -1;
+
+	*json = mt && strcmp(mt, "application/json") == 0;
+	if (!mt || (strcmp(mt, "application/proto") != 0 && !*json)) {
+		reject(oc, 415, NULL, REJ_MEDIA,
+		       pw_asprintf("unsupported content type \"%s\"", ct ? ct : ""));
+		oc->accept_post = true;
+		goto out;
+	}
+	ver = hdr(req, "Connect-Protocol-Version");
+	if (ver && strcmp(ver, "1") != 0) {
+		reject(oc, 400, "invalid_argument", REJ_INVALID,
+		       pw_asprintf("Connect-Protocol-Version must be \"1\": got \"%s\"", ver));
+		goto out;
+	}
+	tmo = hdr(req, "Connect-Timeout-Ms");
+	if (tmo) {
+		size_t n = strspn(tmo, "0123456789");
+
+		if (n == 0 || n > 10 || tmo[n]) {
+			reject(oc, 400, "invalid_argument", REJ_INVALID,
+			       pw_asprintf("protocol error: invalid Connect-Timeout-Ms \"%s\"", tmo));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(mt);
+	return rc;
+}
+
+/* What Pyroscope's distributor refuses in a decoded PushRequest. */
+static char *push_validate(const struct pw_dec_push *p)
+{
+	if (p->nseries == 0)
+		return pw_strdup("no profiles received");
+	for (size_t i = 0; i < p->nseries; i++) {
+		const struct pw_dec_series *ds = &p->series[i];
+		char *err = standin_check_labels(ds->labels, ds->nlabels);
+
+		if (err) {
+			char *m = pw_asprintf("series %zu: invalid labels: %s", i, err);
+
+			free(err);
+			return m;
+		}
+		if (ds->nsamples == 0)
+			return pw_asprintf("series %zu: no samples", i);
+		for (size_t j = 0; j < ds->nsamples; j++) {
+			err = standin_check_pprof(ds->samples[j].data, ds->samples[j].len);
+			if (err) {
+				char *m = pw_asprintf("series %zu sample %zu: failed to parse profile: %s",
+						      i, j, err);
+
+				free(err);
+				return m;
+			}
+		}
+	}
+	return NULL;
+}
+
+static void judge_push(struct standin *s, const struct standin_http_request *req,
+		       struct outcome *oc)
+{
+	const uint8_t *data;
+	size_t len;
+	bool json;
+	char *err = NULL;
+
+	if (!check_tenant(s, req, oc))
+		return;
+	if (strcmp(req->method, "POST") != 0) {
+		reject(oc, 405, "unimplemented", REJ_METHOD,
+		       pw_asprintf("method %s not allowed: use POST", req->method));
+		oc->allow = "POST";
+		return;
+	}
+	if (req->body_too_large) {
+		reject(oc, 429, "resource_exhausted", REJ_TOO_LARGE,
+		       pw_strdup("request body exceeds the read limit"));
+		return;
+	}
+	if (push_headers(req, oc, &json) < 0 || push_body(req, oc, &data, &len) < 0)
+		return;
+	if (json) {
+		if (decode_push_json(data, len, oc, &err) < 0)
+			goto bad;
+	} else {
+		if (pw_proto_decode_push(data, len, &oc->push, &err) < 0) {
+			char *m = pw_asprintf("unmarshal message: %s", err ? err : "invalid protobuf");
+
+			free(err);
+			err = m;
+			goto bad;
+		}
+		oc->have_push = true;
+	}
+	err = push_validate(&oc->push);
+	if (err)
+		goto bad;
+	oc->status = 200;
+	return;
+bad:
+	reject(oc, 400, "invalid_argument", REJ_INVALID, err);
+}
+
+/* ---- ingest ---- */
+
+/* multipart pprof: profile required, prev_profile refused,
+ * sample_type_config a JSON object. */
+static char *check_pprof_form(const struct standin_part *parts, size_t n)
+{
+	const struct standin_part *prof = standin_part_find(parts, n, "profile");
+	const struct standin_part *prev = standin_part_find(parts, n, "prev_profile");
+	const struct standin_part *stc = standin_part_find(parts, n, "sample_type_config");
+
+	if (prev && prev->len)
+		return pw_strdup("unsupported client version");
+	if (!prof)
+		return pw_strdup("multipart: the profile part is required");
+	if (stc) {
+		json_error_t je;
+		json_t *j = json_loadb((const char *)stc->data, stc->len, 0, &je);
+		bool ok = json_is_object(j);
+
+		json_decref(j);
+		if (!ok)
+			return pw_strdup("sample_type_config: a JSON object is required");
+	}
+	return standin_check_pprof(prof->data, prof->len);
+}
+
+static char *check_jfr_form(const struct standin_part *parts, size_t n)
+{
+	const struct standin_part *jfr = standin_part_find(parts, n, "jfr");
+
+	if (!jfr)
+		return pw_strdup("multipart: the jfr part is required");
+	return standin_check_jfr(jfr->data, jfr->len);
+}
+
+/* Converts the body the way the format says; NULL when acceptable. */
+static char *check_ingest_body(const char *format, const char *ct,
+			       const struct standin_http_request *req)
+{
+	char *mt = standin_media_type(ct), *err = NULL;
+	bool multipart = mt && strcmp(mt, "multipart/form-data") == 0;
+	struct standin_part *parts = NULL;
+	size_t nparts = 0;
+
+	if (multipart && standin_multipart_parse(ct, req->body, req->body_len, &parts, &nparts, &err) < 0)
+		goto out;
+	if (!*format && mt && strcmp(mt, "binary/octet-stream+trie") == 0)
+		format = "trie";
+	else if (!*format && mt && strcmp(mt, "binary/octet-stream+tree") == 0)
+		format = "tree";
+	if (strcmp(format, "jfr") == 0) {
+		err = multipart ? check_jfr_form(parts, nparts)
+				: standin_check_jfr(req->body, req->body_len);
+	} else if (strcmp(format, "pprof") == 0 || (multipart && strcmp(format, "trie") != 0 &&
+						     strcmp(format, "tree") != 0)) {
+		err = multipart ? check_pprof_form(parts, nparts)
+				: standin_check_pprof(req->body, req->body_len);
+	} else if (strcmp(format, "trie") == 0 || strcmp(format, "tree") == 0) {
+		if (req->body_len == 0)
+			err = pw_asprintf("%s: empty body", format);
+	} else if (strcmp(format, "speedscope") == 0) {
+		json_error_t je;
+		json_t *j = json_loadb((const char *)req->body, req->body_len, 0, &je);
+
+		if (!json_is_object(j))
+			err = pw_asprintf("speedscope: invalid JSON: %s", j ? "not an object" : je.text);
+		json_decref(j);
+	} else {
+		err = standin_check_folded(req->body, req->body_len, strcmp(format, "lines") == 0);
+	}
+out:
+	standin_parts_free(parts, nparts);
+	free(mt);
+	return err;
+}
+
+static void judge_ingest(struct standin *s, const struct standin_http_request *req,
+			 struct outcome *oc, struct standin_request *rec)
+{
+	char *err = NULL;
+
+	if (!check_tenant(s, req, oc))
+		return;
+	if (strcmp(req->method, "POST") != 0) {
+		reject(oc, 405, "invalid_argument", REJ_METHOD,
+		       pw_asprintf("method %s not allowed: use POST", req->method));
+		oc->allow = "POST";
+		return;
+	}
+	if (req->body_too_large) {
+		reject(oc, 413, "resource_exhausted", REJ_TOO_LARGE,
+		       pw_strdup("request body too large"));
+		return;
+	}
+	if (!rec->name || !*rec->name) {
+		reject(oc, 400, "invalid_argument", REJ_INVALID, pw_strdup("name is required"));
+		return;
+	}
+	if (standin_parse_name(rec->name, &oc->labels, &oc->nlabels, &err) < 0) {
+		reject(oc, 400, "invalid_argument", REJ_INVALID, err);
+		return;
+	}
+	err = check_ingest_body(rec->format, hdr(req, "Content-Type"), req);
+	if (err) {
+		reject(oc, 422, "invalid_argument", REJ_UNPROCESSABLE, err);
+		return;
+	}
+	oc->status = 200;
+}
+
+/* ---- stats ---- */
+
+static char *stats_json(struct standin *s)
+{
+	struct standin_stats st;
+	json_t *o, *rej;
+	char *out;
+
+	standin_stats_get(s, &st);
+	rej = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+			"unauthenticated", (json_int_t)st.rejected_unauthenticated,
+			"invalid_argument", (json_int_t)st.rejected_invalid,
+			"unprocessable", (json_int_t)st.rejected_unprocessable,
+			"too_large", (json_int_t)st.rejected_too_large,
+			"unsupported_media_type", (json_int_t)st.rejected_media_type,
+			"not_found", (json_int_t)st.rejected_not_found,
+			"method_not_allowed", (json_int_t)st.rejected_method,
+			"other", (json_int_t)st.rejected_other);
+	o = json_pack("{s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:o}",
+		      "requests", (json_int_t)st.requests,
+		      "push", "accepted", (json_int_t)st.push_accepted,
+		      "series", (json_int_t)st.push_series,
+		      "samples", (json_int_t)st.push_samples,
+		      "bytes", (json_int_t)st.push_bytes,
+		      "ingest", "accepted", (json_int_t)st.ingest_accepted,
+		      "bytes", (json_int_t)st.ingest_bytes,
+		      "scripted", (json_int_t)st.scripted,
+		      "rejected", rej);
+	out = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	json_decref(o);
+	return out;
+}
+
+static void judge_other(struct standin *s, const struct standin_http_request *req,
+			struct outcome *oc)
+{
+	bool get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+
+	if (strcmp(req->path, "/-/ready") == 0 && get) {
+		oc->status = 200;
+		oc->plain = pw_strdup("ready\n");
+		oc->plain_type = "text/plain; charset=utf-8";
+		return;
+	}
+	if (strcmp(req->path, "/stats") == 0 && get) {
+		oc->status = 200;
+		oc->plain = stats_json(s);
+		oc->plain_type = "application/json";
+		return;
+	}
+	if (strncmp(req->path, PUSH_SERVICE, strlen(PUSH_SERVICE)) == 0)
+		reject(oc, 404, "unimplemented", REJ_NOT_FOUND,
+		       pw_asprintf("%s is not implemented", req->path));
+	else
+		reject(oc, 404, "unimplemented", REJ_NOT_FOUND,
+		       pw_asprintf("no route for %s %s", req->method, req->path));
+}
+
+/* ---- recording ---- */
+
+static char *labels_str(const struct pw_kv *l, size_t n)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_puts(&sb, "");
+	for (size_t i = 0; i < n; i++)
+		strbuf_printf(&sb, "%s%s=%s", i ? "," : "", l[i].key, l[i].value);
+	return sb.failed ? (strbuf_free(&sb), NULL) : strbuf_detach(&sb, NULL);
+}
+
+static void copy_headers(const struct standin_header *src, size_t n, struct standin_header **dst,
+			 size_t *dn)
+{
+	*dst = calloc(n + 1, sizeof(**dst));
+	*dn = 0;
+	if (!*dst)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		(*dst)[i].name = pw_strdup(src[i].name);
+		(*dst)[i].value = pw_strdup(src[i].value);
+		(*dn)++;
+	}
+}
+
+static struct standin_request *record_new(const struct standin_http_request *req)
+{
+	struct standin_request *r = calloc(1, sizeof(*r));
+	const char *t = standin_http_header(req->headers, req->nheaders, "X-Scope-OrgID");
+
+	if (!r)
+		return NULL;
+	r->route = classify(req->path);
+	r->method = pw_strdup(req->method);
+	r->path = pw_strdup(req->path);
+	r->query = pw_strdup(req->query);
+	r->tenant = pw_strdup(t && *t ? t : "anonymous");
+	copy_headers(req->headers, req->nheaders, &r->headers, &r->nheaders);
+	r->body = malloc(req->body_len + 1);
+	if (r->body) {
+		memcpy(r->body, req->body, req->body_len);
+		r->body[req->body_len] = 0;
+		r->body_len = req->body_len;
+	}
+	if (r->route == STANDIN_ROUTE_INGEST) {
+		char *fmt = standin_query_get(req->query, "format");
+
+		r->name = standin_query_get(req->query, "name");
+		r->format = fmt ? fmt : pw_strdup("");
+	}
+	return r;
+}
+
+static void record_push(struct standin_request *r, const struct pw_dec_push *p)
+{
+	r->series_labels = calloc(p->nseries + 1, sizeof(char *));
+	r->series_samples = calloc(p->nseries + 1, sizeof(size_t));
+	if (!r->series_labels || !r->series_samples)
+		return;
+	for (size_t i = 0; i < p->nseries; i++) {
+		r->series_labels[i] = labels_str(p->series[i].labels, p->series[i].nlabels);
+		r->series_samples[i] = p->series[i].nsamples;
+		r->nsamples += p->series[i].nsamples;
+		r->nseries++;
+	}
+}
+
+void standin_request_free(struct standin_request *r)
+{
+	if (!r)
+		return;
+	free(r->method);
+	free(r->path);
+	free(r->query);
+	standin_kv_free(r->headers, r->nheaders);
+	free(r->body);
+	free(r->error);
+	free(r->tenant);
+	for (size_t i = 0; i < r->nseries; i++)
+		free(r->series_labels[i]);
+	free(r->series_labels);
+	free(r->series_samples);
+	free(r->name);
+	free(r->format);
+	free(r);
+}
+
+static struct standin_request *record_copy(const struct standin_request *r)
+{
+	struct standin_request *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	*c = *r;
+	c->method = pw_strdup(r->method);
+	c->path = pw_strdup(r->path);
+	c->query = pw_strdup(r->query);
+	copy_headers(r->headers, r->nheaders, &c->headers, &c->nheaders);
+	c->body = malloc(r->body_len + 1);
+	if (c->body && r->body)
+		memcpy(c->body, r->body, r->body_len + 1);
+	c->error = pw_strdup(r->error);
+	c->tenant = pw_strdup(r->tenant);
+	c->series_labels = calloc(r->nseries + 1, sizeof(char *));
+	c->series_samples = calloc(r->nseries + 1, sizeof(size_t));
+	c->nseries = 0;
+	for (size_t i = 0; c->series_labels && c->series_samples && i < r->nseries; i++) {
+		c->series_labels[i] = pw_strdup(r->series_labels[i]);
+		c->series_samples[i] = r->series_samples[i];
+		c->nseries++;
+	}
+	c->name = pw_strdup(r->name);
+	c->format = pw_strdup(r->format);
+	return c;
+}
+
+/* ---- the store and the log (under s->lock) ---- */
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (!f)
+		return;
+	if (len)
+		fwrite(data, 1, len, f);
+	fclose(f);
+}
+
+static json_t *labels_json_kv(const struct pw_kv *l, size_t n)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(o, l[i].key, json_string(l[i].value));
+	return o;
+}
+
+static void store_push_locked(struct standin *s, const struct standin_request *rec,
+			      const struct pw_dec_push *p)
+{
+	uint64_t seq = ++s->seq;
+
+	for (size_t i = 0; i < p->nseries; i++) {
+		const struct pw_dec_series *ds = &p->series[i];
+		json_t *side = json_pack("{s:s,s:s,s:o,s:[]}", "kind", "push", "tenant", rec->tenant,
+					 "labels", labels_json_kv(ds->labels, ds->nlabels), "samples");
+		json_t *arr = json_object_get(side, "samples");
+		char *path;
+
+		for (size_t j = 0; j < ds->nsamples; j++) {
+			char *file = pw_asprintf("push-%06llu-%zu-%zu.pprof", (unsigned long long)seq, i, j);
+
+			path = pw_asprintf("%s/%s", s->store_dir, file ? file : "");
+			if (file && path)
+				write_file(path, ds->samples[j].data, ds->samples[j].len);
+			json_array_append_new(arr, json_pack("{s:s?,s:s,s:I}", "file", file, "id",
+							     ds->samples[j].id,
+							     "bytes", (json_int_t)ds->samples[j].len));
+			free(path);
+			free(file);
+		}
+		path = pw_asprintf("%s/push-%06llu-%zu.json", s->store_dir, (unsigned long long)seq, i);
+		if (path && side)
+			json_dump_file(side, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+		free(path);
+		json_decref(side);
+	}
+}
+
+static void store_ingest_locked(struct standin *s, const struct standin_request *rec,
+				const struct outcome *oc)
+{
+	uint64_t seq = ++s->seq;
+	const char *ct = standin_request_header(rec, "Content-Type");
+	char *file = pw_asprintf("ingest-%06llu.body", (unsigned long long)seq);
+	char *path = pw_asprintf("%s/%s", s->store_dir, file ? file : "");
+	json_t *labels = json_object(), *side;
+
+	for (size_t i = 0; i < oc->nlabels; i++)
+		json_object_set_new(labels, oc->labels[i].name, json_string(oc->labels[i].value));
+	side = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:s?,s:I}", "kind", "ingest", "tenant",
+			 rec->tenant, "name", rec->name, "format", rec->format, "query", rec->query,
+			 "content_type", ct, "labels", labels, "file", file, "bytes",
+			 (json_int_t)rec->body_len);
+	if (file && path)
+		write_file(path, rec->body, rec->body_len);
+	free(path);
+	path = pw_asprintf("%s/ingest-%06llu.json", s->store_dir, (unsigned long long)seq);
+	if (path && side)
+		json_dump_file(side, path, JSON_INDENT(2) | JSON_SORT_KEYS);
+	free(path);
+	free(file);
+	json_decref(side);
+}
+
+static void log_push_locked(struct standin *s, const struct standin_request *rec,
+			    const struct pw_dec_push *p)
+{
+	for (size_t i = 0; i < p->nseries; i++) {
+		size_t bytes = 0;
+
+		for (size_t j = 0; j < p->series[i].nsamples; j++)
+			bytes += p->series[i].samples[j].len;
+		fprintf(s->o.log, "push tenant=%s labels={%s} samples=%zu bytes=%zu request_bytes=%zu\n",
+			rec->tenant, rec->series_labels && rec->series_labels[i] ? rec->series_labels[i] : "",
+			p->series[i].nsamples, bytes, rec->body_len);
+	}
+	fflush(s->o.log);
+}
+
+/* Counts and keeps an accepted request. */
+static void commit_locked(struct standin *s, const struct standin_request *rec,
+			  const struct outcome *oc)
+{
+	if (oc->have_push) {
+		s->stats.push_accepted++;
+		for (size_t i = 0; i < oc->push.nseries; i++) {
+			s->stats.push_series++;
+			s->stats.push_samples += oc->push.series[i].nsamples;
+			for (size_t j = 0; j < oc->push.series[i].nsamples; j++)
+				s->stats.push_bytes += oc->push.series[i].samples[j].len;
+		}
+		if (s->store_dir)
+			store_push_locked(s, rec, &oc->push);
+		if (s->o.log)
+			log_push_locked(s, rec, &oc->push);
+	} else if (rec->route == STANDIN_ROUTE_INGEST) {
+		s->stats.ingest_accepted++;
+		s->stats.ingest_bytes += rec->body_len;
+		if (s->store_dir)
+			store_ingest_locked(s, rec, oc);
+		if (s->o.log) {
+			fprintf(s->o.log, "ingest tenant=%s name=%s format=%s bytes=%zu\n", rec->tenant,
+				rec->name, *rec->format ? rec->format : "folded", rec->body_len);
+			fflush(s->o.log);
+		}
+	}
+}
+
+static void count_reject_locked(struct standin *s, enum reject cls)
+{
+	uint64_t *c[] = {
+		[REJ_NONE] = NULL,
+		[REJ_UNAUTH] = &s->stats.rejected_unauthenticated,
+		[REJ_INVALID] = &s->stats.rejected_invalid,
+		[REJ_UNPROCESSABLE] = &s->stats.rejected_unprocessable,
+		[REJ_TOO_LARGE] = &s->stats.rejected_too_large,
+		[REJ_MEDIA] = &s->stats.rejected_media_type,
+		[REJ_NOT_FOUND] = &s->stats.rejected_not_found,
+		[REJ_METHOD] = &s->stats.rejected_method,
+		[REJ_OTHER] = &s->stats.rejected_other,
+	};
+
+	if (c[cls])
+		(*c[cls])++;
+}
+
+/* ---- answering ---- */
+
+static void answer_strict(const struct outcome *oc, enum standin_route route,
+			  struct standin_http_response *resp)
+{
+	resp->status = oc->status;
+	if (oc->status == 200) {
+		if (oc->plain) {
+			standin_http_add_header(resp, "Content-Type", oc->plain_type);
+			standin_http_set_body(resp, oc->plain, strlen(oc->plain));
+		} else if (route == STANDIN_ROUTE_PUSH) {
+			standin_http_add_header(resp, "Content-Type", "application/proto");
+		}
+		return;
+	}
+	if (oc->allow)
+		standin_http_add_header(resp, "Allow", oc->allow);
+	if (oc->accept_post)
+		standin_http_add_header(resp, "Accept-Post",
+					"application/json, application/proto");
+	if (oc->code) {
+		json_t *j = json_pack("{s:s,s:s}", "code", oc->code, "message", oc->message);
+		char *b = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+		standin_http_add_header(resp, "Content-Type", "application/json");
+		if (b)
+			standin_http_set_body(resp, b, strlen(b));
+		free(b);
+		json_decref(j);
+	}
+}
+
+static void answer_scripted(const struct standin_reply *r, struct standin_http_response *resp)
+{
+	resp->status = r->status ? r->status : 200;
+	if (r->content_type)
+		standin_http_add_header(resp, "Content-Type", r->content_type);
+	if (r->retry_after)
+		standin_http_add_header(resp, "Retry-After", r->retry_after);
+	if (r->body)
+		standin_http_set_body(resp, r->body, r->body_len);
+	resp->delay_ms = r->delay_ms;
+	resp->reset = r->reset;
+	resp->gzip = r->gzip;
+	resp->close = r->close;
+}
+
+/* Takes one use of the first reply queued for this route. */
+static struct script *script_take_locked(struct standin *s, enum standin_route route)
+{
+	for (struct script **pp = &s->script; *pp; pp = &(*pp)->next) {
+		struct script *sc = *pp;
+
+		if (sc->route != STANDIN_ROUTE_ANY && sc->route != route)
+			continue;
+		if (--sc->left == 0)
+			*pp = sc->next;
+		return sc;
+	}
+	return NULL;
+}
+
+static void script_free(struct script *sc)
+{
+	free((char *)sc->r.content_type);
+	free((char *)sc->r.body);
+	free((char *)sc->r.retry_after);
+	free(sc);
+}
+
+static void handle(void *user, const struct standin_http_request *req,
+		   struct standin_http_response *resp)
+{
+	struct standin *s = user;
+	struct standin_request *rec = record_new(req);
+	struct outcome oc = { 0 };
+	struct script *sc;
+
+	if (!rec) {
+		resp->status = 500;
+		return;
+	}
+	if (rec->route == STANDIN_ROUTE_PUSH)
+		judge_push(s, req, &oc);
+	else if (rec->route == STANDIN_ROUTE_INGEST)
+		judge_ingest(s, req, &oc, rec);
+	else
+		judge_other(s, req, &oc);
+	if (oc.have_push)
+		record_push(rec, &oc.push);
+
+	pthread_mutex_lock(&s->lock);
+	s->stats.requests++;
+	sc = rec->route == STANDIN_ROUTE_OTHER ? NULL : script_take_locked(s, rec->route);
+	if (sc) {
+		answer_scripted(&sc->r, resp);
+		rec->scripted = true;
+		rec->status = sc->r.reset ? 0 : resp->status;
+		s->stats.scripted++;
+		if (sc->left == 0)
+			script_free(sc);
+	} else {
+		answer_strict(&oc, rec->route, resp);
+		rec->status = oc.status;
+		rec->error = pw_strdup(oc.message);
+		if (oc.status == 200)
+			commit_locked(s, rec, &oc);
+		else
+			count_reject_locked(s, oc.cls);
+	}
+	if (s->nreqs == s->capreqs) {
+		size_t ncap = s->capreqs ? s->capreqs * 2 : 64;
+		struct standin_request **n = realloc(s->reqs, ncap * sizeof(*n));
+
+		if (n) {
+			s->reqs = n;
+			s->capreqs = ncap;
+		}
+	}
+	if (s->nreqs < s->capreqs) {
+		s->reqs[s->nreqs++] = rec;
+		rec = NULL;
+	}
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	standin_request_free(rec);
+	outcome_free(&oc);
+}
+
+/* ---- public API ---- */
+
+struct standin *standin_start(const struct standin_opts *o, char **err)
+{
+	struct standin *s = calloc(1, sizeof(*s));
+	struct standin_httpd_opts ho = { 0 };
+	pthread_condattr_t ca;
+
+	*err = NULL;
+	if (!s) {
+		*err = pw_strdup("out of memory");
+		return NULL;
+	}
+	s->o = *o;
+	s->listen_addr = pw_strdup(o->listen_addr ? o->listen_addr : "127.0.0.1");
+	s->store_dir = pw_strdup(o->store_dir);
+	s->o.listen_addr = s->listen_addr;
+	s->o.store_dir = s->store_dir;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!s->listen_addr || (o->store_dir && !s->store_dir)) {
+		*err = pw_strdup("out of memory");
+		goto fail;
+	}
+	if (s->store_dir && mkdir(s->store_dir, 0777) < 0 && errno != EEXIST) {
+		*err = pw_asprintf("store directory %s: %s", s->store_dir, strerror(errno));
+		goto fail;
+	}
+	ho.addr = s->listen_addr;
+	ho.port = o->port;
+	ho.max_body = o->max_body;
+	ho.handler = handle;
+	ho.user = s;
+	s->httpd = standin_httpd_start(&ho, err);
+	if (!s->httpd)
+		goto fail;
+	snprintf(s->url, sizeof(s->url), strchr(s->listen_addr, ':') ? "http://[%s]:%d" : "http://%s:%d",
+		 s->listen_addr, standin_httpd_port(s->httpd));
+	return s;
+fail:
+	standin_stop(s);
+	return NULL;
+}
+
+void standin_stop(struct standin *s)
+{
+	if (!s)
+		return;
+	standin_httpd_stop(s->httpd);
+	while (s->script) {
+		struct script *sc = s->script;
+
+		s->script = sc->next;
+		script_free(sc);
+	}
+	for (size_t i = 0; i < s->nreqs; i++)
+		standin_request_free(s->reqs[i]);
+	free(s->reqs);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s->listen_addr);
+	free(s->store_dir);
+	free(s);
+}
+
+int standin_port(const struct standin *s)
+{
+	return standin_httpd_port(s->httpd);
+}
+
+const char *standin_url(const struct standin *s)
+{
+	return s->url;
+}
+
+void standin_script(struct standin *s, enum standin_route route, const struct standin_reply *r)
+{
+	struct script *sc = calloc(1, sizeof(*sc)), **pp;
+
+	if (!sc)
+		return;
+	sc->route = route;
+	sc->r = *r;
+	sc->left = r->times ? r->times : 1;
+	sc->r.content_type = pw_strdup(r->content_type);
+	sc->r.retry_after = pw_strdup(r->retry_after);
+	sc->r.body_len = r->body ? (r->body_len ? r->body_len : strlen(r->body)) : 0;
+	sc->r.body = NULL;
+	if (r->body) {
+		char *b = malloc(sc->r.body_len + 1);
+
+		if (b) {
+			memcpy(b, r->body, sc->r.body_len);
+			b[sc->r.body_len] = '\0';
+		}
+		sc->r.body = b;
+	}
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->script; *pp; pp = &(*pp)->next)
+		;
+	*pp = sc;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void standin_script_clear(struct standin *s)
+{
+	struct script *sc;
+
+	pthread_mutex_lock(&s->lock);
+	sc = s->script;
+	s->script = NULL;
+	pthread_mutex_unlock(&s->lock);
+	while (sc) {
+		struct script *next = sc->next;
+
+		script_free(sc);
+		sc = next;
+	}
+}
+
+size_t standin_count(struct standin *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->nreqs;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int standin_wait(struct standin *s, size_t n, int timeout_ms)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (s->nreqs < n && rc == 0)
+		rc = pthread_cond_timedwait(&s->cond, &s->lock, &until);
+	rc = s->nreqs >= n ? 0 : -1;
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+struct standin_request *standin_request_get(struct standin *s, size_t i)
+{
+	struct standin_request *c = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if (i < s->nreqs)
+		c = record_copy(s->reqs[i]);
+	pthread_mutex_unlock(&s->lock);
+	return c;
+}
+
+const char *standin_request_header(const struct standin_request *r, const char *name)
+{
+	return standin_http_header(r->headers, r->nheaders, name);
+}
+
+void standin_stats_get(struct standin *s, struct standin_stats *out)
+{
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}

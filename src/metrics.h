@@ -1,0 +1,64 @@
+/*
+ * metrics.h - the component's Prometheus metrics.
+ *
+ * Series are created on first use and never removed: counters keep counting
+ * across reloads, and the series of an endpoint that left the configuration
+ * stay at their last values (as Prometheus client libraries do for a
+ * registered collector). Updates are lock-free atomics; only series creation
+ * and exposition take the registry lock.
+ */
+#ifndef PW_METRICS_H
+#define PW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "component_abi.h"
+
+enum pw_latency_type {
+	PW_LAT_PUSH_TOTAL = 0,
+	PW_LAT_PUSH_ENDPOINT,
+	PW_LAT_PUSH_DOWNSTREAM,
+	PW_LAT_INGEST_TOTAL,
+	PW_LAT_INGEST_ENDPOINT,
+	PW_LAT_INGEST_DOWNSTREAM,
+	PW_LAT_NTYPES
+};
+
+#define PW_LATENCY_NBUCKETS 11
+
+struct pw_metrics;
+struct pw_ep_metrics;
+
+struct pw_metrics *pw_metrics_new(void);
+void pw_metrics_free(struct pw_metrics *m);
+
+/* Series for one `endpoint` label value; created on first call. The pointer
+ * stays valid until pw_metrics_free(). Thread-safe. Returns NULL only when
+ * out of memory. */
+struct pw_ep_metrics *pw_metrics_endpoint(struct pw_metrics *m, const char *label);
+
+void pw_metrics_sent(struct pw_ep_metrics *e, uint64_t bytes, uint64_t profiles);
+void pw_metrics_dropped(struct pw_ep_metrics *e, uint64_t bytes, uint64_t profiles);
+void pw_metrics_retry(struct pw_ep_metrics *e);
+void pw_metrics_observe(struct pw_ep_metrics *e, enum pw_latency_type type, double seconds);
+void pw_metrics_inflight_add(struct pw_ep_metrics *e, int64_t delta);
+void pw_metrics_last_success(struct pw_ep_metrics *e, double unix_seconds);
+
+/* Instance-wide series. */
+void pw_metrics_rejected(struct pw_metrics *m, const char *path, uint64_t profiles);
+void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);
+
+/* Reads back one counter, for tests and debug output. name is the metric
+ * name without the _total suffix handling: e.g. "sent_bytes". Returns 0 for
+ * unknown names. */
+uint64_t pw_metrics_counter(struct pw_ep_metrics *e, const char *name);
+uint64_t pw_metrics_hist_count(struct pw_ep_metrics *e, enum pw_latency_type type);
+int64_t pw_metrics_inflight(struct pw_ep_metrics *e);
+double pw_metrics_last_success_get(struct pw_ep_metrics *e);
+
+/* Writes the text exposition format 0.0.4. Returns COMPONENT_OK, or
+ * COMPONENT_EINTERNAL when the sink asked to stop. */
+int pw_metrics_write(struct pw_metrics *m, component_sink_fn sink, void *user);
+
+#endif /* PW_METRICS_H */
