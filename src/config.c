@@ -218,7 +218,7 @@ static const struct opt endpoint_opts[] = {
 	  OPT_IGNORED, 0, 0, NULL,
 	  "Accepted for compatibility and ignored: debug-info upload is not implemented." },
 	{ "bearer_token", OT_SECRET, NULL, EP(bearer_token), 0, 0, 0, 0, NULL,
-	  "Token sent as \"Authorization: Bearer <token>\"." },
+	  "Token sent in an \"Authorization: Bearer\" header." },
 	{ "bearer_token_file", OT_STRING, NULL, EP(bearer_token_file), 0, OPT_FILE, 0, 0, NULL,
 	  "File holding the bearer token (surrounding whitespace trimmed); re-read when it "
 	  "changes." },
@@ -1737,7 +1737,7 @@ int pw_config_parse(const char *text, struct pw_config **out, char **errors)
 	}
 	if (precheck(&c, text, &len))
 		goto out;
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		c.nerrs++;
 		strbuf_printf(&c.errs, "line %d, column %d: %s\n", jerr.line, jerr.column, jerr.text);

@@ -378,6 +378,7 @@ static enum pw_verdict push_transport(const struct pw_attempt *a, int *code, cha
 /* A 200 answer: delivered only when it speaks the codec that was sent. */
 static enum pw_verdict push_ok_status(const struct pw_attempt *a, int *code, char **msg)
 {
+	struct strbuf sb = STRBUF_INIT;
 	bool application;
 
 	if (codec_is_proto(a->content_type, &application))
@@ -385,8 +386,11 @@ static enum pw_verdict push_ok_status(const struct pw_attempt *a, int *code, cha
 	/* Not a Connect answer at all (a proxy page): unknown; a Connect answer
 	 * in another codec: internal. Both are retried. */
 	*code = application ? PW_CODE_INTERNAL : PW_CODE_UNKNOWN;
-	*msg = pw_asprintf("invalid content-type: \"%s\"; expecting \"application/proto\"",
-			   a->content_type ? a->content_type : "");
+	strbuf_puts(&sb, "invalid content-type: \"");
+	if (a->content_type)
+		append_safe(&sb, (const uint8_t *)a->content_type, strlen(a->content_type));
+	strbuf_puts(&sb, "\"; expecting \"application/proto\"");
+	*msg = strbuf_detach(&sb, NULL);
 	return PW_VERDICT_RETRY;
 }
 

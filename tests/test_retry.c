@@ -52,6 +52,8 @@ static const struct push_row push_rows[] = {
 	  "unknown: invalid content-type: \"text/html\"; expecting \"application/proto\"" },
 	{ "200 no content type", T_OK, NULL, 200, NULL, "", R, R, PW_CODE_UNKNOWN,
 	  "unknown: invalid content-type: \"\"; expecting \"application/proto\"" },
+	{ "200 type not UTF-8", T_OK, NULL, 200, "text/\xff", "", R, R, PW_CODE_UNKNOWN,
+	  "unknown: invalid content-type: \"text/\\xFF\"; expecting \"application/proto\"" },
 	{ "200 other codec", T_OK, NULL, 200, "application/json", "{}", R, R, PW_CODE_INTERNAL,
 	  "internal: invalid content-type: \"application/json\"; expecting \"application/proto\"" },
 
