@@ -1090,6 +1090,12 @@ START_TEST(pprof_check)
 	uint8_t *z = gz(PPROF, sizeof(PPROF), &zlen);
 
 	ck_assert_ptr_null(standin_check_pprof(PPROF, sizeof(PPROF)));
+	{
+		size_t slen;
+		const uint8_t *sample = standin_pprof_sample(&slen);
+
+		ck_assert_ptr_null(standin_check_pprof(sample, slen));
+	}
 	ck_assert_ptr_null(standin_check_pprof(z, zlen));
 	/* truncated gzip, truncated protobuf */
 	err = standin_check_pprof(z, zlen - 5);

@@ -289,6 +289,24 @@ char *standin_check_pprof(const uint8_t *data, size_t len)
 	return walk_pprof(data, len);
 }
 
+const uint8_t *standin_pprof_sample(size_t *len)
+{
+	static const uint8_t prof[] = {
+		0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,             /* sample_type {cpu, nanoseconds} */
+		0x12, 0x06, 0x0a, 0x01, 0x01, 0x12, 0x01, 0x0a, /* sample {location 1, value 10} */
+		0x22, 0x06, 0x08, 0x01, 0x22, 0x02, 0x08, 0x01, /* location {id 1, line {function 1}} */
+		0x2a, 0x04, 0x08, 0x01, 0x10, 0x03,             /* function {id 1, name "main"} */
+		0x32, 0x00, 0x32, 0x03, 'c', 'p', 'u',          /* string_table */
+		0x32, 0x0b, 'n', 'a', 'n', 'o', 's', 'e', 'c', 'o', 'n', 'd', 's',
+		0x32, 0x04, 'm', 'a', 'i', 'n',
+		0x5a, 0x04, 0x08, 0x01, 0x10, 0x02,             /* period_type */
+		0x60, 0x0a,                                     /* period 10 */
+	};
+
+	*len = sizeof(prof);
+	return prof;
+}
+
 char *standin_check_jfr(const uint8_t *body, size_t len)
 {
 	static const uint8_t magic[4] = { 'F', 'L', 'R', 0 };

@@ -144,6 +144,13 @@ void standin_stats_get(struct standin *s, struct standin_stats *out);
 char *standin_check_pprof(const uint8_t *data, size_t len);
 
 /*
+ * A tiny valid pprof profile (uncompressed: one cpu/nanoseconds sample in
+ * function "main"), for tests that need a profile the stand-in accepts.
+ * Returns static storage.
+ */
+const uint8_t *standin_pprof_sample(size_t *len);
+
+/*
  * Parses an ingest `name` ("app{k=v,...}") like Pyroscope does. Returns 0
  * with the labels (__name__ first, then in order, later duplicates
  * replacing earlier ones; malloc'd strings, free with standin_kv_free), or
