@@ -96,7 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (v != PW_VERDICT_DELIVERED && v != PW_VERDICT_RETRY && v != PW_VERDICT_DROP)
 		abort();
 	check_text(err, v != PW_VERDICT_DELIVERED);
-	if (code < 0 || code > PW_CODE_UNAUTHENTICATED || (code == PW_CODE_OK) != (v == PW_VERDICT_DELIVERED))
+	if (code < 0 || code > PW_CODE_UNAUTHENTICATED ||
+	    (code == PW_CODE_OK) != (v == PW_VERDICT_DELIVERED))
 		abort();
 	free(err);
 

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_DOC_SIZE ((size_t)16 << 20)
@@ -51,16 +52,16 @@ enum opt_type {
 };
 
 #define OPT_REQUIRED (1u << 0)
-#define OPT_FILE (1u << 1)      /* must be readable at parse time */
-#define OPT_PEM (1u << 2)       /* must look like PEM text */
-#define OPT_HTTP_URL (1u << 3)  /* absolute http(s) URL with a host */
+#define OPT_FILE (1u << 1) /* must be readable at parse time */
+#define OPT_PEM (1u << 2) /* must look like PEM text */
+#define OPT_HTTP_URL (1u << 3) /* absolute http(s) URL with a host */
 #define OPT_PROXY_URL (1u << 4) /* absolute http(s)/socks5 URL with a host */
-#define OPT_NO_PROXY (1u << 5)  /* comma list of IPs, CIDRs, domains */
-#define OPT_HEADERS (1u << 6)   /* keys are header names, values header values */
-#define OPT_RESERVED (1u << 7)  /* reserved header names are refused */
-#define OPT_LABELS (1u << 8)    /* keys are label names */
-#define OPT_IGNORED (1u << 9)   /* accepted, not acted on; logs a notice */
-#define OPT_RANGE (1u << 10)    /* min/max apply */
+#define OPT_NO_PROXY (1u << 5) /* comma list of IPs, CIDRs, domains */
+#define OPT_HEADERS (1u << 6) /* keys are header names, values header values */
+#define OPT_RESERVED (1u << 7) /* reserved header names are refused */
+#define OPT_LABELS (1u << 8) /* keys are label names */
+#define OPT_IGNORED (1u << 9) /* accepted, not acted on; logs a notice */
+#define OPT_RANGE (1u << 10) /* min/max apply */
 
 struct block;
 struct ctx;
@@ -69,8 +70,8 @@ struct opt {
 	const char *name;
 	enum opt_type type;
 	const char *def; /* default in document syntax; NULL = none */
-	size_t off;      /* destination inside the block's struct */
-	size_t off2;     /* OT_LIST_STRING: count; OT_BLOCK: the "set" flag */
+	size_t off; /* destination inside the block's struct */
+	size_t off2; /* OT_LIST_STRING: count; OT_BLOCK: the "set" flag */
 	unsigned flags;
 	int64_t min, max; /* with OPT_RANGE */
 	const struct block *sub;
@@ -100,166 +101,185 @@ static void validate_tls(struct ctx *c, const char *path, void *base);
 
 #define NS_SEC INT64_C(1000000000)
 
-#define PROXY_OPTS(type, member)                                                              \
-	{ "proxy_url", OT_STRING, NULL, offsetof(type, member.proxy_url), 0, OPT_PROXY_URL, 0, 0, \
-	  NULL, "Proxy for requests: an http, https or socks5 URL." },                           \
-	{ "no_proxy", OT_STRING, NULL, offsetof(type, member.no_proxy), 0, OPT_NO_PROXY, 0, 0,   \
-	  NULL,                                                                                   \
-	  "Comma-separated IP addresses, CIDR ranges and domain names (ports allowed) that "     \
-	  "bypass proxy_url. Requires proxy_url." },                                             \
-	{ "proxy_from_environment", OT_BOOL, "false",                                             \
-	  offsetof(type, member.proxy_from_environment), 0, 0, 0, 0, NULL,                        \
-	  "Take the proxy from HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case). Excludes "    \
-	  "proxy_url and no_proxy." },                                                           \
-	{ "proxy_connect_header", OT_MAP_LIST_SECRET, NULL,                                       \
-	  offsetof(type, member.proxy_connect_header), 0, OPT_HEADERS, 0, 0, NULL,                \
-	  "Headers sent to the proxy with CONNECT. Requires proxy_url or "                       \
-	  "proxy_from_environment." }
+#define PROXY_OPTS(type, member)                                                                   \
+	{"proxy_url", OT_STRING,                                                                   \
+	 NULL,	      offsetof(type, member.proxy_url),                                            \
+	 0,	      OPT_PROXY_URL,                                                               \
+	 0,	      0,                                                                           \
+	 NULL,	      "Proxy for requests: an http, https or socks5 URL."},                        \
+		{"no_proxy",                                                                       \
+		 OT_STRING,                                                                        \
+		 NULL,                                                                             \
+		 offsetof(type, member.no_proxy),                                                  \
+		 0,                                                                                \
+		 OPT_NO_PROXY,                                                                     \
+		 0,                                                                                \
+		 0,                                                                                \
+		 NULL,                                                                             \
+		 "Comma-separated IP addresses, CIDR ranges and domain names (ports allowed) "     \
+		 "that "                                                                           \
+		 "bypass proxy_url. Requires proxy_url."},                                         \
+		{"proxy_from_environment",                                                         \
+		 OT_BOOL,                                                                          \
+		 "false",                                                                          \
+		 offsetof(type, member.proxy_from_environment),                                    \
+		 0,                                                                                \
+		 0,                                                                                \
+		 0,                                                                                \
+		 0,                                                                                \
+		 NULL,                                                                             \
+		 "Take the proxy from HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case). "        \
+		 "Excludes "                                                                       \
+		 "proxy_url and no_proxy."},                                                       \
+	{                                                                                          \
+		"proxy_connect_header", OT_MAP_LIST_SECRET, NULL,                                  \
+			offsetof(type, member.proxy_connect_header), 0, OPT_HEADERS, 0, 0, NULL,   \
+			"Headers sent to the proxy with CONNECT. Requires proxy_url or "           \
+			"proxy_from_environment."                                                  \
+	}
 
 static const struct opt tls_opts[] = {
-	{ "ca_pem", OT_STRING, NULL, offsetof(struct pw_tls_config, ca_pem), 0, OPT_PEM, 0, 0,
-	  NULL, "PEM text of the CA certificates that verify the server. Excludes ca_file." },
-	{ "ca_file", OT_STRING, NULL, offsetof(struct pw_tls_config, ca_file), 0, OPT_FILE, 0, 0,
-	  NULL, "File holding the CA certificates (PEM); re-read when it changes." },
-	{ "cert_pem", OT_STRING, NULL, offsetof(struct pw_tls_config, cert_pem), 0, OPT_PEM, 0, 0,
-	  NULL, "PEM text of the client certificate. Excludes cert_file; needs a key." },
-	{ "cert_file", OT_STRING, NULL, offsetof(struct pw_tls_config, cert_file), 0, OPT_FILE, 0,
-	  0, NULL, "File holding the client certificate (PEM); re-read when it changes." },
-	{ "key_pem", OT_SECRET, NULL, offsetof(struct pw_tls_config, key_pem), 0, OPT_PEM, 0, 0,
-	  NULL, "PEM text of the client private key. Excludes key_file; needs a certificate." },
-	{ "key_file", OT_STRING, NULL, offsetof(struct pw_tls_config, key_file), 0, OPT_FILE, 0, 0,
-	  NULL, "File holding the client private key (PEM); re-read when it changes." },
-	{ "server_name", OT_STRING, NULL, offsetof(struct pw_tls_config, server_name), 0, 0, 0, 0,
-	  NULL, "Name sent in SNI and checked against the server certificate." },
-	{ "insecure_skip_verify", OT_BOOL, "false",
-	  offsetof(struct pw_tls_config, insecure_skip_verify), 0, 0, 0, 0, NULL,
-	  "Accept any server certificate. For testing only." },
-	{ "min_version", OT_TLS_VERSION, NULL, offsetof(struct pw_tls_config, min_version), 0, 0,
-	  0, 0, NULL, "Lowest TLS version accepted: TLS10, TLS11, TLS12 or TLS13 (unset: TLS12)." },
-	{ NULL },
+	{"ca_pem", OT_STRING, NULL, offsetof(struct pw_tls_config, ca_pem), 0, OPT_PEM, 0, 0, NULL,
+	 "PEM text of the CA certificates that verify the server. Excludes ca_file."},
+	{"ca_file", OT_STRING, NULL, offsetof(struct pw_tls_config, ca_file), 0, OPT_FILE, 0, 0,
+	 NULL, "File holding the CA certificates (PEM); re-read when it changes."},
+	{"cert_pem", OT_STRING, NULL, offsetof(struct pw_tls_config, cert_pem), 0, OPT_PEM, 0, 0,
+	 NULL, "PEM text of the client certificate. Excludes cert_file; needs a key."},
+	{"cert_file", OT_STRING, NULL, offsetof(struct pw_tls_config, cert_file), 0, OPT_FILE, 0, 0,
+	 NULL, "File holding the client certificate (PEM); re-read when it changes."},
+	{"key_pem", OT_SECRET, NULL, offsetof(struct pw_tls_config, key_pem), 0, OPT_PEM, 0, 0,
+	 NULL, "PEM text of the client private key. Excludes key_file; needs a certificate."},
+	{"key_file", OT_STRING, NULL, offsetof(struct pw_tls_config, key_file), 0, OPT_FILE, 0, 0,
+	 NULL, "File holding the client private key (PEM); re-read when it changes."},
+	{"server_name", OT_STRING, NULL, offsetof(struct pw_tls_config, server_name), 0, 0, 0, 0,
+	 NULL, "Name sent in SNI and checked against the server certificate."},
+	{"insecure_skip_verify", OT_BOOL, "false",
+	 offsetof(struct pw_tls_config, insecure_skip_verify), 0, 0, 0, 0, NULL,
+	 "Accept any server certificate. For testing only."},
+	{"min_version", OT_TLS_VERSION, NULL, offsetof(struct pw_tls_config, min_version), 0, 0, 0,
+	 0, NULL, "Lowest TLS version accepted: TLS10, TLS11, TLS12 or TLS13 (unset: TLS12)."},
+	{NULL},
 };
-static const struct block tls_block = { "tls_config", tls_opts, validate_tls };
+static const struct block tls_block = {"tls_config", tls_opts, validate_tls};
 
 static const struct opt basic_auth_opts[] = {
-	{ "username", OT_STRING, NULL, offsetof(struct pw_basic_auth, username), 0, 0, 0, 0, NULL,
-	  "User name." },
-	{ "password", OT_SECRET, NULL, offsetof(struct pw_basic_auth, password), 0, 0, 0, 0, NULL,
-	  "Password. Excludes password_file." },
-	{ "password_file", OT_STRING, NULL, offsetof(struct pw_basic_auth, password_file), 0,
-	  OPT_FILE, 0, 0, NULL,
-	  "File holding the password (surrounding whitespace trimmed); re-read when it changes." },
-	{ NULL },
+	{"username", OT_STRING, NULL, offsetof(struct pw_basic_auth, username), 0, 0, 0, 0, NULL,
+	 "User name."},
+	{"password", OT_SECRET, NULL, offsetof(struct pw_basic_auth, password), 0, 0, 0, 0, NULL,
+	 "Password. Excludes password_file."},
+	{"password_file", OT_STRING, NULL, offsetof(struct pw_basic_auth, password_file), 0,
+	 OPT_FILE, 0, 0, NULL,
+	 "File holding the password (surrounding whitespace trimmed); re-read when it changes."},
+	{NULL},
 };
-static const struct block basic_auth_block = { "basic_auth", basic_auth_opts,
-					       validate_basic_auth };
+static const struct block basic_auth_block = {"basic_auth", basic_auth_opts, validate_basic_auth};
 
 static const struct opt authorization_opts[] = {
-	{ "type", OT_STRING, "Bearer", offsetof(struct pw_authorization, type), 0, 0, 0, 0, NULL,
-	  "Authorization scheme; surrounding whitespace trimmed, empty means Bearer. \"Basic\" "
-	  "is refused: use basic_auth." },
-	{ "credentials", OT_SECRET, NULL, offsetof(struct pw_authorization, credentials), 0, 0, 0,
-	  0, NULL, "Credentials sent after the type. Excludes credentials_file." },
-	{ "credentials_file", OT_STRING, NULL,
-	  offsetof(struct pw_authorization, credentials_file), 0, OPT_FILE, 0, 0, NULL,
-	  "File holding the credentials (surrounding whitespace trimmed); re-read when it "
-	  "changes." },
-	{ NULL },
+	{"type", OT_STRING, "Bearer", offsetof(struct pw_authorization, type), 0, 0, 0, 0, NULL,
+	 "Authorization scheme; surrounding whitespace trimmed, empty means Bearer. \"Basic\" "
+	 "is refused: use basic_auth."},
+	{"credentials", OT_SECRET, NULL, offsetof(struct pw_authorization, credentials), 0, 0, 0, 0,
+	 NULL, "Credentials sent after the type. Excludes credentials_file."},
+	{"credentials_file", OT_STRING, NULL, offsetof(struct pw_authorization, credentials_file),
+	 0, OPT_FILE, 0, 0, NULL,
+	 "File holding the credentials (surrounding whitespace trimmed); re-read when it "
+	 "changes."},
+	{NULL},
 };
-static const struct block authorization_block = { "authorization", authorization_opts,
-						  validate_authorization };
+static const struct block authorization_block = {"authorization", authorization_opts,
+						 validate_authorization};
 
 static const struct opt oauth2_opts[] = {
-	{ "client_id", OT_STRING, NULL, offsetof(struct pw_oauth2, client_id), 0, OPT_REQUIRED, 0,
-	  0, NULL, "OAuth2 client ID." },
-	{ "client_secret", OT_SECRET, NULL, offsetof(struct pw_oauth2, client_secret), 0, 0, 0, 0,
-	  NULL, "OAuth2 client secret. Exactly one of client_secret and client_secret_file." },
-	{ "client_secret_file", OT_STRING, NULL, offsetof(struct pw_oauth2, client_secret_file), 0,
-	  OPT_FILE, 0, 0, NULL,
-	  "File holding the client secret (surrounding whitespace trimmed)." },
-	{ "token_url", OT_STRING, NULL, offsetof(struct pw_oauth2, token_url), 0,
-	  OPT_REQUIRED | OPT_HTTP_URL, 0, 0, NULL,
-	  "Token endpoint for the client-credentials flow (absolute http or https URL)." },
-	{ "scopes", OT_LIST_STRING, NULL, offsetof(struct pw_oauth2, scopes),
-	  offsetof(struct pw_oauth2, nscopes), 0, 0, 0, NULL, "Scopes to request." },
-	{ "endpoint_params", OT_MAP_STRING, NULL, offsetof(struct pw_oauth2, endpoint_params), 0,
-	  0, 0, 0, NULL, "Extra form parameters sent to the token endpoint." },
+	{"client_id", OT_STRING, NULL, offsetof(struct pw_oauth2, client_id), 0, OPT_REQUIRED, 0, 0,
+	 NULL, "OAuth2 client ID."},
+	{"client_secret", OT_SECRET, NULL, offsetof(struct pw_oauth2, client_secret), 0, 0, 0, 0,
+	 NULL, "OAuth2 client secret. Exactly one of client_secret and client_secret_file."},
+	{"client_secret_file", OT_STRING, NULL, offsetof(struct pw_oauth2, client_secret_file), 0,
+	 OPT_FILE, 0, 0, NULL, "File holding the client secret (surrounding whitespace trimmed)."},
+	{"token_url", OT_STRING, NULL, offsetof(struct pw_oauth2, token_url), 0,
+	 OPT_REQUIRED | OPT_HTTP_URL, 0, 0, NULL,
+	 "Token endpoint for the client-credentials flow (absolute http or https URL)."},
+	{"scopes", OT_LIST_STRING, NULL, offsetof(struct pw_oauth2, scopes),
+	 offsetof(struct pw_oauth2, nscopes), 0, 0, 0, NULL, "Scopes to request."},
+	{"endpoint_params", OT_MAP_STRING, NULL, offsetof(struct pw_oauth2, endpoint_params), 0, 0,
+	 0, 0, NULL, "Extra form parameters sent to the token endpoint."},
 	PROXY_OPTS(struct pw_oauth2, proxy),
-	{ "tls_config", OT_BLOCK, NULL, offsetof(struct pw_oauth2, tls),
-	  offsetof(struct pw_oauth2, tls_set), 0, 0, 0, &tls_block,
-	  "TLS settings for the token endpoint." },
-	{ NULL },
+	{"tls_config", OT_BLOCK, NULL, offsetof(struct pw_oauth2, tls),
+	 offsetof(struct pw_oauth2, tls_set), 0, 0, 0, &tls_block,
+	 "TLS settings for the token endpoint."},
+	{NULL},
 };
-static const struct block oauth2_block = { "oauth2", oauth2_opts, validate_oauth2 };
+static const struct block oauth2_block = {"oauth2", oauth2_opts, validate_oauth2};
 
 #define EP(field) offsetof(struct pw_endpoint_config, field)
 
 static const struct opt endpoint_opts[] = {
-	{ "url", OT_STRING, NULL, EP(url), 0, OPT_REQUIRED | OPT_HTTP_URL, 0, 0, NULL,
-	  "Base URL of the Pyroscope server (absolute http or https URL)." },
-	{ "name", OT_STRING, NULL, EP(name), 0, 0, 0, 0, NULL,
-	  "Label of the endpoint in metrics and messages; default: the URL without credentials." },
-	{ "remote_timeout", OT_DURATION, "10s", EP(remote_timeout_ns), 0, OPT_RANGE, 1, INT64_MAX,
-	  NULL, "Timeout of one HTTP attempt; greater than 0." },
-	{ "headers", OT_MAP_STRING, NULL, EP(headers), 0, OPT_HEADERS, 0, 0, NULL,
-	  "Headers set on every request (replacing a header of the same name)." },
-	{ "http_headers", OT_MAP_LIST_SECRET, NULL, EP(http_headers), 0,
-	  OPT_HEADERS | OPT_RESERVED, 0, 0, NULL,
-	  "Headers added to every request, each with a list of secret values. Reserved names "
-	  "such as Authorization or Host are refused." },
-	{ "min_backoff_period", OT_DURATION, "500ms", EP(min_backoff_ns), 0, OPT_RANGE, 1,
-	  INT64_MAX, NULL, "First wait between retries; greater than 0." },
-	{ "max_backoff_period", OT_DURATION, "5m", EP(max_backoff_ns), 0, OPT_RANGE, 1, INT64_MAX,
-	  NULL, "Longest wait between retries; at least min_backoff_period." },
-	{ "max_backoff_retries", OT_INT, "10", EP(max_backoff_retries), 0, OPT_RANGE, 0, INT64_MAX,
-	  NULL, "Attempts per delivery; 0 retries until the deadline. Not negative." },
-	{ "retry_on_http_429", OT_BOOL, "true", EP(retry_on_http_429), 0, 0, 0, 0, NULL,
-	  "Retry when the server rate-limits (HTTP 429 / resource_exhausted)." },
-	{ "debug_info_upload_timeout", OT_DURATION, "2m", EP(debug_info_upload_timeout_ns), 0,
-	  OPT_IGNORED, 0, 0, NULL,
-	  "Accepted for compatibility and ignored: debug-info upload is not implemented." },
-	{ "bearer_token", OT_SECRET, NULL, EP(bearer_token), 0, 0, 0, 0, NULL,
-	  "Token sent in an \"Authorization: Bearer\" header." },
-	{ "bearer_token_file", OT_STRING, NULL, EP(bearer_token_file), 0, OPT_FILE, 0, 0, NULL,
-	  "File holding the bearer token (surrounding whitespace trimmed); re-read when it "
-	  "changes." },
-	{ "enable_http2", OT_BOOL, "true", EP(enable_http2), 0, 0, 0, 0, NULL,
-	  "Offer HTTP/2 through TLS ALPN (plain http:// always uses HTTP/1.1)." },
-	{ "follow_redirects", OT_BOOL, "true", EP(follow_redirects), 0, 0, 0, 0, NULL,
-	  "Follow redirects; when false a 3xx is the final answer." },
+	{"url", OT_STRING, NULL, EP(url), 0, OPT_REQUIRED | OPT_HTTP_URL, 0, 0, NULL,
+	 "Base URL of the Pyroscope server (absolute http or https URL)."},
+	{"name", OT_STRING, NULL, EP(name), 0, 0, 0, 0, NULL,
+	 "Label of the endpoint in metrics and messages; default: the URL without credentials."},
+	{"remote_timeout", OT_DURATION, "10s", EP(remote_timeout_ns), 0, OPT_RANGE, 1, INT64_MAX,
+	 NULL, "Timeout of one HTTP attempt; greater than 0."},
+	{"headers", OT_MAP_STRING, NULL, EP(headers), 0, OPT_HEADERS, 0, 0, NULL,
+	 "Headers set on every request (replacing a header of the same name)."},
+	{"http_headers", OT_MAP_LIST_SECRET, NULL, EP(http_headers), 0, OPT_HEADERS | OPT_RESERVED,
+	 0, 0, NULL,
+	 "Headers added to every request, each with a list of secret values. Reserved names "
+	 "such as Authorization or Host are refused."},
+	{"min_backoff_period", OT_DURATION, "500ms", EP(min_backoff_ns), 0, OPT_RANGE, 1, INT64_MAX,
+	 NULL, "First wait between retries; greater than 0."},
+	{"max_backoff_period", OT_DURATION, "5m", EP(max_backoff_ns), 0, OPT_RANGE, 1, INT64_MAX,
+	 NULL, "Longest wait between retries; at least min_backoff_period."},
+	{"max_backoff_retries", OT_INT, "10", EP(max_backoff_retries), 0, OPT_RANGE, 0, INT64_MAX,
+	 NULL, "Attempts per delivery; 0 retries until the deadline. Not negative."},
+	{"retry_on_http_429", OT_BOOL, "true", EP(retry_on_http_429), 0, 0, 0, 0, NULL,
+	 "Retry when the server rate-limits (HTTP 429 / resource_exhausted)."},
+	{"debug_info_upload_timeout", OT_DURATION, "2m", EP(debug_info_upload_timeout_ns), 0,
+	 OPT_IGNORED, 0, 0, NULL,
+	 "Accepted for compatibility and ignored: debug-info upload is not implemented."},
+	{"bearer_token", OT_SECRET, NULL, EP(bearer_token), 0, 0, 0, 0, NULL,
+	 "Token sent in an \"Authorization: Bearer\" header."},
+	{"bearer_token_file", OT_STRING, NULL, EP(bearer_token_file), 0, OPT_FILE, 0, 0, NULL,
+	 "File holding the bearer token (surrounding whitespace trimmed); re-read when it "
+	 "changes."},
+	{"enable_http2", OT_BOOL, "true", EP(enable_http2), 0, 0, 0, 0, NULL,
+	 "Offer HTTP/2 through TLS ALPN (plain http:// always uses HTTP/1.1)."},
+	{"follow_redirects", OT_BOOL, "true", EP(follow_redirects), 0, 0, 0, 0, NULL,
+	 "Follow redirects; when false a 3xx is the final answer."},
 	PROXY_OPTS(struct pw_endpoint_config, proxy),
-	{ "max_connections", OT_INT, "32", EP(max_connections), 0, OPT_RANGE, 1, 1024, NULL,
-	  "Most connections open to this endpoint at once (1 to 1024)." },
-	{ "authorization", OT_BLOCK, NULL, EP(authorization), EP(authorization.set), 0, 0, 0,
-	  &authorization_block, "Generic Authorization header." },
-	{ "basic_auth", OT_BLOCK, NULL, EP(basic_auth), EP(basic_auth.set), 0, 0, 0,
-	  &basic_auth_block, "HTTP basic authentication." },
-	{ "oauth2", OT_BLOCK, NULL, EP(oauth2), EP(oauth2.set), 0, 0, 0, &oauth2_block,
-	  "OAuth2 client-credentials authentication." },
-	{ "tls_config", OT_BLOCK, NULL, EP(tls), EP(tls_set), 0, 0, 0, &tls_block,
-	  "TLS settings for https:// URLs." },
-	{ NULL },
+	{"max_connections", OT_INT, "32", EP(max_connections), 0, OPT_RANGE, 1, 1024, NULL,
+	 "Most connections open to this endpoint at once (1 to 1024)."},
+	{"authorization", OT_BLOCK, NULL, EP(authorization), EP(authorization.set), 0, 0, 0,
+	 &authorization_block, "Generic Authorization header."},
+	{"basic_auth", OT_BLOCK, NULL, EP(basic_auth), EP(basic_auth.set), 0, 0, 0,
+	 &basic_auth_block, "HTTP basic authentication."},
+	{"oauth2", OT_BLOCK, NULL, EP(oauth2), EP(oauth2.set), 0, 0, 0, &oauth2_block,
+	 "OAuth2 client-credentials authentication."},
+	{"tls_config", OT_BLOCK, NULL, EP(tls), EP(tls_set), 0, 0, 0, &tls_block,
+	 "TLS settings for https:// URLs."},
+	{NULL},
 };
-static const struct block endpoint_block = { "endpoint", endpoint_opts, validate_endpoint };
+static const struct block endpoint_block = {"endpoint", endpoint_opts, validate_endpoint};
 
 static const struct opt top_opts[] = {
-	{ "external_labels", OT_MAP_STRING, NULL, offsetof(struct pw_config, external_labels), 0,
-	  OPT_LABELS, 0, 0, NULL,
-	  "Labels set on every profile sent, replacing incoming labels of the same name." },
-	{ "endpoint", OT_ENDPOINTS, NULL, offsetof(struct pw_config, endpoints),
-	  offsetof(struct pw_config, nendpoints), 0, 0, 0, &endpoint_block,
-	  "Where profiles are sent: one object or a list of them (at most 256; none is valid)." },
-	{ "max_inflight_bytes", OT_INT, "268435456", offsetof(struct pw_config, max_inflight_bytes),
-	  0, OPT_RANGE, 1024, INT64_C(64) << 30, NULL,
-	  "Most profile bytes held for delivery at once (1 KiB to 64 GiB)." },
-	{ "shutdown_timeout", OT_DURATION, "5s", offsetof(struct pw_config, shutdown_timeout_ns), 0,
-	  OPT_RANGE, 0, 600 * NS_SEC, NULL,
-	  "How long destroy waits for deliveries in flight (0s to 10m)." },
-	{ "tracing", OT_ANY_OBJECT, NULL, 0, 0, OPT_IGNORED, 0, 0, NULL,
-	  "Accepted for compatibility and ignored: trace header propagation is not "
-	  "implemented." },
-	{ NULL },
+	{"external_labels", OT_MAP_STRING, NULL, offsetof(struct pw_config, external_labels), 0,
+	 OPT_LABELS, 0, 0, NULL,
+	 "Labels set on every profile sent, replacing incoming labels of the same name."},
+	{"endpoint", OT_ENDPOINTS, NULL, offsetof(struct pw_config, endpoints),
+	 offsetof(struct pw_config, nendpoints), 0, 0, 0, &endpoint_block,
+	 "Where profiles are sent: one object or a list of them (at most 256; none is valid)."},
+	{"max_inflight_bytes", OT_INT, "268435456", offsetof(struct pw_config, max_inflight_bytes),
+	 0, OPT_RANGE, 1024, INT64_C(64) << 30, NULL,
+	 "Most profile bytes held for delivery at once (1 KiB to 64 GiB)."},
+	{"shutdown_timeout", OT_DURATION, "5s", offsetof(struct pw_config, shutdown_timeout_ns), 0,
+	 OPT_RANGE, 0, 600 * NS_SEC, NULL,
+	 "How long destroy waits for deliveries in flight (0s to 10m)."},
+	{"tracing", OT_ANY_OBJECT, NULL, 0, 0, OPT_IGNORED, 0, 0, NULL,
+	 "Accepted for compatibility and ignored: trace header propagation is not "
+	 "implemented."},
+	{NULL},
 };
-static const struct block top_block = { "", top_opts, NULL };
+static const struct block top_block = {"", top_opts, NULL};
 
 /* Reasons attached to the notice of an ignored option. */
 static const char *ignored_reason(const char *name)
@@ -432,8 +452,7 @@ static size_t edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-static void unknown_key(struct ctx *c, const struct block *b, const char *path,
-			const char *key)
+static void unknown_key(struct ctx *c, const struct block *b, const char *path, const char *key)
 {
 	const char *best = NULL;
 	size_t bestd = 3;
@@ -487,7 +506,8 @@ static void canonical_header(char *dst, size_t n, const char *s)
 	for (i = 0; s[i] && i + 1 < n; i++) {
 		char ch = s[i];
 
-		dst[i] = upper ? (char)toupper((unsigned char)ch) : (char)tolower((unsigned char)ch);
+		dst[i] =
+			upper ? (char)toupper((unsigned char)ch) : (char)tolower((unsigned char)ch);
 		upper = ch == '-';
 	}
 	dst[i] = '\0';
@@ -605,7 +625,8 @@ static bool url_check(const char *u, const char *const *schemes, char *why, size
 	for (size_t i = 0; i < slen; i++) {
 		unsigned char ch = (unsigned char)u[i];
 
-		if (!(isalpha(ch) || (i > 0 && (isdigit(ch) || ch == '+' || ch == '-' || ch == '.')))) {
+		if (!(isalpha(ch) ||
+		      (i > 0 && (isdigit(ch) || ch == '+' || ch == '-' || ch == '.')))) {
 			snprintf(why, whylen, "not an absolute URL (expected scheme://host)");
 			return false;
 		}
@@ -637,8 +658,8 @@ static bool url_check(const char *u, const char *const *schemes, char *why, size
 	return true;
 }
 
-static const char *const http_schemes[] = { "http", "https", NULL };
-static const char *const proxy_schemes[] = { "http", "https", "socks5", NULL };
+static const char *const http_schemes[] = {"http", "https", NULL};
+static const char *const proxy_schemes[] = {"http", "https", "socks5", NULL};
 
 static bool domain_ok(const char *s, size_t n)
 {
@@ -748,23 +769,31 @@ static void check_no_proxy(struct ctx *c, const char *path, const char *list)
 	}
 }
 
-/* Readable now? Reads one byte only: the content may be a secret. */
+/*
+ * Readable now? Reads one byte only: the content may be a secret. Only
+ * regular files qualify (a FIFO would block the reader, and change detection
+ * relies on stat), and O_NONBLOCK keeps open() itself from waiting.
+ */
 static void check_file(struct ctx *c, const char *path, const char *file)
 {
 	char b, s[SHOW_LEN * 4 + 16];
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	int e;
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	const char *why = NULL;
+	struct stat st;
 
-	if (fd >= 0 && read(fd, &b, 1) >= 0) {
-		pw_memzero(&b, 1);
-		close(fd);
-		return;
-	}
-	e = errno;
-	show(s, sizeof(s), file, strlen(file));
-	err_at(c, path, "cannot read \"%s\": %s", s, strerror(e));
+	if (fd < 0 || fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (read(fd, &b, 1) < 0)
+		why = strerror(errno);
+	pw_memzero(&b, 1);
 	if (fd >= 0)
 		close(fd);
+	if (!why)
+		return;
+	show(s, sizeof(s), file, strlen(file));
+	err_at(c, path, "cannot read \"%s\": %s", s, why);
 }
 
 static void format_range_value(const struct opt *o, int64_t v, char *buf, size_t n)
@@ -871,7 +900,8 @@ static void parse_duration(struct ctx *c, const struct opt *o, json_t *v, char *
 		return;
 	if (pw_duration_parse(s, &ns, &why) < 0) {
 		show(shown, sizeof(shown), s, strlen(s));
-		err_at(c, path, "invalid duration \"%s\": %s (examples: \"500ms\", \"10s\", \"1m30s\")",
+		err_at(c, path,
+		       "invalid duration \"%s\": %s (examples: \"500ms\", \"10s\", \"1m30s\")",
 		       shown, why);
 		return;
 	}
@@ -879,8 +909,7 @@ static void parse_duration(struct ctx *c, const struct opt *o, json_t *v, char *
 	check_range(c, o, path, ns);
 }
 
-static void parse_int(struct ctx *c, const struct opt *o, json_t *v, char *base,
-		      const char *path)
+static void parse_int(struct ctx *c, const struct opt *o, json_t *v, char *base, const char *path)
 {
 	int64_t n;
 
@@ -904,8 +933,10 @@ static void parse_tls_version(struct ctx *c, const struct opt *o, json_t *v, cha
 		const char *name;
 		enum pw_tls_version v;
 	} versions[] = {
-		{ "TLS10", PW_TLS10 }, { "TLS11", PW_TLS11 },
-		{ "TLS12", PW_TLS12 }, { "TLS13", PW_TLS13 },
+		{"TLS10", PW_TLS10},
+		{"TLS11", PW_TLS11},
+		{"TLS12", PW_TLS12},
+		{"TLS13", PW_TLS13},
 	};
 	const char *s = get_string(c, path, v, "a string such as \"TLS12\"");
 	char shown[SHOW_LEN * 4 + 16];
@@ -926,8 +957,7 @@ static void parse_tls_version(struct ctx *c, const struct opt *o, json_t *v, cha
 }
 
 /* Name checks shared by the three map kinds. */
-static void check_map_key(struct ctx *c, const struct opt *o, const char *path,
-			  const char *key)
+static void check_map_key(struct ctx *c, const struct opt *o, const char *path, const char *key)
 {
 	char shown[SHOW_LEN * 4 + 16];
 
@@ -995,7 +1025,8 @@ static void parse_map_string(struct ctx *c, const struct opt *o, json_t *v, char
 		err_at(c, path, "out of memory");
 		return;
 	}
-	json_object_foreach(v, key, val) {
+	json_object_foreach(v, key, val)
+	{
 		path_map(cpath, path, key, strlen(key));
 		check_map_key(c, o, cpath, key);
 		if (!check_map_value(c, o, cpath, val))
@@ -1023,7 +1054,8 @@ static void parse_map_list(struct ctx *c, const struct opt *o, json_t *v, char *
 		err_at(c, path, "out of memory");
 		return;
 	}
-	json_object_foreach(v, key, val) {
+	json_object_foreach(v, key, val)
+	{
 		struct pw_kvlist *item;
 		size_t i;
 		json_t *e;
@@ -1039,7 +1071,8 @@ static void parse_map_list(struct ctx *c, const struct opt *o, json_t *v, char *
 		item->values = calloc(json_array_size(val) + 1, sizeof(*item->values));
 		if (!item->values)
 			continue;
-		json_array_foreach(val, i, e) {
+		json_array_foreach(val, i, e)
+		{
 			path_index(ipath, cpath, i);
 			if (check_map_value(c, o, ipath, e))
 				item->values[item->nvalues++] = pw_strdup(json_string_value(e));
@@ -1065,7 +1098,8 @@ static void parse_list_string(struct ctx *c, const struct opt *o, json_t *v, cha
 		err_at(c, path, "out of memory");
 		return;
 	}
-	json_array_foreach(v, i, e) {
+	json_array_foreach(v, i, e)
+	{
 		const char *s;
 
 		path_index(ipath, path, i);
@@ -1091,7 +1125,8 @@ static void parse_endpoints(struct ctx *c, const struct opt *o, json_t *v, char 
 		return;
 	}
 	if (count > MAX_ENDPOINTS) {
-		err_at(c, path, "at most %d endpoints are supported, got %zu", MAX_ENDPOINTS, count);
+		err_at(c, path, "at most %d endpoints are supported, got %zu", MAX_ENDPOINTS,
+		       count);
 		return;
 	}
 	*eps = calloc(count + 1, sizeof(**eps));
@@ -1112,8 +1147,7 @@ static void parse_endpoints(struct ctx *c, const struct opt *o, json_t *v, char 
 	}
 }
 
-static void parse_opt(struct ctx *c, const struct opt *o, json_t *v, char *base,
-		      const char *path)
+static void parse_opt(struct ctx *c, const struct opt *o, json_t *v, char *base, const char *path)
 {
 	switch (o->type) {
 	case OT_STRING:
@@ -1146,7 +1180,8 @@ static void parse_opt(struct ctx *c, const struct opt *o, json_t *v, char *base,
 		break;
 	case OT_BLOCK:
 		if (!json_is_object(v)) {
-			err_at(c, path, "expected an object (a %s block), got %s", o->name, jtype(v));
+			err_at(c, path, "expected an object (a %s block), got %s", o->name,
+			       jtype(v));
 			break;
 		}
 		*(bool *)(void *)(base + o->off2) = true;
@@ -1157,7 +1192,8 @@ static void parse_opt(struct ctx *c, const struct opt *o, json_t *v, char *base,
 		break;
 	case OT_ANY_OBJECT:
 		if (!json_is_object(v))
-			err_at(c, path, "expected an object (a %s block), got %s", o->name, jtype(v));
+			err_at(c, path, "expected an object (a %s block), got %s", o->name,
+			       jtype(v));
 		break;
 	}
 	if ((o->flags & OPT_IGNORED) && c->cfg)
@@ -1205,7 +1241,8 @@ static void parse_block(struct ctx *c, const struct block *b, json_t *obj, char 
 	char cpath[PATH_LEN];
 
 	apply_defaults(b, base);
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		const struct opt *o = find_opt(b, key);
 
 		path_key(cpath, path, key);
@@ -1266,11 +1303,13 @@ static void validate_tls(struct ctx *c, const char *path, void *base)
 	if (t->key_pem && t->key_file)
 		err_at(c, path, "key_pem and key_file are mutually exclusive");
 	if ((t->cert_pem || t->cert_file) && !t->key_pem && !t->key_file)
-		err_at(c, path, "a client certificate (cert_pem or cert_file) needs a client key "
-				"(key_pem or key_file)");
+		err_at(c, path,
+		       "a client certificate (cert_pem or cert_file) needs a client key "
+		       "(key_pem or key_file)");
 	if ((t->key_pem || t->key_file) && !t->cert_pem && !t->cert_file)
-		err_at(c, path, "a client key (key_pem or key_file) needs a client certificate "
-				"(cert_pem or cert_file)");
+		err_at(c, path,
+		       "a client key (key_pem or key_file) needs a client certificate "
+		       "(cert_pem or cert_file)");
 }
 
 static void validate_basic_auth(struct ctx *c, const char *path, void *base)
@@ -1325,9 +1364,11 @@ static void validate_endpoint(struct ctx *c, const char *path, void *base)
 	char cpath[PATH_LEN];
 
 	if (nauth > 1)
-		err_at(c, path, "at most one of basic_auth, authorization, oauth2, bearer_token & "
-				"bearer_token_file must be configured");
-	if (e->min_backoff_ns > 0 && e->max_backoff_ns > 0 && e->max_backoff_ns < e->min_backoff_ns) {
+		err_at(c, path,
+		       "at most one of basic_auth, authorization, oauth2, bearer_token & "
+		       "bearer_token_file must be configured");
+	if (e->min_backoff_ns > 0 && e->max_backoff_ns > 0 &&
+	    e->max_backoff_ns < e->min_backoff_ns) {
 		char lo[48], hi[48];
 
 		pw_duration_format(e->min_backoff_ns, lo, sizeof(lo));
@@ -1411,7 +1452,8 @@ static int cmp_opt(const void *a, const void *b)
 
 static int cmp_kv(const void *a, const void *b)
 {
-	return strcmp((*(const struct pw_kv *const *)a)->key, (*(const struct pw_kv *const *)b)->key);
+	return strcmp((*(const struct pw_kv *const *)a)->key,
+		      (*(const struct pw_kv *const *)b)->key);
 }
 
 static int cmp_kvlist(const void *a, const void *b)
@@ -1567,7 +1609,7 @@ static void emit_opt(struct strbuf *sb, bool *first, const struct opt *o, const 
 
 static void emit_block(struct strbuf *sb, const struct block *b, const char *base, bool redact)
 {
-	const struct opt *sorted[64];
+	const struct opt *sorted[64] = {NULL};
 	size_t n = 0;
 	bool first = true;
 
@@ -1720,7 +1762,7 @@ static void finish_endpoints(struct ctx *c, struct pw_config *cfg)
 
 int pw_config_parse(const char *text, struct pw_config **out, char **errors)
 {
-	struct ctx c = { STRBUF_INIT, 0, NULL };
+	struct ctx c = {STRBUF_INIT, 0, NULL};
 	struct pw_config *cfg = NULL;
 	json_t *root = NULL;
 	json_error_t jerr;
@@ -1737,10 +1779,12 @@ int pw_config_parse(const char *text, struct pw_config **out, char **errors)
 	}
 	if (precheck(&c, text, &len))
 		goto out;
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY,
+			  &jerr);
 	if (!root) {
 		c.nerrs++;
-		strbuf_printf(&c.errs, "line %d, column %d: %s\n", jerr.line, jerr.column, jerr.text);
+		strbuf_printf(&c.errs, "line %d, column %d: %s\n", jerr.line, jerr.column,
+			      jerr.text);
 		goto out;
 	}
 	if (!json_is_object(root)) {
@@ -1928,8 +1972,8 @@ static const char *type_name(const struct opt *o)
 char *pw_config_options_markdown(const char *block)
 {
 	static const struct block *const blocks[] = {
-		&top_block, &endpoint_block, &basic_auth_block,
-		&authorization_block, &oauth2_block, &tls_block,
+		&top_block,	      &endpoint_block, &basic_auth_block,
+		&authorization_block, &oauth2_block,   &tls_block,
 	};
 	const struct block *b = NULL;
 	struct strbuf sb = STRBUF_INIT;

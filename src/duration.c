@@ -25,14 +25,14 @@ struct unit {
 };
 
 static const struct unit units[] = {
-	{ "ns", 1 },
-	{ "us", NS_US },
-	{ "\xc2\xb5s", NS_US }, /* U+00B5 MICRO SIGN */
-	{ "\xce\xbcs", NS_US }, /* U+03BC GREEK SMALL LETTER MU */
-	{ "ms", NS_MS },
-	{ "s", NS_S },
-	{ "m", NS_M },
-	{ "h", NS_H },
+	{"ns", 1},
+	{"us", NS_US},
+	{"\xc2\xb5s", NS_US}, /* U+00B5 MICRO SIGN */
+	{"\xce\xbcs", NS_US}, /* U+03BC GREEK SMALL LETTER MU */
+	{"ms", NS_MS},
+	{"s", NS_S},
+	{"m", NS_M},
+	{"h", NS_H},
 };
 
 static bool is_digit(char c)

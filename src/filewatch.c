@@ -64,10 +64,16 @@ static int read_file(const char *path, size_t max_size, char **out, size_t *outl
 	size_t len = 0, cap = 0;
 	int fd = -1, rc = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO planted at the path must not stall the caller. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		if (err)
 			*err = pw_asprintf("cannot read \"%s\": %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		if (err)
+			*err = pw_asprintf("cannot read \"%s\": not a regular file", path);
 		goto out;
 	}
 	for (;;) {
@@ -81,15 +87,17 @@ static int read_file(const char *path, size_t max_size, char **out, size_t *outl
 				ncap = max_size + 1;
 			if (ncap <= cap) {
 				if (err)
-					*err = pw_asprintf("cannot read \"%s\": larger than %zu bytes",
-							   path, max_size);
+					*err = pw_asprintf(
+						"cannot read \"%s\": larger than %zu bytes", path,
+						max_size);
 				goto out;
 			}
 			/* Grow by copy so no stale copy of a secret is left behind. */
 			nbuf = malloc(ncap + 1);
 			if (!nbuf) {
 				if (err)
-					*err = pw_asprintf("cannot read \"%s\": out of memory", path);
+					*err = pw_asprintf("cannot read \"%s\": out of memory",
+							   path);
 				goto out;
 			}
 			if (buf)
@@ -112,7 +120,8 @@ static int read_file(const char *path, size_t max_size, char **out, size_t *outl
 	}
 	if (len > max_size) {
 		if (err)
-			*err = pw_asprintf("cannot read \"%s\": larger than %zu bytes", path, max_size);
+			*err = pw_asprintf("cannot read \"%s\": larger than %zu bytes", path,
+					   max_size);
 		goto out;
 	}
 	if (!buf) {

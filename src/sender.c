@@ -274,9 +274,13 @@ static int build_static_headers(struct pw_sender *s, struct pw_endpoint *ep, boo
 		ADD("User-Agent", s->user_agent);
 	if (own_id)
 		ADD("X-Alloy-Id", s->instance_id);
-	/* No 100-continue round trip: Pyroscope reads the body anyway. */
-	ADD("Expect", "");
 #undef ADD
+	/* No 100-continue round trip: Pyroscope reads the body anyway. A
+	 * header without a value tells libcurl to leave it out. */
+	n = curl_slist_append(l, "Expect:");
+	if (!n)
+		goto fail;
+	l = n;
 	*out = l;
 	return 0;
 fail:
@@ -1125,8 +1129,12 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 		v = pw_classify_push(&a, ep->cfg->retry_on_http_429, NULL, &err);
 	easy_put(s, t->easy);
 	t->easy = NULL;
+	/* The task's delivery may end here and take the last reference to an
+	 * endpoint that a reload removed: keep it alive for the pump. */
+	atomic_fetch_add(&ep->refs, 1);
 	after_attempt(s, t, v, err, now);
 	pump_endpoint(s, ep, now);
+	endpoint_unref(ep);
 }
 
 static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode rc)

@@ -23,6 +23,7 @@
 
 static char tmpdir[PATH_MAX];
 static char tmpfile_path[PATH_MAX + 16];
+static char fifo_path[PATH_MAX + 16];
 
 static void write_file(const char *path, const char *content)
 {
@@ -39,6 +40,8 @@ static void setup_files(void)
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	snprintf(tmpfile_path, sizeof(tmpfile_path), "%s/secret", tmpdir);
 	write_file(tmpfile_path, "  s3cret-from-file\n");
+	snprintf(fifo_path, sizeof(fifo_path), "%s/fifo", tmpdir);
+	ck_assert_int_eq(mkfifo(fifo_path, 0600), 0);
 }
 
 static void teardown_files(void)
@@ -147,50 +150,50 @@ static const struct {
 	const char *in;
 	int64_t ns;
 } good_durations[] = {
-	{ "0", 0 },
-	{ "-0", 0 },
-	{ "+0", 0 },
-	{ "0s", 0 },
-	{ "10s", INT64_C(10000000000) },
-	{ "500ms", INT64_C(500000000) },
-	{ "1m30s", INT64_C(90000000000) },
-	{ "1.5h", INT64_C(5400000000000) },
-	{ "-2s", INT64_C(-2000000000) },
-	{ "+5s", INT64_C(5000000000) },
-	{ "1h2m3.5s", INT64_C(3723500000000) },
-	{ ".5s", INT64_C(500000000) },
-	{ "1.s", INT64_C(1000000000) },
-	{ "3us", 3000 },
-	{ "3\xc2\xb5s", 3000 },
-	{ "3\xce\xbcs", 3000 },
-	{ "7ns", 7 },
-	{ "1.000000001s", INT64_C(1000000001) },
-	{ "9223372036854775807ns", INT64_MAX },
-	{ "-9223372036854775808ns", INT64_MIN },
-	{ "2562047h47m16.854775807s", INT64_MAX },
+	{"0", 0},
+	{"-0", 0},
+	{"+0", 0},
+	{"0s", 0},
+	{"10s", INT64_C(10000000000)},
+	{"500ms", INT64_C(500000000)},
+	{"1m30s", INT64_C(90000000000)},
+	{"1.5h", INT64_C(5400000000000)},
+	{"-2s", INT64_C(-2000000000)},
+	{"+5s", INT64_C(5000000000)},
+	{"1h2m3.5s", INT64_C(3723500000000)},
+	{".5s", INT64_C(500000000)},
+	{"1.s", INT64_C(1000000000)},
+	{"3us", 3000},
+	{"3\xc2\xb5s", 3000},
+	{"3\xce\xbcs", 3000},
+	{"7ns", 7},
+	{"1.000000001s", INT64_C(1000000001)},
+	{"9223372036854775807ns", INT64_MAX},
+	{"-9223372036854775808ns", INT64_MIN},
+	{"2562047h47m16.854775807s", INT64_MAX},
 };
 
 static const struct {
 	const char *in;
 	const char *why;
 } bad_durations[] = {
-	{ "", "empty duration" },
-	{ "10", "missing unit in duration" },
-	{ "1.5", "missing unit in duration" },
-	{ "9999999999h", "duration out of range" },
-	{ "9223372036854775808ns", "duration out of range" },
-	{ "99999999999999999999s", "duration out of range" },
-	{ "2562047h47m16.854775808s", "duration out of range" },
-	{ "\xc2\xb5s", "invalid duration" },
-	{ "1e3s", "unknown unit in duration" },
-	{ "5d", "unknown unit in duration" },
-	{ "-", "invalid duration" },
-	{ ".s", "invalid duration" },
-	{ "s", "invalid duration" },
-	{ "1s ", "unknown unit in duration" },
-	{ " 1s", "invalid duration" },
-	{ "1S", "unknown unit in duration" },
-	{ "--1s", "invalid duration" },
+	{"", "empty duration"},
+	{"10", "missing unit in duration"},
+	{"1.5", "missing unit in duration"},
+	{"9999999999h", "duration out of range"},
+	{"9223372036854775808ns", "duration out of range"},
+	{"99999999999999999999s", "duration out of range"},
+	{"2562047h47m16.854775808s", "duration out of range"},
+	{"\xc2\xb5s", "invalid duration"},
+	{"1e3s", "unknown unit in duration"},
+	{"5d", "unknown unit in duration"},
+	{"-", "invalid duration"},
+	{".s", "invalid duration"},
+	{"s", "invalid duration"},
+	{"1s ", "unknown unit in duration"},
+	{" 1s", "invalid duration"},
+	{"1S", "unknown unit in duration"},
+	{"--1s", "invalid duration"},
 };
 
 START_TEST(duration_parse_good)
@@ -220,18 +223,18 @@ static const struct {
 	int64_t ns;
 	const char *out;
 } formats[] = {
-	{ 0, "0s" },
-	{ 1, "1ns" },
-	{ 1100, "1.1\xc2\xb5s" },
-	{ INT64_C(500000000), "500ms" },
-	{ INT64_C(1500000), "1.5ms" },
-	{ INT64_C(10000000000), "10s" },
-	{ INT64_C(90000000000), "1m30s" },
-	{ INT64_C(300000000000), "5m0s" },
-	{ INT64_C(3723500000000), "1h2m3.5s" },
-	{ INT64_C(-2000000000), "-2s" },
-	{ INT64_MAX, "2562047h47m16.854775807s" },
-	{ INT64_MIN, "-2562047h47m16.854775808s" },
+	{0, "0s"},
+	{1, "1ns"},
+	{1100, "1.1\xc2\xb5s"},
+	{INT64_C(500000000), "500ms"},
+	{INT64_C(1500000), "1.5ms"},
+	{INT64_C(10000000000), "10s"},
+	{INT64_C(90000000000), "1m30s"},
+	{INT64_C(300000000000), "5m0s"},
+	{INT64_C(3723500000000), "1h2m3.5s"},
+	{INT64_C(-2000000000), "-2s"},
+	{INT64_MAX, "2562047h47m16.854775807s"},
+	{INT64_MIN, "-2562047h47m16.854775808s"},
 };
 
 START_TEST(duration_format)
@@ -292,9 +295,11 @@ static const char *const valid_docs[] = {
 	"\"password_file\": \"@F@\"}}]}",
 	"{\"endpoint\": [{\"url\": \"http://h\", \"authorization\": {\"type\": \"Token\", "
 	"\"credentials\": \"c\"}}]}",
-	"{\"endpoint\": [{\"url\": \"http://h\", \"authorization\": {\"credentials_file\": \"@F@\"}}]}",
+	"{\"endpoint\": [{\"url\": \"http://h\", \"authorization\": {\"credentials_file\": "
+	"\"@F@\"}}]}",
 	"{\"endpoint\": [{\"url\": \"http://h\", \"oauth2\": {\"client_id\": \"id\", "
-	"\"client_secret\": \"s\", \"token_url\": \"https://idp/token\", \"scopes\": [\"a\", \"b\"], "
+	"\"client_secret\": \"s\", \"token_url\": \"https://idp/token\", \"scopes\": [\"a\", "
+	"\"b\"], "
 	"\"endpoint_params\": {\"audience\": \"x\"}, \"proxy_url\": \"http://proxy:3128\", "
 	"\"no_proxy\": \"idp\", \"proxy_connect_header\": {\"X-P\": [\"v\"]}, "
 	"\"tls_config\": {\"ca_file\": \"@F@\", \"insecure_skip_verify\": true}}}]}",
@@ -342,244 +347,252 @@ static const struct {
 	const char *want;
 } invalid_docs[] = {
 	/* document level */
-	{ "[]", "document: expected a JSON object at the top level, got array" },
-	{ "\"x\"", "document: expected a JSON object at the top level, got string" },
-	{ "{\"endpoint\": [}", "line 1, column 15: " },
-	{ "{\n  \"a\": 1,\n  \"a\": 2\n}", "line 3, column 5: duplicate object key" },
-	{ "{\"external_labels\": {\"a\": \"\xff\"}}", "line 1, column 28: document is not valid UTF-8" },
-	{ "{\"x\": \"\xc0\xaf\"}", "line 1, column 8: document is not valid UTF-8" },
-	{ "", "line 1, column 0: " },
-	{ "{} {}", "line 1, column 4: end of file expected" },
+	{"[]", "document: expected a JSON object at the top level, got array"},
+	{"\"x\"", "document: expected a JSON object at the top level, got string"},
+	{"{\"endpoint\": [}", "line 1, column 15: "},
+	{"{\n  \"a\": 1,\n  \"a\": 2\n}", "line 3, column 5: duplicate object key"},
+	{"{\"external_labels\": {\"a\": \"\xff\"}}",
+	 "line 1, column 28: document is not valid UTF-8"},
+	{"{\"x\": \"\xc0\xaf\"}", "line 1, column 8: document is not valid UTF-8"},
+	{"", "line 1, column 0: "},
+	{"{} {}", "line 1, column 4: end of file expected"},
 	/* unknown keys */
-	{ EP1("\"remote_timout\": \"1s\""),
-	  "endpoint[0].remote_timout: unknown attribute; did you mean \"remote_timeout\"?" },
-	{ "{\"external_label\": {}}",
-	  "external_label: unknown attribute; did you mean \"external_labels\"?" },
-	{ "{\"endpoints\": []}", "endpoints: unknown attribute; did you mean \"endpoint\"?" },
-	{ EP1("\"zzzz\": 1"), "endpoint[0].zzzz: unknown attribute" },
-	{ EP1("\"basic_auth\": {\"pasword\": \"x\"}"),
-	  "endpoint[0].basic_auth.pasword: unknown attribute; did you mean \"password\"?" },
-	{ EP1("\"tls_config\": {\"ca\": \"x\"}"), "endpoint[0].tls_config.ca: unknown attribute" },
-	{ EP1("\"a\\nb\": 1"), "endpoint[0].a\\x0ab: unknown attribute" },
+	{EP1("\"remote_timout\": \"1s\""),
+	 "endpoint[0].remote_timout: unknown attribute; did you mean \"remote_timeout\"?"},
+	{"{\"external_label\": {}}",
+	 "external_label: unknown attribute; did you mean \"external_labels\"?"},
+	{"{\"endpoints\": []}", "endpoints: unknown attribute; did you mean \"endpoint\"?"},
+	{EP1("\"zzzz\": 1"), "endpoint[0].zzzz: unknown attribute"},
+	{EP1("\"basic_auth\": {\"pasword\": \"x\"}"),
+	 "endpoint[0].basic_auth.pasword: unknown attribute; did you mean \"password\"?"},
+	{EP1("\"tls_config\": {\"ca\": \"x\"}"), "endpoint[0].tls_config.ca: unknown attribute"},
+	{EP1("\"a\\nb\": 1"), "endpoint[0].a\\x0ab: unknown attribute"},
 	/* type errors, one per type */
-	{ "{\"endpoint\": [{\"url\": 5}]}", "endpoint[0].url: expected a string, got number" },
-	{ EP1("\"bearer_token\": true"), "endpoint[0].bearer_token: expected a string, got bool" },
-	{ EP1("\"enable_http2\": \"true\""),
-	  "endpoint[0].enable_http2: expected a bool (true or false), got string" },
-	{ EP1("\"max_backoff_retries\": \"10\""),
-	  "endpoint[0].max_backoff_retries: expected an integer, got string" },
-	{ EP1("\"max_backoff_retries\": 1.5"),
-	  "endpoint[0].max_backoff_retries: expected an integer, got a number with a fraction" },
-	{ EP1("\"remote_timeout\": 10"),
-	  "endpoint[0].remote_timeout: expected a duration string such as \"10s\", got number" },
-	{ EP1("\"remote_timeout\": \"10\""),
-	  "endpoint[0].remote_timeout: invalid duration \"10\": missing unit in duration" },
-	{ EP1("\"remote_timeout\": \"\""),
-	  "endpoint[0].remote_timeout: invalid duration \"\": empty duration" },
-	{ EP1("\"min_backoff_period\": \"9999999999h\""),
-	  "endpoint[0].min_backoff_period: invalid duration \"9999999999h\": duration out of range" },
-	{ EP1("\"headers\": [\"a\"]"),
-	  "endpoint[0].headers: expected an object of strings, got array" },
-	{ EP1("\"headers\": {\"X-A\": 1}"),
-	  "endpoint[0].headers[\"X-A\"]: expected a string, got number" },
-	{ EP1("\"http_headers\": {\"X-A\": \"v\"}"),
-	  "endpoint[0].http_headers[\"X-A\"]: expected a list of strings, got string" },
-	{ EP1("\"http_headers\": {\"X-A\": [\"v\", 2]}"),
-	  "endpoint[0].http_headers[\"X-A\"][1]: expected a string, got number" },
-	{ EP1("\"http_headers\": 3"),
-	  "endpoint[0].http_headers: expected an object of string lists, got number" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
-	      "\"http://t\", \"scopes\": \"a\"}"),
-	  "endpoint[0].oauth2.scopes: expected a list of strings, got string" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
-	      "\"http://t\", \"scopes\": [\"a\", null]}"),
-	  "endpoint[0].oauth2.scopes[1]: expected a string, got null" },
-	{ EP1("\"basic_auth\": \"u:p\""),
-	  "endpoint[0].basic_auth: expected an object (a basic_auth block), got string" },
-	{ "{\"endpoint\": \"http://h\"}",
-	  "endpoint: expected an endpoint object or a list of them, got string" },
-	{ "{\"endpoint\": [{\"url\": \"http://h\"}, 3]}",
-	  "endpoint[1]: expected an endpoint object, got number" },
-	{ "{\"tracing\": true}", "tracing: expected an object (a tracing block), got bool" },
-	{ "{\"external_labels\": {\"a\": null}}",
-	  "external_labels[\"a\"]: expected a string, got null" },
-	{ EP1("\"name\": \"a\\u0000b\""), "endpoint[0].name: must not contain a NUL character" },
+	{"{\"endpoint\": [{\"url\": 5}]}", "endpoint[0].url: expected a string, got number"},
+	{EP1("\"bearer_token\": true"), "endpoint[0].bearer_token: expected a string, got bool"},
+	{EP1("\"enable_http2\": \"true\""),
+	 "endpoint[0].enable_http2: expected a bool (true or false), got string"},
+	{EP1("\"max_backoff_retries\": \"10\""),
+	 "endpoint[0].max_backoff_retries: expected an integer, got string"},
+	{EP1("\"max_backoff_retries\": 1.5"),
+	 "endpoint[0].max_backoff_retries: expected an integer, got a number with a fraction"},
+	{EP1("\"remote_timeout\": 10"),
+	 "endpoint[0].remote_timeout: expected a duration string such as \"10s\", got number"},
+	{EP1("\"remote_timeout\": \"10\""),
+	 "endpoint[0].remote_timeout: invalid duration \"10\": missing unit in duration"},
+	{EP1("\"remote_timeout\": \"\""),
+	 "endpoint[0].remote_timeout: invalid duration \"\": empty duration"},
+	{EP1("\"min_backoff_period\": \"9999999999h\""),
+	 "endpoint[0].min_backoff_period: invalid duration \"9999999999h\": duration out of range"},
+	{EP1("\"headers\": [\"a\"]"),
+	 "endpoint[0].headers: expected an object of strings, got array"},
+	{EP1("\"headers\": {\"X-A\": 1}"),
+	 "endpoint[0].headers[\"X-A\"]: expected a string, got number"},
+	{EP1("\"http_headers\": {\"X-A\": \"v\"}"),
+	 "endpoint[0].http_headers[\"X-A\"]: expected a list of strings, got string"},
+	{EP1("\"http_headers\": {\"X-A\": [\"v\", 2]}"),
+	 "endpoint[0].http_headers[\"X-A\"][1]: expected a string, got number"},
+	{EP1("\"http_headers\": 3"),
+	 "endpoint[0].http_headers: expected an object of string lists, got number"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
+	     "\"http://t\", \"scopes\": \"a\"}"),
+	 "endpoint[0].oauth2.scopes: expected a list of strings, got string"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
+	     "\"http://t\", \"scopes\": [\"a\", null]}"),
+	 "endpoint[0].oauth2.scopes[1]: expected a string, got null"},
+	{EP1("\"basic_auth\": \"u:p\""),
+	 "endpoint[0].basic_auth: expected an object (a basic_auth block), got string"},
+	{"{\"endpoint\": \"http://h\"}",
+	 "endpoint: expected an endpoint object or a list of them, got string"},
+	{"{\"endpoint\": [{\"url\": \"http://h\"}, 3]}",
+	 "endpoint[1]: expected an endpoint object, got number"},
+	{"{\"tracing\": true}", "tracing: expected an object (a tracing block), got bool"},
+	{"{\"external_labels\": {\"a\": null}}",
+	 "external_labels[\"a\"]: expected a string, got null"},
+	{EP1("\"name\": \"a\\u0000b\""), "endpoint[0].name: must not contain a NUL character"},
 	/* D4 / D9: url */
-	{ "{\"endpoint\": [{\"name\": \"x\"}]}", "endpoint[0].url: required attribute is missing" },
-	{ "{\"endpoint\": [{\"url\": \"\"}]}", "endpoint[0].url: must not be empty" },
-	{ "{\"endpoint\": [{\"url\": \"pyroscope:4040\"}]}",
-	  "endpoint[0].url: must be an absolute http or https URL with a host: not an absolute URL" },
-	{ "{\"endpoint\": [{\"url\": \"ftp://h\"}]}",
-	  "endpoint[0].url: must be an absolute http or https URL with a host: unsupported scheme "
-	  "\"ftp\"" },
-	{ "{\"endpoint\": [{\"url\": \"http:///path\"}]}",
-	  "endpoint[0].url: must be an absolute http or https URL with a host: missing host" },
-	{ "{\"endpoint\": [{\"url\": \"http://u:p@:80\"}]}",
-	  "endpoint[0].url: must be an absolute http or https URL with a host: missing host" },
-	{ "{\"endpoint\": [{\"url\": \"http://h:99999\"}]}",
-	  "endpoint[0].url: must be an absolute http or https URL with a host: invalid port" },
-	{ "{\"endpoint\": [{\"url\": \"http://h x\"}]}",
-	  "endpoint[0].url: must be an absolute http or https URL with a host: contains a space" },
-	{ "{\"endpoint\": [{\"url\": \"http://[zz]:80\"}]}",
-	  "endpoint[0].url: must be an absolute http or https URL with a host: invalid IPv6 host" },
+	{"{\"endpoint\": [{\"name\": \"x\"}]}", "endpoint[0].url: required attribute is missing"},
+	{"{\"endpoint\": [{\"url\": \"\"}]}", "endpoint[0].url: must not be empty"},
+	{"{\"endpoint\": [{\"url\": \"pyroscope:4040\"}]}",
+	 "endpoint[0].url: must be an absolute http or https URL with a host: not an absolute URL"},
+	{"{\"endpoint\": [{\"url\": \"ftp://h\"}]}",
+	 "endpoint[0].url: must be an absolute http or https URL with a host: unsupported scheme "
+	 "\"ftp\""},
+	{"{\"endpoint\": [{\"url\": \"http:///path\"}]}",
+	 "endpoint[0].url: must be an absolute http or https URL with a host: missing host"},
+	{"{\"endpoint\": [{\"url\": \"http://u:p@:80\"}]}",
+	 "endpoint[0].url: must be an absolute http or https URL with a host: missing host"},
+	{"{\"endpoint\": [{\"url\": \"http://h:99999\"}]}",
+	 "endpoint[0].url: must be an absolute http or https URL with a host: invalid port"},
+	{"{\"endpoint\": [{\"url\": \"http://h x\"}]}",
+	 "endpoint[0].url: must be an absolute http or https URL with a host: contains a space"},
+	{"{\"endpoint\": [{\"url\": \"http://[zz]:80\"}]}",
+	 "endpoint[0].url: must be an absolute http or https URL with a host: invalid IPv6 host"},
 	/* D4 / D9: timeouts, backoff, retries, connections */
-	{ EP1("\"remote_timeout\": \"0s\""), "endpoint[0].remote_timeout: must be greater than 0, got 0s" },
-	{ EP1("\"remote_timeout\": \"-1s\""),
-	  "endpoint[0].remote_timeout: must be greater than 0, got -1s" },
-	{ EP1("\"min_backoff_period\": \"0\""),
-	  "endpoint[0].min_backoff_period: must be greater than 0, got 0s" },
-	{ EP1("\"max_backoff_period\": \"0s\""),
-	  "endpoint[0].max_backoff_period: must be greater than 0, got 0s" },
-	{ EP1("\"min_backoff_period\": \"10s\", \"max_backoff_period\": \"1s\""),
-	  "endpoint[0].max_backoff_period: must not be shorter than min_backoff_period (1s < 10s)" },
-	{ EP1("\"min_backoff_period\": \"10m\""),
-	  "endpoint[0].max_backoff_period: must not be shorter than min_backoff_period (5m0s < "
-	  "10m0s)" },
-	{ EP1("\"max_backoff_retries\": -1"),
-	  "endpoint[0].max_backoff_retries: must not be negative, got -1" },
-	{ EP1("\"max_connections\": 0"), "endpoint[0].max_connections: must be between 1 and 1024, got 0" },
-	{ EP1("\"max_connections\": 1025"),
-	  "endpoint[0].max_connections: must be between 1 and 1024, got 1025" },
-	{ "{\"max_inflight_bytes\": 1023}",
-	  "max_inflight_bytes: must be between 1024 and 68719476736, got 1023" },
-	{ "{\"max_inflight_bytes\": 68719476737}",
-	  "max_inflight_bytes: must be between 1024 and 68719476736, got 68719476737" },
-	{ "{\"shutdown_timeout\": \"-1s\"}", "shutdown_timeout: must be between 0s and 10m0s, got -1s" },
-	{ "{\"shutdown_timeout\": \"10m1s\"}",
-	  "shutdown_timeout: must be between 0s and 10m0s, got 10m1s" },
+	{EP1("\"remote_timeout\": \"0s\""),
+	 "endpoint[0].remote_timeout: must be greater than 0, got 0s"},
+	{EP1("\"remote_timeout\": \"-1s\""),
+	 "endpoint[0].remote_timeout: must be greater than 0, got -1s"},
+	{EP1("\"min_backoff_period\": \"0\""),
+	 "endpoint[0].min_backoff_period: must be greater than 0, got 0s"},
+	{EP1("\"max_backoff_period\": \"0s\""),
+	 "endpoint[0].max_backoff_period: must be greater than 0, got 0s"},
+	{EP1("\"min_backoff_period\": \"10s\", \"max_backoff_period\": \"1s\""),
+	 "endpoint[0].max_backoff_period: must not be shorter than min_backoff_period (1s < 10s)"},
+	{EP1("\"min_backoff_period\": \"10m\""),
+	 "endpoint[0].max_backoff_period: must not be shorter than min_backoff_period (5m0s < "
+	 "10m0s)"},
+	{EP1("\"max_backoff_retries\": -1"),
+	 "endpoint[0].max_backoff_retries: must not be negative, got -1"},
+	{EP1("\"max_connections\": 0"),
+	 "endpoint[0].max_connections: must be between 1 and 1024, got 0"},
+	{EP1("\"max_connections\": 1025"),
+	 "endpoint[0].max_connections: must be between 1 and 1024, got 1025"},
+	{"{\"max_inflight_bytes\": 1023}",
+	 "max_inflight_bytes: must be between 1024 and 68719476736, got 1023"},
+	{"{\"max_inflight_bytes\": 68719476737}",
+	 "max_inflight_bytes: must be between 1024 and 68719476736, got 68719476737"},
+	{"{\"shutdown_timeout\": \"-1s\"}",
+	 "shutdown_timeout: must be between 0s and 10m0s, got -1s"},
+	{"{\"shutdown_timeout\": \"10m1s\"}",
+	 "shutdown_timeout: must be between 0s and 10m0s, got 10m1s"},
 	/* D4: headers */
-	{ EP1("\"headers\": {\"Bad Name\": \"v\"}"),
-	  "endpoint[0].headers[\"Bad Name\"]: \"Bad Name\" is not a valid HTTP header name" },
-	{ EP1("\"headers\": {\"\": \"v\"}"),
-	  "endpoint[0].headers[\"\"]: \"\" is not a valid HTTP header name" },
-	{ EP1("\"headers\": {\"X-A\": \"a\\r\\nX-Injected: 1\"}"),
-	  "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF or NUL" },
-	{ EP1("\"headers\": {\"X-A\": \"a\\u0000\"}"),
-	  "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF or NUL" },
-	{ EP1("\"http_headers\": {\"X-A\": [\"ok\", \"bad\\n\"]}"),
-	  "endpoint[0].http_headers[\"X-A\"][1]: header value must not contain CR, LF or NUL" },
-	{ EP1("\"http_headers\": {\"X:A\": [\"v\"]}"),
-	  "endpoint[0].http_headers[\"X:A\"]: \"X:A\" is not a valid HTTP header name" },
-	{ EP1("\"proxy_url\": \"http://p\", \"proxy_connect_header\": {\"X@\": [\"v\"]}"),
-	  "endpoint[0].proxy_connect_header[\"X@\"]: \"X@\" is not a valid HTTP header name" },
+	{EP1("\"headers\": {\"Bad Name\": \"v\"}"),
+	 "endpoint[0].headers[\"Bad Name\"]: \"Bad Name\" is not a valid HTTP header name"},
+	{EP1("\"headers\": {\"\": \"v\"}"),
+	 "endpoint[0].headers[\"\"]: \"\" is not a valid HTTP header name"},
+	{EP1("\"headers\": {\"X-A\": \"a\\r\\nX-Injected: 1\"}"),
+	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF or NUL"},
+	{EP1("\"headers\": {\"X-A\": \"a\\u0000\"}"),
+	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF or NUL"},
+	{EP1("\"http_headers\": {\"X-A\": [\"ok\", \"bad\\n\"]}"),
+	 "endpoint[0].http_headers[\"X-A\"][1]: header value must not contain CR, LF or NUL"},
+	{EP1("\"http_headers\": {\"X:A\": [\"v\"]}"),
+	 "endpoint[0].http_headers[\"X:A\"]: \"X:A\" is not a valid HTTP header name"},
+	{EP1("\"proxy_url\": \"http://p\", \"proxy_connect_header\": {\"X@\": [\"v\"]}"),
+	 "endpoint[0].proxy_connect_header[\"X@\"]: \"X@\" is not a valid HTTP header name"},
 	/* reserved http_headers, compared canonicalised */
-	{ EP1("\"http_headers\": {\"authorization\": [\"x\"]}"),
-	  "endpoint[0].http_headers[\"authorization\"]: setting header \"Authorization\" is not "
-	  "allowed" },
-	{ EP1("\"http_headers\": {\"HOST\": [\"x\"]}"), "setting header \"Host\" is not allowed" },
-	{ EP1("\"http_headers\": {\"content-type\": [\"x\"]}"),
-	  "setting header \"Content-Type\" is not allowed" },
-	{ EP1("\"http_headers\": {\"WWW-Authenticate\": [\"x\"]}"),
-	  "setting header \"Www-Authenticate\" is not allowed" },
-	{ EP1("\"http_headers\": {\"x-amz-content-sha256\": [\"x\"]}"),
-	  "setting header \"X-Amz-Content-Sha256\" is not allowed" },
+	{EP1("\"http_headers\": {\"authorization\": [\"x\"]}"),
+	 "endpoint[0].http_headers[\"authorization\"]: setting header \"Authorization\" is not "
+	 "allowed"},
+	{EP1("\"http_headers\": {\"HOST\": [\"x\"]}"), "setting header \"Host\" is not allowed"},
+	{EP1("\"http_headers\": {\"content-type\": [\"x\"]}"),
+	 "setting header \"Content-Type\" is not allowed"},
+	{EP1("\"http_headers\": {\"WWW-Authenticate\": [\"x\"]}"),
+	 "setting header \"Www-Authenticate\" is not allowed"},
+	{EP1("\"http_headers\": {\"x-amz-content-sha256\": [\"x\"]}"),
+	 "setting header \"X-Amz-Content-Sha256\" is not allowed"},
 	/* D4: external labels */
-	{ "{\"external_labels\": {\"bad-name\": \"x\"}}",
-	  "external_labels[\"bad-name\"]: invalid label name \"bad-name\"" },
-	{ "{\"external_labels\": {\"\": \"x\"}}", "external_labels[\"\"]: invalid label name \"\"" },
-	{ "{\"external_labels\": {\"a\": \"x\\u0000\"}}",
-	  "external_labels[\"a\"]: must not contain a NUL character" },
+	{"{\"external_labels\": {\"bad-name\": \"x\"}}",
+	 "external_labels[\"bad-name\"]: invalid label name \"bad-name\""},
+	{"{\"external_labels\": {\"\": \"x\"}}", "external_labels[\"\"]: invalid label name \"\""},
+	{"{\"external_labels\": {\"a\": \"x\\u0000\"}}",
+	 "external_labels[\"a\"]: must not contain a NUL character"},
 	/* auth mutual exclusion */
-	{ EP1("\"bearer_token\": \"t\", \"bearer_token_file\": \"@F@\""),
-	  "endpoint[0]: at most one of basic_auth, authorization, oauth2, bearer_token & "
-	  "bearer_token_file must be configured" },
-	{ EP1("\"bearer_token\": \"t\", \"basic_auth\": {}"),
-	  "endpoint[0]: at most one of basic_auth, authorization, oauth2, bearer_token & "
-	  "bearer_token_file must be configured" },
-	{ EP1("\"authorization\": {\"credentials\": \"c\"}, \"basic_auth\": {\"username\": \"u\"}"),
-	  "endpoint[0]: at most one of basic_auth" },
+	{EP1("\"bearer_token\": \"t\", \"bearer_token_file\": \"@F@\""),
+	 "endpoint[0]: at most one of basic_auth, authorization, oauth2, bearer_token & "
+	 "bearer_token_file must be configured"},
+	{EP1("\"bearer_token\": \"t\", \"basic_auth\": {}"),
+	 "endpoint[0]: at most one of basic_auth, authorization, oauth2, bearer_token & "
+	 "bearer_token_file must be configured"},
+	{EP1("\"authorization\": {\"credentials\": \"c\"}, \"basic_auth\": {\"username\": \"u\"}"),
+	 "endpoint[0]: at most one of basic_auth"},
 	/* basic_auth / authorization */
-	{ EP1("\"basic_auth\": {\"password\": \"p\", \"password_file\": \"@F@\"}"),
-	  "endpoint[0].basic_auth: password and password_file are mutually exclusive" },
-	{ EP1("\"authorization\": {\"credentials\": \"c\", \"credentials_file\": \"@F@\"}"),
-	  "endpoint[0].authorization: credentials and credentials_file are mutually exclusive" },
-	{ EP1("\"authorization\": {\"type\": \"basic\"}"),
-	  "endpoint[0].authorization.type: type \"basic\" is not allowed here; use the basic_auth "
-	  "block" },
-	{ EP1("\"authorization\": {\"type\": \" BaSiC \"}"),
-	  "endpoint[0].authorization.type: type \"basic\" is not allowed" },
+	{EP1("\"basic_auth\": {\"password\": \"p\", \"password_file\": \"@F@\"}"),
+	 "endpoint[0].basic_auth: password and password_file are mutually exclusive"},
+	{EP1("\"authorization\": {\"credentials\": \"c\", \"credentials_file\": \"@F@\"}"),
+	 "endpoint[0].authorization: credentials and credentials_file are mutually exclusive"},
+	{EP1("\"authorization\": {\"type\": \"basic\"}"),
+	 "endpoint[0].authorization.type: type \"basic\" is not allowed here; use the basic_auth "
+	 "block"},
+	{EP1("\"authorization\": {\"type\": \" BaSiC \"}"),
+	 "endpoint[0].authorization.type: type \"basic\" is not allowed"},
 	/* oauth2 */
-	{ EP1("\"oauth2\": {\"client_secret\": \"s\", \"token_url\": \"http://t\"}"),
-	  "endpoint[0].oauth2.client_id: required attribute is missing" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\"}"),
-	  "endpoint[0].oauth2.token_url: required attribute is missing" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"token_url\": \"http://t\"}"),
-	  "endpoint[0].oauth2: one of client_secret or client_secret_file is required" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"client_secret_file\": "
-	      "\"@F@\", \"token_url\": \"http://t\"}"),
-	  "endpoint[0].oauth2: client_secret and client_secret_file are mutually exclusive" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": \"/t\"}"),
-	  "endpoint[0].oauth2.token_url: must be an absolute http or https URL with a host" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
-	      "\"http://t\", \"no_proxy\": \"x\"}"),
-	  "endpoint[0].oauth2.no_proxy: requires proxy_url" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
-	      "\"http://t\", \"tls_config\": {\"ca_pem\": \"x\"}}"),
-	  "endpoint[0].oauth2.tls_config.ca_pem: does not look like PEM text" },
+	{EP1("\"oauth2\": {\"client_secret\": \"s\", \"token_url\": \"http://t\"}"),
+	 "endpoint[0].oauth2.client_id: required attribute is missing"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\"}"),
+	 "endpoint[0].oauth2.token_url: required attribute is missing"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"token_url\": \"http://t\"}"),
+	 "endpoint[0].oauth2: one of client_secret or client_secret_file is required"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"client_secret_file\": "
+	     "\"@F@\", \"token_url\": \"http://t\"}"),
+	 "endpoint[0].oauth2: client_secret and client_secret_file are mutually exclusive"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": \"/t\"}"),
+	 "endpoint[0].oauth2.token_url: must be an absolute http or https URL with a host"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
+	     "\"http://t\", \"no_proxy\": \"x\"}"),
+	 "endpoint[0].oauth2.no_proxy: requires proxy_url"},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
+	     "\"http://t\", \"tls_config\": {\"ca_pem\": \"x\"}}"),
+	 "endpoint[0].oauth2.tls_config.ca_pem: does not look like PEM text"},
 	/* tls */
-	{ EP1("\"tls_config\": {\"ca_pem\": \"-----BEGIN X\", \"ca_file\": \"@F@\"}"),
-	  "endpoint[0].tls_config: ca_pem and ca_file are mutually exclusive" },
-	{ EP1("\"tls_config\": {\"cert_pem\": \"-----BEGIN X\", \"cert_file\": \"@F@\", "
-	      "\"key_file\": \"@F@\"}"),
-	  "endpoint[0].tls_config: cert_pem and cert_file are mutually exclusive" },
-	{ EP1("\"tls_config\": {\"cert_file\": \"@F@\", \"key_pem\": \"-----BEGIN X\", "
-	      "\"key_file\": \"@F@\"}"),
-	  "endpoint[0].tls_config: key_pem and key_file are mutually exclusive" },
-	{ EP1("\"tls_config\": {\"cert_file\": \"@F@\"}"),
-	  "endpoint[0].tls_config: a client certificate (cert_pem or cert_file) needs a client key" },
-	{ EP1("\"tls_config\": {\"key_pem\": \"-----BEGIN X\"}"),
-	  "endpoint[0].tls_config: a client key (key_pem or key_file) needs a client certificate" },
-	{ EP1("\"tls_config\": {\"min_version\": \"TLS1.2\"}"),
-	  "endpoint[0].tls_config.min_version: unknown TLS version \"TLS1.2\"; expected one of TLS10, "
-	  "TLS11, TLS12, TLS13" },
-	{ EP1("\"tls_config\": {\"min_version\": 12}"),
-	  "endpoint[0].tls_config.min_version: expected a string such as \"TLS12\", got number" },
-	{ EP1("\"tls_config\": {\"cert_pem\": \"MIIB\", \"key_pem\": \"-----BEGIN X\"}"),
-	  "endpoint[0].tls_config.cert_pem: does not look like PEM text" },
-	{ EP1("\"tls_config\": {\"cert_pem\": \"-----BEGIN X\", \"key_pem\": \"MIIE\"}"),
-	  "endpoint[0].tls_config.key_pem: does not look like PEM text" },
+	{EP1("\"tls_config\": {\"ca_pem\": \"-----BEGIN X\", \"ca_file\": \"@F@\"}"),
+	 "endpoint[0].tls_config: ca_pem and ca_file are mutually exclusive"},
+	{EP1("\"tls_config\": {\"cert_pem\": \"-----BEGIN X\", \"cert_file\": \"@F@\", "
+	     "\"key_file\": \"@F@\"}"),
+	 "endpoint[0].tls_config: cert_pem and cert_file are mutually exclusive"},
+	{EP1("\"tls_config\": {\"cert_file\": \"@F@\", \"key_pem\": \"-----BEGIN X\", "
+	     "\"key_file\": \"@F@\"}"),
+	 "endpoint[0].tls_config: key_pem and key_file are mutually exclusive"},
+	{EP1("\"tls_config\": {\"cert_file\": \"@F@\"}"),
+	 "endpoint[0].tls_config: a client certificate (cert_pem or cert_file) needs a client key"},
+	{EP1("\"tls_config\": {\"key_pem\": \"-----BEGIN X\"}"),
+	 "endpoint[0].tls_config: a client key (key_pem or key_file) needs a client certificate"},
+	{EP1("\"tls_config\": {\"min_version\": \"TLS1.2\"}"),
+	 "endpoint[0].tls_config.min_version: unknown TLS version \"TLS1.2\"; expected one of "
+	 "TLS10, "
+	 "TLS11, TLS12, TLS13"},
+	{EP1("\"tls_config\": {\"min_version\": 12}"),
+	 "endpoint[0].tls_config.min_version: expected a string such as \"TLS12\", got number"},
+	{EP1("\"tls_config\": {\"cert_pem\": \"MIIB\", \"key_pem\": \"-----BEGIN X\"}"),
+	 "endpoint[0].tls_config.cert_pem: does not look like PEM text"},
+	{EP1("\"tls_config\": {\"cert_pem\": \"-----BEGIN X\", \"key_pem\": \"MIIE\"}"),
+	 "endpoint[0].tls_config.key_pem: does not look like PEM text"},
 	/* proxy */
-	{ EP1("\"proxy_from_environment\": true, \"proxy_url\": \"http://p\""),
-	  "endpoint[0].proxy_url: must not be set together with proxy_from_environment" },
-	{ EP1("\"proxy_from_environment\": true, \"no_proxy\": \"a\""),
-	  "endpoint[0].no_proxy: must not be set together with proxy_from_environment" },
-	{ EP1("\"no_proxy\": \"a\""), "endpoint[0].no_proxy: requires proxy_url" },
-	{ EP1("\"proxy_connect_header\": {\"X-A\": [\"v\"]}"),
-	  "endpoint[0].proxy_connect_header: requires proxy_url or proxy_from_environment" },
-	{ EP1("\"proxy_url\": \"ftp://p\""),
-	  "endpoint[0].proxy_url: must be an absolute http, https or socks5 URL with a host: "
-	  "unsupported scheme \"ftp\"" },
-	{ EP1("\"proxy_url\": \"p:3128\""),
-	  "endpoint[0].proxy_url: must be an absolute http, https or socks5 URL with a host" },
-	{ EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"good.com, bad host\""),
-	  "endpoint[0].no_proxy: entry \"bad host\" is not an IP address, CIDR range or domain name" },
-	{ EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"10.0.0.0/33\""),
-	  "endpoint[0].no_proxy: entry \"10.0.0.0/33\" is not an IP address" },
-	{ EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"h:99999\""),
-	  "endpoint[0].no_proxy: entry \"h:99999\" is not an IP address" },
-	{ EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"a..b\""),
-	  "endpoint[0].no_proxy: entry \"a..b\" is not an IP address" },
+	{EP1("\"proxy_from_environment\": true, \"proxy_url\": \"http://p\""),
+	 "endpoint[0].proxy_url: must not be set together with proxy_from_environment"},
+	{EP1("\"proxy_from_environment\": true, \"no_proxy\": \"a\""),
+	 "endpoint[0].no_proxy: must not be set together with proxy_from_environment"},
+	{EP1("\"no_proxy\": \"a\""), "endpoint[0].no_proxy: requires proxy_url"},
+	{EP1("\"proxy_connect_header\": {\"X-A\": [\"v\"]}"),
+	 "endpoint[0].proxy_connect_header: requires proxy_url or proxy_from_environment"},
+	{EP1("\"proxy_url\": \"ftp://p\""),
+	 "endpoint[0].proxy_url: must be an absolute http, https or socks5 URL with a host: "
+	 "unsupported scheme \"ftp\""},
+	{EP1("\"proxy_url\": \"p:3128\""),
+	 "endpoint[0].proxy_url: must be an absolute http, https or socks5 URL with a host"},
+	{EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"good.com, bad host\""),
+	 "endpoint[0].no_proxy: entry \"bad host\" is not an IP address, CIDR range or domain "
+	 "name"},
+	{EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"10.0.0.0/33\""),
+	 "endpoint[0].no_proxy: entry \"10.0.0.0/33\" is not an IP address"},
+	{EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"h:99999\""),
+	 "endpoint[0].no_proxy: entry \"h:99999\" is not an IP address"},
+	{EP1("\"proxy_url\": \"http://p\", \"no_proxy\": \"a..b\""),
+	 "endpoint[0].no_proxy: entry \"a..b\" is not an IP address"},
 	/* files */
-	{ EP1("\"bearer_token_file\": \"/nonexistent/token\""),
-	  "endpoint[0].bearer_token_file: cannot read \"/nonexistent/token\": No such file or "
-	  "directory" },
-	{ EP1("\"basic_auth\": {\"password_file\": \"@DIR@\"}"),
-	  "endpoint[0].basic_auth.password_file: cannot read \"/tmp/pw-test-config-" },
-	{ EP1("\"authorization\": {\"credentials_file\": \"/nonexistent/c\"}"),
-	  "endpoint[0].authorization.credentials_file: cannot read \"/nonexistent/c\"" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret_file\": \"/nonexistent/s\", "
-	      "\"token_url\": \"http://t\"}"),
-	  "endpoint[0].oauth2.client_secret_file: cannot read \"/nonexistent/s\"" },
-	{ EP1("\"tls_config\": {\"ca_file\": \"/nonexistent/ca\"}"),
-	  "endpoint[0].tls_config.ca_file: cannot read \"/nonexistent/ca\": No such file or "
-	  "directory" },
-	{ EP1("\"tls_config\": {\"cert_file\": \"/nonexistent/crt\", \"key_file\": \"@F@\"}"),
-	  "endpoint[0].tls_config.cert_file: cannot read \"/nonexistent/crt\"" },
-	{ EP1("\"tls_config\": {\"cert_file\": \"@F@\", \"key_file\": \"/nonexistent/key\"}"),
-	  "endpoint[0].tls_config.key_file: cannot read \"/nonexistent/key\"" },
-	{ EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
-	      "\"http://t\", \"tls_config\": {\"ca_file\": \"/nonexistent/oca\"}}"),
-	  "endpoint[0].oauth2.tls_config.ca_file: cannot read \"/nonexistent/oca\"" },
+	{EP1("\"bearer_token_file\": \"/nonexistent/token\""),
+	 "endpoint[0].bearer_token_file: cannot read \"/nonexistent/token\": No such file or "
+	 "directory"},
+	{EP1("\"basic_auth\": {\"password_file\": \"@DIR@\"}"),
+	 "endpoint[0].basic_auth.password_file: cannot read \"/tmp/pw-test-config-"},
+	{EP1("\"bearer_token_file\": \"@DIR@\""), "\": not a regular file"},
+	{EP1("\"bearer_token_file\": \"@DIR@/fifo\""), "/fifo\": not a regular file"},
+	{EP1("\"authorization\": {\"credentials_file\": \"/nonexistent/c\"}"),
+	 "endpoint[0].authorization.credentials_file: cannot read \"/nonexistent/c\""},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret_file\": \"/nonexistent/s\", "
+	     "\"token_url\": \"http://t\"}"),
+	 "endpoint[0].oauth2.client_secret_file: cannot read \"/nonexistent/s\""},
+	{EP1("\"tls_config\": {\"ca_file\": \"/nonexistent/ca\"}"),
+	 "endpoint[0].tls_config.ca_file: cannot read \"/nonexistent/ca\": No such file or "
+	 "directory"},
+	{EP1("\"tls_config\": {\"cert_file\": \"/nonexistent/crt\", \"key_file\": \"@F@\"}"),
+	 "endpoint[0].tls_config.cert_file: cannot read \"/nonexistent/crt\""},
+	{EP1("\"tls_config\": {\"cert_file\": \"@F@\", \"key_file\": \"/nonexistent/key\"}"),
+	 "endpoint[0].tls_config.key_file: cannot read \"/nonexistent/key\""},
+	{EP1("\"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\", \"token_url\": "
+	     "\"http://t\", \"tls_config\": {\"ca_file\": \"/nonexistent/oca\"}}"),
+	 "endpoint[0].oauth2.tls_config.ca_file: cannot read \"/nonexistent/oca\""},
 };
 
 START_TEST(invalid_documents)
@@ -595,7 +608,8 @@ START_TEST(every_problem_reported)
 			  "  \"endpoint\": [\n"
 			  "    {\"url\": \"ftp://h\", \"remote_timout\": \"1s\"},\n"
 			  "    {\"url\": \"http://h\", \"max_backoff_retries\": -5,\n"
-			  "     \"basic_auth\": {\"password\": \"p\", \"password_file\": \"/nonexistent\"}},\n"
+			  "     \"basic_auth\": {\"password\": \"p\", \"password_file\": "
+			  "\"/nonexistent\"}},\n"
 			  "    {}\n"
 			  "  ],\n"
 			  "  \"shutdown_timeout\": 5\n"
@@ -674,7 +688,8 @@ START_TEST(nesting_and_size_limits)
 
 	/* Brackets inside strings do not count. */
 	pw_config_free(load_ok("{\"endpoint\": [{\"url\": \"http://h\", \"name\": "
-			       "\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"{{\"}]}"));
+			       "\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+			       "[[[\\\"{{\"}]}"));
 
 	big = malloc(((size_t)16 << 20) + 2);
 	ck_assert_ptr_nonnull(big);
@@ -741,18 +756,22 @@ END_TEST
 
 START_TEST(values_stored)
 {
-	struct pw_config *cfg = load_ok(
-		"{\"external_labels\": {\"env\": \"demo\", \"team\": \"a\"},"
-		" \"max_inflight_bytes\": 4096, \"shutdown_timeout\": \"1m\","
-		" \"endpoint\": [{\"url\": \"https://p\", \"name\": \"primary\","
-		" \"remote_timeout\": \"3s\", \"max_backoff_retries\": 0, \"retry_on_http_429\": false,"
-		" \"headers\": {\"X-Scope-OrgID\": \"t1\"}, \"http_headers\": {\"X-M\": [\"a\", \"b\"]},"
-		" \"authorization\": {\"type\": \"  Token \", \"credentials\": \"c\"},"
-		" \"tls_config\": {\"min_version\": \"TLS12\", \"server_name\": \"s\"},"
-		" \"proxy_url\": \"http://proxy:3128\", \"no_proxy\": \"10.0.0.0/8\"},"
-		" {\"url\": \"http://b\", \"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"s\","
-		" \"token_url\": \"http://t\", \"scopes\": [\"x\", \"y\"], \"endpoint_params\": {\"k\": \"v\"},"
-		" \"tls_config\": {}}}]}");
+	struct pw_config *cfg =
+		load_ok("{\"external_labels\": {\"env\": \"demo\", \"team\": \"a\"},"
+			" \"max_inflight_bytes\": 4096, \"shutdown_timeout\": \"1m\","
+			" \"endpoint\": [{\"url\": \"https://p\", \"name\": \"primary\","
+			" \"remote_timeout\": \"3s\", \"max_backoff_retries\": 0, "
+			"\"retry_on_http_429\": false,"
+			" \"headers\": {\"X-Scope-OrgID\": \"t1\"}, \"http_headers\": {\"X-M\": "
+			"[\"a\", \"b\"]},"
+			" \"authorization\": {\"type\": \"  Token \", \"credentials\": \"c\"},"
+			" \"tls_config\": {\"min_version\": \"TLS12\", \"server_name\": \"s\"},"
+			" \"proxy_url\": \"http://proxy:3128\", \"no_proxy\": \"10.0.0.0/8\"},"
+			" {\"url\": \"http://b\", \"oauth2\": {\"client_id\": \"i\", "
+			"\"client_secret\": \"s\","
+			" \"token_url\": \"http://t\", \"scopes\": [\"x\", \"y\"], "
+			"\"endpoint_params\": {\"k\": \"v\"},"
+			" \"tls_config\": {}}}]}");
 	const struct pw_endpoint_config *e = &cfg->endpoints[0], *f = &cfg->endpoints[1];
 
 	ck_assert_uint_eq(cfg->external_labels.n, 2);
@@ -790,7 +809,8 @@ END_TEST
 
 START_TEST(authorization_type_default)
 {
-	struct pw_config *cfg = load_ok(EP1("\"authorization\": {\"type\": \"   \", \"credentials\": \"c\"}"));
+	struct pw_config *cfg =
+		load_ok(EP1("\"authorization\": {\"type\": \"   \", \"credentials\": \"c\"}"));
 
 	ck_assert_str_eq(cfg->endpoints[0].authorization.type, "Bearer");
 	pw_config_free(cfg);
@@ -802,9 +822,9 @@ END_TEST
 
 START_TEST(display_strips_credentials)
 {
-	struct pw_config *cfg = load_ok(
-		"{\"endpoint\": [{\"url\": \"https://user:pa@ss@host:4040/p?q=1\"},"
-		" {\"url\": \"http://token@host\"}, {\"url\": \"http://host/a@b\"}]}");
+	struct pw_config *cfg =
+		load_ok("{\"endpoint\": [{\"url\": \"https://user:pa@ss@host:4040/p?q=1\"},"
+			" {\"url\": \"http://token@host\"}, {\"url\": \"http://host/a@b\"}]}");
 
 	ck_assert_str_eq(cfg->endpoints[0].display, "https://host:4040/p?q=1");
 	ck_assert_str_eq(cfg->endpoints[1].display, "http://host");
@@ -815,13 +835,14 @@ END_TEST
 
 START_TEST(ignored_attributes_give_notices)
 {
-	struct pw_config *cfg = load_ok(
-		"{\"tracing\": {}, \"endpoint\": [{\"url\": \"http://a\"},"
-		" {\"url\": \"http://b\", \"debug_info_upload_timeout\": \"1m\"}]}");
+	struct pw_config *cfg =
+		load_ok("{\"tracing\": {}, \"endpoint\": [{\"url\": \"http://a\"},"
+			" {\"url\": \"http://b\", \"debug_info_upload_timeout\": \"1m\"}]}");
 
 	ck_assert_uint_eq(cfg->nnotices, 2);
-	ck_assert_str_eq(cfg->notices[0],
-			 "tracing is accepted and ignored: trace header propagation is not implemented");
+	ck_assert_str_eq(
+		cfg->notices[0],
+		"tracing is accepted and ignored: trace header propagation is not implemented");
 	ck_assert_str_eq(cfg->notices[1], "endpoint[1].debug_info_upload_timeout is accepted and "
 					  "ignored: debug-info upload is not implemented");
 	ck_assert_int_eq(cfg->endpoints[1].debug_info_upload_timeout_ns, INT64_C(60000000000));
@@ -832,18 +853,22 @@ END_TEST
 START_TEST(canonical_ignores_layout)
 {
 	struct pw_config *a = load_ok(
-		"{\"external_labels\": {\"a\": \"1\", \"b\": \"2\"}, \"endpoint\": [{\"url\": \"http://h\","
+		"{\"external_labels\": {\"a\": \"1\", \"b\": \"2\"}, \"endpoint\": [{\"url\": "
+		"\"http://h\","
 		" \"bearer_token\": \"t\", \"headers\": {\"X-A\": \"1\", \"X-B\": \"2\"}}]}");
 	struct pw_config *b = load_ok(
 		"{\n  \"endpoint\": {\n    \"headers\": {\"X-B\": \"2\", \"X-A\": \"1\"},\n"
-		"    \"remote_timeout\": \"10000ms\", \"bearer_token\": \"t\", \"url\": \"http://h\"\n  },\n"
+		"    \"remote_timeout\": \"10000ms\", \"bearer_token\": \"t\", \"url\": "
+		"\"http://h\"\n  },\n"
 		"  \"external_labels\": {\"b\": \"2\", \"a\": \"1\"}, \"tracing\": {}\n}\n");
 	struct pw_config *c = load_ok(
-		"{\"external_labels\": {\"a\": \"1\", \"b\": \"2\"}, \"endpoint\": [{\"url\": \"http://h\","
+		"{\"external_labels\": {\"a\": \"1\", \"b\": \"2\"}, \"endpoint\": [{\"url\": "
+		"\"http://h\","
 		" \"bearer_token\": \"u\", \"headers\": {\"X-A\": \"1\", \"X-B\": \"2\"}}]}");
-	struct pw_config *d = load_ok(
-		"{\"external_labels\": {\"a\": \"1\", \"b\": \"2\"}, \"endpoint\": [{\"url\": \"http://h\","
-		" \"bearer_token\": \"t\", \"max_connections\": 31, \"headers\": {\"X-A\": \"1\", \"X-B\": \"2\"}}]}");
+	struct pw_config *d = load_ok("{\"external_labels\": {\"a\": \"1\", \"b\": \"2\"}, "
+				      "\"endpoint\": [{\"url\": \"http://h\","
+				      " \"bearer_token\": \"t\", \"max_connections\": 31, "
+				      "\"headers\": {\"X-A\": \"1\", \"X-B\": \"2\"}}]}");
 
 	ck_assert_str_eq(a->canonical, b->canonical);
 	ck_assert_str_eq(a->endpoints[0].canonical, b->endpoints[0].canonical);
@@ -853,7 +878,8 @@ START_TEST(canonical_ignores_layout)
 	ck_assert_str_ne(a->canonical, d->canonical);
 	ck_assert_str_ne(a->endpoints[0].canonical, d->endpoints[0].canonical);
 	/* Sorted keys, defaults present. */
-	ck_assert_ptr_nonnull(strstr(a->canonical, "\"external_labels\":{\"a\":\"1\",\"b\":\"2\"}"));
+	ck_assert_ptr_nonnull(
+		strstr(a->canonical, "\"external_labels\":{\"a\":\"1\",\"b\":\"2\"}"));
 	ck_assert_ptr_nonnull(strstr(a->endpoints[0].canonical, "\"remote_timeout\":\"10s\""));
 	pw_config_free(a);
 	pw_config_free(b);
@@ -865,19 +891,22 @@ END_TEST
 START_TEST(redacted_json_hides_secrets)
 {
 	static const char *const secrets[] = {
-		"SECRET-bearer",   "SECRET-pass",     "SECRET-header",   "SECRET-proxyhdr",
-		"SECRET-urlpass",  "SECRET-client",   "SECRET-key",      "SECRET-oproxyhdr",
-		"SECRET-cred",
+		"SECRET-bearer",   "SECRET-pass",      "SECRET-header",
+		"SECRET-proxyhdr", "SECRET-urlpass",   "SECRET-client",
+		"SECRET-key",	   "SECRET-oproxyhdr", "SECRET-cred",
 	};
 	struct pw_config *cfg = load_ok(
 		"{\"endpoint\": ["
 		"{\"url\": \"http://user:SECRET-urlpass@h\", \"bearer_token\": \"SECRET-bearer\","
 		" \"http_headers\": {\"X-A\": [\"SECRET-header\"]}, \"proxy_url\": \"http://p\","
 		" \"proxy_connect_header\": {\"X-P\": [\"SECRET-proxyhdr\"]},"
-		" \"tls_config\": {\"cert_pem\": \"-----BEGIN C\", \"key_pem\": \"-----BEGIN SECRET-key\"}},"
-		"{\"url\": \"http://h\", \"basic_auth\": {\"username\": \"u\", \"password\": \"SECRET-pass\"}},"
+		" \"tls_config\": {\"cert_pem\": \"-----BEGIN C\", \"key_pem\": \"-----BEGIN "
+		"SECRET-key\"}},"
+		"{\"url\": \"http://h\", \"basic_auth\": {\"username\": \"u\", \"password\": "
+		"\"SECRET-pass\"}},"
 		"{\"url\": \"http://h\", \"authorization\": {\"credentials\": \"SECRET-cred\"}},"
-		"{\"url\": \"http://h\", \"oauth2\": {\"client_id\": \"i\", \"client_secret\": \"SECRET-client\","
+		"{\"url\": \"http://h\", \"oauth2\": {\"client_id\": \"i\", \"client_secret\": "
+		"\"SECRET-client\","
 		" \"token_url\": \"http://t\", \"proxy_url\": \"http://p\","
 		" \"proxy_connect_header\": {\"X-P\": [\"SECRET-oproxyhdr\"]}}}]}");
 	char *json = pw_config_redacted_json(cfg);
@@ -907,7 +936,8 @@ START_TEST(errors_never_show_secrets)
 	char *errors = NULL;
 	struct pw_config *cfg = load(
 		"{\"endpoint\": [{\"url\": \"htp://u:SECRET1@h\", \"bearer_token\": \"SECRET2\","
-		" \"http_headers\": {\"X-A\": [\"SECRET3\\n\"]}, \"proxy_url\": \"ftp://u:SECRET4@p\","
+		" \"http_headers\": {\"X-A\": [\"SECRET3\\n\"]}, \"proxy_url\": "
+		"\"ftp://u:SECRET4@p\","
 		" \"tls_config\": {\"key_pem\": \"SECRET5\", \"cert_pem\": \"-----BEGIN C\"},"
 		" \"basic_auth\": {\"password\": \"SECRET6\"}}]}",
 		&errors);
@@ -938,6 +968,19 @@ START_TEST(filewatch_missing_file)
 
 	ck_assert_ptr_null(fw);
 	ck_assert_str_eq(err, "cannot read \"/nonexistent/file\": No such file or directory");
+	free(err);
+}
+END_TEST
+
+START_TEST(filewatch_not_regular)
+{
+	char *err = NULL;
+
+	ck_assert_ptr_null(pw_filewatch_open(fifo_path, 1024, &err));
+	ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+	free(err);
+	ck_assert_ptr_null(pw_filewatch_open(tmpdir, 1024, &err));
+	ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
 	free(err);
 }
 END_TEST
@@ -1093,8 +1136,8 @@ static char *read_source(const char *rel)
 
 START_TEST(docs_tables_match_options)
 {
-	static const char *const blocks[] = { "", "endpoint", "basic_auth", "authorization",
-					      "oauth2", "tls_config" };
+	static const char *const blocks[] = {"",       "endpoint",  "basic_auth", "authorization",
+					     "oauth2", "tls_config"};
 	char *doc;
 
 	if (!getenv("PW_SOURCE_ROOT"))
@@ -1105,9 +1148,10 @@ START_TEST(docs_tables_match_options)
 		char *table = pw_config_options_markdown(blocks[i]);
 
 		ck_assert_ptr_nonnull(table);
-		ck_assert_msg(strstr(doc, table) != NULL,
-			      "docs/configuration.md is missing the current table of block \"%s\":\n%s",
-			      blocks[i], table);
+		ck_assert_msg(
+			strstr(doc, table) != NULL,
+			"docs/configuration.md is missing the current table of block \"%s\":\n%s",
+			blocks[i], table);
 		free(table);
 	}
 	ck_assert_ptr_null(pw_config_options_markdown("nope"));
@@ -1119,7 +1163,7 @@ START_TEST(examples_load)
 {
 	static const char *const examples[] = {
 		"examples/one-endpoint.json", "examples/tenants.json", "examples/basic-auth.json",
-		"examples/oauth2.json",       "examples/mtls.json",    "examples/proxy.json",
+		"examples/oauth2.json",	      "examples/mtls.json",    "examples/proxy.json",
 		"examples/demo.json",
 	};
 
@@ -1186,6 +1230,7 @@ static Suite *config_suite(void)
 	tc = tcase_create("filewatch");
 	tcase_add_checked_fixture(tc, setup_files, teardown_files);
 	tcase_add_test(tc, filewatch_missing_file);
+	tcase_add_test(tc, filewatch_not_regular);
 	tcase_add_test(tc, filewatch_too_large);
 	tcase_add_test(tc, filewatch_rotation);
 	tcase_add_test(tc, filewatch_grows_past_limit);

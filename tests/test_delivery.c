@@ -1,2 +1,557 @@
-/* placeholder */
-int main(void) { return 77; }
+/*
+ * test_delivery.c - the push and ingest paths through the built plugin,
+ * against the strict Pyroscope stand-in: labels and headers on the wire,
+ * fan-out, retries and their counting, Retry-After, timeouts and deadlines,
+ * metrics, and concurrency with hot reloads.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hostutil.h"
+#include "pw_version.h"
+#include "standin/standin.h"
+
+static struct standin *sink, *sink2, *sink3;
+static struct th_plugin plugin;
+
+static struct standin *start_sink(void)
+{
+	struct standin_opts o = {0};
+	char *err = NULL;
+	struct standin *s = standin_start(&o, &err);
+
+	ck_assert_msg(s != NULL, "standin: %s", err ? err : "?");
+	return s;
+}
+
+static void setup(void)
+{
+	sink = start_sink();
+	sink2 = start_sink();
+	sink3 = start_sink();
+	th_load(&plugin, NULL);
+}
+
+static void teardown(void)
+{
+	th_unload(&plugin);
+	standin_stop(sink);
+	standin_stop(sink2);
+	standin_stop(sink3);
+}
+
+/* {{A}}, {{B}}, {{C}} stand for the three stand-ins' URLs. */
+static char *cfg(const char *tmpl)
+{
+	char *a = th_subst(tmpl, "{{A}}", standin_url(sink));
+	char *b = th_subst(a, "{{B}}", standin_url(sink2));
+	char *c = th_subst(b, "{{C}}", standin_url(sink3));
+
+	free(a);
+	free(b);
+	return c;
+}
+
+static struct th_instance make(const char *tmpl)
+{
+	struct th_instance in;
+	char *c = cfg(tmpl), *err = NULL;
+
+	ck_assert_msg(th_create(&plugin, c, &in, &err) == COMPONENT_OK, "create: %s", err);
+	free(c);
+	return in;
+}
+
+static double metric(struct th_instance *in, const char *name, const char *ep)
+{
+	char series[256];
+
+	snprintf(series, sizeof(series), "%s{endpoint=\"%s\"}", name, ep);
+	return th_metric(in, series);
+}
+
+static const char *const labels_basic[] = {"service_name", "svc", "__name__", "process_cpu", NULL};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+START_TEST(push_wire_format_labels_and_headers)
+{
+	struct th_instance in = make(
+		"{\"external_labels\":{\"env\":\"prod\",\"job\":\"\",\"cluster\":\"c1\"},"
+		"\"endpoint\":[{\"url\":\"{{A}}/\",\"name\":\"a\","
+		"\"headers\":{\"X-Scope-OrgID\":\"tenant-1\",\"Content-Type\":\"text/plain\"},"
+		"\"http_headers\":{\"X-Extra\":[\"one\",\"two\"]}}]}");
+	const char *const labels[] = {"service_name", "svc", "__name__", "process_cpu",
+				      "__delta__", "false", "__hidden", "x", "job", "j",
+				      "env", "staging", "zone", "z1", NULL};
+	struct standin_request *r;
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	ck_assert_int_eq(th_push(&in, labels, prof, len, 5000, &err), COMPONENT_OK);
+	ck_assert_ptr_null(err);
+	r = standin_request_get(sink, 0);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->path, "/push.v1.PusherService/Push");
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_int_eq(r->nseries, 1);
+	ck_assert_int_eq(r->nsamples, 1);
+	/* Reserved labels dropped except __name__/__delta__, external labels
+	 * override (empty deletes), sorted by name. */
+	ck_assert_str_eq(r->series_labels[0], "__delta__=false,__name__=process_cpu,cluster=c1,"
+					      "env=prod,service_name=svc,zone=z1");
+	ck_assert_str_eq(standin_request_header(r, "Content-Type"), "application/proto");
+	ck_assert_str_eq(standin_request_header(r, "Connect-Protocol-Version"), "1");
+	ck_assert_str_eq(standin_request_header(r, "Accept-Encoding"), "gzip");
+	ck_assert_str_eq(standin_request_header(r, "X-Scope-OrgID"), "tenant-1");
+	ck_assert_str_eq(standin_request_header(r, "X-Alloy-Id"), "test-instance");
+	ck_assert_str_eq(standin_request_header(r, "User-Agent"),
+			 "testhost/1.0 pyroscope-write/" PW_VERSION);
+	ck_assert_ptr_null(standin_request_header(r, "Expect"));
+	{
+		long ms = strtol(standin_request_header(r, "Connect-Timeout-Ms"), NULL, 10);
+
+		ck_assert_int_gt(ms, 4000);
+		ck_assert_int_le(ms, 5000);
+	}
+	{
+		int extra = 0;
+
+		for (size_t i = 0; i < r->nheaders; i++)
+			if (strcasecmp(r->headers[i].name, "X-Extra") == 0)
+				extra++;
+		ck_assert_int_eq(extra, 2);
+	}
+	ck_assert_str_eq(r->tenant, "tenant-1");
+	standin_request_free(r);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_bytes_total", "a"), (double)len);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	th_destroy(&in);
+}
+END_TEST
+
+/* Three endpoints, one failing with a retryable error: the other two get
+ * the profile, the call reports the failing one with its attempt count. */
+START_TEST(fanout_one_failing)
+{
+	struct standin_reply fail = {.status = 500, .body = "boom", .content_type = "text/plain",
+				     .times = 100};
+	struct th_instance in = make(
+		"{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"},"
+		"{\"url\":\"{{B}}\",\"name\":\"b\",\"min_backoff_period\":\"10ms\","
+		"\"max_backoff_period\":\"20ms\",\"max_backoff_retries\":3},"
+		"{\"url\":\"{{C}}\",\"name\":\"c\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	standin_script(sink2, STANDIN_ROUTE_PUSH, &fail);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, &err), COMPONENT_EDELIVERY);
+	ck_assert_ptr_nonnull(err);
+	ck_assert_str_eq(err, "failed to push to endpoint b (3 retries): unknown: Internal Server Error");
+	free(err);
+	ck_assert_int_eq(standin_count(sink), 1);
+	ck_assert_int_eq(standin_count(sink2), 3);
+	ck_assert_int_eq(standin_count(sink3), 1);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "c"), 1);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "b"), 1);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_bytes_total", "b"), (double)len);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "b"), 2);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 0);
+	ck_assert(th_logs_contain("debug failed to push to endpoint endpoint=b"));
+	ck_assert(th_logs_contain("warn Push"));
+	th_destroy(&in);
+}
+END_TEST
+
+/* A Connect JSON invalid_argument is final: one attempt. */
+START_TEST(connect_error_not_retried)
+{
+	struct standin_reply r = {
+		.status = 400, .content_type = "application/json",
+		.body = "{\"code\":\"invalid_argument\",\"message\":\"no profiles received\"}", .times = 10};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"min_backoff_period\":\"10ms\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &r);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
+	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): invalid_argument: no profiles received");
+	free(err);
+	ck_assert_int_eq(standin_count(sink), 1);
+	th_destroy(&in);
+}
+END_TEST
+
+/* A gzip-encoded JSON error body is decoded. */
+START_TEST(connect_error_gzip_body)
+{
+	struct standin_reply r = {
+		.status = 401, .content_type = "application/json", .gzip = true,
+		.body = "{\"code\":\"unauthenticated\",\"message\":\"no org id\"}"};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &r);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
+	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): unauthenticated: no org id");
+	free(err);
+	th_destroy(&in);
+}
+END_TEST
+
+/* resource_exhausted obeys retry_on_http_429 (and so does a plain 429, D2). */
+START_TEST(rate_limit_respects_retry_on_429)
+{
+	struct standin_reply rl = {
+		.status = 429, .content_type = "application/json",
+		.body = "{\"code\":\"resource_exhausted\",\"message\":\"rate limited\"}", .times = 10};
+	struct standin_reply plain = {.status = 429, .body = "slow down", .times = 10};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"retry_on_http_429\":false,\"min_backoff_period\":\"10ms\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &rl);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
+	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): resource_exhausted: rate limited");
+	free(err);
+	ck_assert_int_eq(standin_count(sink), 1);
+	standin_script_clear(sink);
+	standin_script(sink, STANDIN_ROUTE_PUSH, &plain);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, NULL), COMPONENT_EDELIVERY);
+	ck_assert_int_eq(standin_count(sink), 2);
+	th_destroy(&in);
+
+	/* With retries on, the same answer is retried until it clears. */
+	in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\",\"min_backoff_period\":\"10ms\"}]}");
+	standin_script_clear(sink);
+	rl.times = 2;
+	standin_script(sink, STANDIN_ROUTE_PUSH, &rl);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, NULL), COMPONENT_OK);
+	ck_assert_int_eq(standin_count(sink), 5);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 2);
+	th_destroy(&in);
+}
+END_TEST
+
+/* Retry-After on 503 replaces the computed backoff (D1). */
+START_TEST(retry_after_is_honoured)
+{
+	struct standin_reply r = {.status = 503, .retry_after = "1", .body = "busy"};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"5s\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	double t0 = now_s(), dt;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &r);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
+	dt = now_s() - t0;
+	ck_assert_int_eq(standin_count(sink), 2);
+	/* The computed backoff would have been 10-20 ms. */
+	ck_assert_msg(dt >= 0.95, "second attempt after %.3fs, expected about 1s", dt);
+	th_destroy(&in);
+}
+END_TEST
+
+/* An attempt that outlives remote_timeout is cut and retried. */
+START_TEST(remote_timeout_cuts_attempt)
+{
+	struct standin_reply slow = {.status = 200, .content_type = "application/proto",
+				     .delay_ms = 3000};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"remote_timeout\":\"300ms\",\"min_backoff_period\":\"10ms\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	double t0 = now_s(), dt;
+	struct standin_request *r;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &slow);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
+	dt = now_s() - t0;
+	ck_assert_int_eq(standin_count(sink), 2);
+	ck_assert_msg(dt < 2.5, "took %.3fs", dt);
+	r = standin_request_get(sink, 0);
+	ck_assert_int_le(strtol(standin_request_header(r, "Connect-Timeout-Ms"), NULL, 10), 300);
+	standin_request_free(r);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 1);
+	th_destroy(&in);
+}
+END_TEST
+
+/* The caller's deadline ends the retry loop: no wait past it. */
+START_TEST(caller_deadline_ends_retries)
+{
+	struct standin_reply fail = {.status = 503, .body = "down", .times = 1000};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"min_backoff_period\":\"2s\",\"max_backoff_retries\":0}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	double t0 = now_s(), dt;
+	char *err = NULL;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &fail);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 500, &err), COMPONENT_EDELIVERY);
+	dt = now_s() - t0;
+	ck_assert_msg(dt < 1.5, "took %.3fs", dt);
+	ck_assert_str_eq(err, "failed to push to endpoint a (1 retries): unavailable: Service Unavailable");
+	free(err);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
+	th_destroy(&in);
+}
+END_TEST
+
+START_TEST(connection_refused_is_retried)
+{
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"dead\","
+				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
+				     "{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
+	ck_assert_msg(strncmp(err, "failed to push to endpoint dead (2 retries): unavailable: ", 58) == 0,
+		      "%s", err);
+	free(err);
+	ck_assert_int_eq(standin_count(sink), 1);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	th_destroy(&in);
+}
+END_TEST
+
+START_TEST(invalid_labels_rejected_before_sending)
+{
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
+	const char *const bad[] = {"service_name", "x", "bad-name", "v", NULL};
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	ck_assert_int_eq(th_push(&in, bad, prof, len, 1000, &err), COMPONENT_EINVAL);
+	ck_assert_str_eq(err, "invalid labels in profile: invalid label name: bad-name");
+	free(err);
+	ck_assert_int_eq(th_push(&in, NULL, prof, len, 1000, &err), COMPONENT_EINVAL);
+	ck_assert_str_eq(err, "invalid labels in profile: service name is required");
+	free(err);
+	ck_assert_int_eq(standin_count(sink), 0);
+	ck_assert_double_eq(th_metric(&in, "pyroscope_write_rejected_profiles_total{path=\"push\",reason=\"invalid_labels\"}"), 2);
+	th_destroy(&in);
+}
+END_TEST
+
+/* The secret in a URL never reaches metric labels or errors (D5). */
+START_TEST(url_credentials_not_in_labels)
+{
+	char url[256];
+	struct th_instance in;
+	char *conf, *text;
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	char *err = NULL;
+
+	snprintf(url, sizeof(url), "http://user:SECRET-url-7@127.0.0.1:%d", standin_port(sink));
+	conf = th_subst("{\"endpoint\":[{\"url\":\"URL\"}]}", "URL", url);
+	ck_assert_int_eq(th_create(&plugin, conf, &in, &err), COMPONENT_OK);
+	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, NULL), COMPONENT_OK);
+	text = th_metrics(&in);
+	ck_assert_ptr_null(strstr(text, "SECRET-url-7"));
+	ck_assert_ptr_nonnull(strstr(text, "endpoint=\"http://127.0.0.1:"));
+	free(text);
+	ck_assert(!th_logs_contain("SECRET-url-7"));
+	th_destroy(&in);
+	free(conf);
+}
+END_TEST
+
+START_TEST(ingest_forwarding)
+{
+	struct th_instance in = make(
+		"{\"external_labels\":{\"env\":\"prod\"},"
+		"\"endpoint\":[{\"url\":\"{{A}}/prefix?orgkey=1\",\"name\":\"a\"}]}");
+	struct pw_label labels[] = {{"__name__", "myapp.cpu"}, {"env", "dev"},
+				    {"service_name", "myapp.cpu"}};
+	const char *ct[] = {"application/octet-stream"};
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	struct pw_ingest ing = {sizeof(ing), "/ingest?name=myapp.cpu%7Benv%3Ddev%7D&format=pprof&from=1700000000&spyName=gospy",
+				ct, 1, prof, len, labels, 3};
+	struct pw_result res = {0};
+	struct standin_request *r;
+
+	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &res), COMPONENT_OK);
+	ck_assert_int_eq(res.http_status, 200);
+	in.rx->free_result(&res);
+	r = standin_request_get(sink, 0);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(r->path, "/prefix/ingest");
+	ck_assert_str_eq(r->name, "myapp.cpu{env=prod,service_name=myapp.cpu}");
+	ck_assert_str_eq(r->format, "pprof");
+	ck_assert_ptr_nonnull(strstr(r->query, "orgkey=1"));
+	ck_assert_ptr_nonnull(strstr(r->query, "spyName=gospy"));
+	ck_assert_str_eq(standin_request_header(r, "Content-Type"), "application/octet-stream");
+	ck_assert_int_eq(r->body_len, len);
+	ck_assert_mem_eq(r->body, prof, len);
+	standin_request_free(r);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_bytes_total", "a"), (double)len);
+	th_destroy(&in);
+}
+END_TEST
+
+/* The downstream status reaches the caller; a 4xx is final. */
+START_TEST(ingest_error_status)
+{
+	struct standin_reply r = {.status = 422, .content_type = "application/json",
+				  .body = "{\"code\":\"unknown\",\"message\":\"bad profile\"}", .times = 10};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"min_backoff_period\":\"10ms\"}]}");
+	struct pw_label labels[] = {{"__name__", "app"}, {"service_name", "app"}};
+	struct pw_ingest ing = {sizeof(ing), "/ingest?name=app", NULL, 0,
+				(const uint8_t *)"a;b 1\n", 6, labels, 2};
+	struct pw_result res = {0};
+
+	standin_script(sink, STANDIN_ROUTE_INGEST, &r);
+	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &res), COMPONENT_EDELIVERY);
+	ck_assert_int_eq(res.http_status, 422);
+	ck_assert_str_eq(res.error, "failed to ingest to endpoint a (0 retries): remote error: pyroscope "
+				    "write error: status=422 msg={\"code\":\"unknown\",\"message\":\"bad profile\"}");
+	in.rx->free_result(&res);
+	ck_assert_int_eq(standin_count(sink), 1);
+	th_destroy(&in);
+}
+END_TEST
+
+struct load_ctx {
+	struct th_instance *in;
+	atomic_int ok, failed;
+	atomic_bool stop;
+	const char *cfg_a, *cfg_b;
+};
+
+static void *producer(void *arg)
+{
+	struct load_ctx *c = arg;
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+
+	for (int i = 0; i < 20; i++) {
+		struct pw_label l[] = {{"service_name", "load"}};
+		struct pw_sample s = {prof, len, NULL};
+		struct pw_push p = {sizeof(p), l, 1, &s, 1};
+		struct pw_result r = {0};
+
+		if (c->in->rx->push(c->in->rx->ctx, &p, th_deadline(20000), &r) == COMPONENT_OK)
+			atomic_fetch_add(&c->ok, 1);
+		else
+			atomic_fetch_add(&c->failed, 1);
+		c->in->rx->free_result(&r);
+	}
+	return NULL;
+}
+
+static void *updater(void *arg)
+{
+	struct load_ctx *c = arg;
+	int i = 0;
+
+	while (!atomic_load(&c->stop)) {
+		const char *doc = (i % 3 == 2) ? "{\"endpoint\":[{\"url\":5}]}"
+					       : (i % 2 ? c->cfg_a : c->cfg_b);
+
+		c->in->p->d->update(c->in->inst, doc, NULL);
+		i++;
+	}
+	return NULL;
+}
+
+/* 32 producers and a stream of updates: every push completes, and every
+ * profile is counted exactly once, as sent, by one of the two endpoints. */
+START_TEST(concurrent_producers_and_updates)
+{
+	char *a = cfg("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
+	char *b = cfg("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"b\"}]}");
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
+	struct load_ctx c = {.in = &in, .cfg_a = a, .cfg_b = b};
+	pthread_t th[32], up;
+	double sent;
+
+	atomic_init(&c.ok, 0);
+	atomic_init(&c.failed, 0);
+	atomic_init(&c.stop, false);
+	pthread_create(&up, NULL, updater, &c);
+	for (int i = 0; i < 32; i++)
+		pthread_create(&th[i], NULL, producer, &c);
+	for (int i = 0; i < 32; i++)
+		pthread_join(th[i], NULL);
+	atomic_store(&c.stop, true);
+	pthread_join(up, NULL);
+	ck_assert_int_eq(atomic_load(&c.failed), 0);
+	ck_assert_int_eq(atomic_load(&c.ok), 32 * 20);
+	sent = metric(&in, "pyroscope_write_sent_profiles_total", "a") +
+	       (metric(&in, "pyroscope_write_sent_profiles_total", "b") > 0
+			? metric(&in, "pyroscope_write_sent_profiles_total", "b")
+			: 0);
+	ck_assert_double_eq(sent, 32 * 20);
+	ck_assert_int_eq(standin_count(sink), 32 * 20);
+	th_destroy(&in);
+	free(a);
+	free(b);
+}
+END_TEST
+
+static Suite *delivery_suite(void)
+{
+	Suite *s = suite_create("delivery");
+	TCase *tc = tcase_create("delivery");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, push_wire_format_labels_and_headers);
+	tcase_add_test(tc, fanout_one_failing);
+	tcase_add_test(tc, connect_error_not_retried);
+	tcase_add_test(tc, connect_error_gzip_body);
+	tcase_add_test(tc, rate_limit_respects_retry_on_429);
+	tcase_add_test(tc, retry_after_is_honoured);
+	tcase_add_test(tc, remote_timeout_cuts_attempt);
+	tcase_add_test(tc, caller_deadline_ends_retries);
+	tcase_add_test(tc, connection_refused_is_retried);
+	tcase_add_test(tc, invalid_labels_rejected_before_sending);
+	tcase_add_test(tc, url_credentials_not_in_labels);
+	tcase_add_test(tc, ingest_forwarding);
+	tcase_add_test(tc, ingest_error_status);
+	tcase_add_test(tc, concurrent_producers_and_updates);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(delivery_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
