@@ -282,6 +282,10 @@ static void put_double(struct strbuf *sb, double d)
 	}
 	/* The shortest text that reads back as the same double, so bucket
 	 * bounds print as 0.005 rather than 0.0050000000000000001. */
+	if (d == (double)(long long)d && d > -1e15 && d < 1e15) {
+		strbuf_printf(sb, "%lld", (long long)d);
+		return;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, sizeof(buf), "%.*g", prec, d);
 		if (strtod(buf, NULL) == d)
