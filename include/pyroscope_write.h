@@ -105,13 +105,19 @@ struct pw_receiver {
 		    struct pw_result *result);
 
 	/* Callback push: returns COMPONENT_OK at once and calls done exactly
-	 * once later. Any other return value means done will not be called. */
+	 * once, normally later from the I/O thread, or before returning when
+	 * the profile is refused before it is queued (invalid labels, the
+	 * in-flight limit). Any other return value (NULL arguments, the
+	 * instance shutting down) means done will not be called. */
 	int (*push_async)(void *ctx, const struct pw_push *push, int64_t deadline_ns,
 			  pw_done_fn done, void *user);
 
+	/* Blocking ingest: same contract as push; result->http_status is the
+	 * status to hand back to the SDK. */
 	int (*ingest)(void *ctx, const struct pw_ingest *ingest, int64_t deadline_ns,
 		      struct pw_result *result);
 
+	/* Callback ingest: same contract as push_async. */
 	int (*ingest_async)(void *ctx, const struct pw_ingest *ingest, int64_t deadline_ns,
 			    pw_done_fn done, void *user);
 

@@ -5,13 +5,53 @@
 #ifndef PW_HTTP_H
 #define PW_HTTP_H
 
+#include <stdbool.h>
+
 #include <curl/curl.h>
 
 #include "config.h"
 
-/* Applies the endpoint's transport settings (TLS, proxy, HTTP version,
- * redirects) to an easy handle. Returns 0, or -1 with a malloc'd *err. */
+/*
+ * Applies the endpoint's transport settings (TLS, proxy, HTTP version,
+ * redirects) to an easy handle before an attempt to `url`. Returns 0, or -1
+ * with a malloc'd *err (never containing a secret).
+ *
+ * libcurl keeps pointers to some of what is set here (the CONNECT header
+ * list of proxy_connect_header), so the configuration's proxy block must be
+ * held with pw_http_hold() while transfers using it may run; pw_auth_new()
+ * does that for the endpoint and its oauth2 block.
+ */
 int pw_http_apply(CURL *e, const struct pw_endpoint_config *cfg, const char *url, char **err);
+
+/* The same with the pieces given one by one (the OAuth2 token request has
+ * its own TLS and proxy settings). tls may be NULL when tls_set is false. */
+int pw_http_apply_parts(CURL *e, const char *url, bool enable_http2, bool follow_redirects,
+			const struct pw_tls_config *tls, bool tls_set,
+			const struct pw_proxy_config *proxy, char **err);
+
+/*
+ * Builds (or takes one more reference to) what libcurl needs to keep for a
+ * proxy block: the proxy_connect_header list. Reference-counted per block
+ * address. Returns 0, or -1 when out of memory. Thread-safe.
+ */
+int pw_http_hold(const struct pw_proxy_config *p);
+/* Drops a reference taken by pw_http_hold(); the list is wiped and freed
+ * with the last one. Accepts a block that was never held. Thread-safe. */
+void pw_http_release(const struct pw_proxy_config *p);
+
+/*
+ * The proxy to use for a request to `url` under the proxy block: "" for a
+ * direct connection, else a proxy URL. Applies no_proxy (or NO_PROXY from
+ * the environment) and, with proxy_from_environment, HTTP_PROXY or
+ * HTTPS_PROXY by the URL's scheme. malloc'd; NULL when out of memory or the
+ * URL cannot be parsed. Exposed for the tests.
+ */
+char *pw_http_proxy_for(const struct pw_proxy_config *p, const char *url);
+
+/* True when host:port (port as a decimal string, host without brackets)
+ * is exempted by a no_proxy list (IPs, CIDRs, domains, optional ports,
+ * "*"). Exposed for the tests. */
+bool pw_http_no_proxy_match(const char *list, const char *host, const char *port);
 
 /* True when `name` (case-insensitive) is set in the map. */
 int pw_kvmap_has(const struct pw_kvmap *m, const char *name);
