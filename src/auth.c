@@ -45,6 +45,7 @@ struct pw_auth {
 	struct strbuf body;
 	struct curl_slist *token_hdrs;
 	char *form;
+	bool held_proxy, held_token_proxy; /* pw_http_hold() references */
 };
 
 static char *base64(const char *in, size_t len)
@@ -109,6 +110,16 @@ struct pw_auth *pw_auth_new(const struct pw_endpoint_config *cfg, char **err)
 		goto oom;
 	a->cfg = cfg;
 	strbuf_init(&a->body, TOKEN_BODY_MAX);
+	/* libcurl keeps pointers to the proxy CONNECT headers for as long as
+	 * the endpoint's transfers may run, which is this struct's lifetime. */
+	if (pw_http_hold(&cfg->proxy) < 0)
+		goto oom;
+	a->held_proxy = true;
+	if (cfg->oauth2.set) {
+		if (pw_http_hold(&cfg->oauth2.proxy) < 0)
+			goto oom;
+		a->held_token_proxy = true;
+	}
 	if (cfg->oauth2.set) {
 		a->kind = AUTH_OAUTH2;
 		if (cfg->oauth2.client_secret_file &&
@@ -166,6 +177,10 @@ void pw_auth_free(struct pw_auth *a)
 		pw_memzero(a->body.data, a->body.len);
 	strbuf_free(&a->body);
 	pw_slist_free_wipe(a->token_hdrs);
+	if (a->held_proxy)
+		pw_http_release(&a->cfg->proxy);
+	if (a->held_token_proxy)
+		pw_http_release(&a->cfg->oauth2.proxy);
 	free(a);
 }
 
@@ -346,20 +361,12 @@ CURL *pw_auth_token_request(struct pw_auth *a, char **err)
 	a->form = strbuf_detach(&form, NULL);
 	strbuf_reset(&a->body);
 
-	{
-		/* The token endpoint has its own TLS and proxy settings. */
-		struct pw_endpoint_config tc = {0};
-
-		tc.enable_http2 = a->cfg->enable_http2;
-		tc.follow_redirects = false;
-		tc.tls_set = o->tls_set;
-		tc.tls = o->tls;
-		tc.proxy = o->proxy;
-		if (pw_http_apply(e, &tc, o->token_url, err) < 0) {
-			curl_easy_cleanup(e);
-			e = NULL;
-			goto out;
-		}
+	/* The token endpoint has its own TLS and proxy settings. */
+	if (pw_http_apply_parts(e, o->token_url, a->cfg->enable_http2, false, &o->tls, o->tls_set,
+				&o->proxy, err) < 0) {
+		curl_easy_cleanup(e);
+		e = NULL;
+		goto out;
 	}
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->form);

@@ -494,11 +494,6 @@ static void sni_info_cb(const SSL *ssl, int where, int ret)
 		SSL_set_tlsext_host_name((SSL *)ssl, name);
 }
 
-struct sni_arg {
-	const char *name;
-	bool verify;
-};
-
 static CURLcode sni_ctx_cb(CURL *curl, void *sslctx, void *user)
 {
 	SSL_CTX *ctx = sslctx;
