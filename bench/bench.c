@@ -1,0 +1,1085 @@
+/*
+ * bench.c - throughput, CPU, memory and latency of the pyroscope.write
+ * plugin, measured side by side with a plain libcurl multi client and wrk
+ * sending the same bytes to the same receiver.
+ *
+ * The plugin is loaded with dlopen and driven through the component ABI
+ * exactly as a host drives it. The receiver (pw-bench-recv) must already
+ * listen on --port .. --port+9; scripts/bench.sh starts it.
+ *
+ * Every figure comes from this one process run, so ratios compare runs made
+ * minutes apart on the same machine under the same load.
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "component_abi.h"
+#include "labels.h"
+#include "proto.h"
+#include "pyroscope_write.h"
+
+#define NSIZES 3
+#define MAX_EPS 10
+#define MAX_SWEEP 8
+#define INFLIGHT 64
+
+static const size_t nominal_sizes[NSIZES] = {2 * 1024, 64 * 1024, 1024 * 1024};
+static const char *const size_names[NSIZES] = {"2 KiB", "64 KiB", "1 MiB"};
+static const int ep_counts[] = {1, 3, 10};
+
+static const struct pw_label bench_labels[] = {
+	{"__name__", "process_cpu"},
+	{"service_name", "pw-bench"},
+};
+
+struct opts {
+	const char *plugin;
+	const char *profiles; /* directory of real profiles, optional */
+	const char *wrk;      /* wrk binary, NULL: skip */
+	int wrk_threads;
+	int port;
+	double secs;     /* length of one measured run */
+	int wrk_secs;    /* wrk takes whole seconds */
+	bool quick;
+	const char *tmpdir;
+};
+
+struct payload {
+	uint8_t *profile; /* what the host pushes */
+	size_t plen;
+	char source[264];
+	uint8_t *wire; /* the encoded PushRequest the plugin sends for it */
+	size_t wlen;
+};
+
+/* Outcome of one measured run. */
+struct run {
+	double secs;
+	uint64_t ok, failed;
+	double cpu; /* user+sys seconds of this process during the run */
+	double *lat; /* per-request latencies in seconds, when recorded */
+	size_t nlat, caplat;
+	pthread_mutex_t lat_lock;
+	char first_err[256];
+};
+
+static struct opts o = {
+	.port = 18080,
+	.secs = 3.0,
+	.wrk_secs = 3,
+	.wrk_threads = 1,
+	.tmpdir = "/tmp",
+};
+
+/* ---- small helpers ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static size_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long size = 0, res = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lu %lu", &size, &res) != 2)
+		res = 0;
+	fclose(f);
+	return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p) {
+		fprintf(stderr, "pw-bench: out of memory\n");
+		exit(1);
+	}
+	return p;
+}
+
+static void run_init(struct run *r, bool record)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lat_lock, NULL);
+	if (record) {
+		r->caplat = 1 << 16;
+		r->lat = xmalloc(r->caplat * sizeof(double));
+	}
+}
+
+static void run_free(struct run *r)
+{
+	free(r->lat);
+	pthread_mutex_destroy(&r->lat_lock);
+	r->lat = NULL;
+}
+
+/* Caller holds lat_lock or is the only thread touching r. */
+static void run_lat(struct run *r, double secs)
+{
+	if (!r->lat)
+		return;
+	if (r->nlat == r->caplat) {
+		double *n = realloc(r->lat, 2 * r->caplat * sizeof(double));
+
+		if (!n)
+			return;
+		r->lat = n;
+		r->caplat *= 2;
+	}
+	r->lat[r->nlat++] = secs;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Percentile q (0..1) in milliseconds; sorts the samples. */
+static double pct_ms(struct run *r, double q)
+{
+	size_t i;
+
+	if (!r->nlat)
+		return NAN;
+	qsort(r->lat, r->nlat, sizeof(double), cmp_double);
+	i = (size_t)(q * (double)(r->nlat - 1) + 0.5);
+	return r->lat[i] * 1000.0;
+}
+
+static double rate(const struct run *r)
+{
+	return r->secs > 0 ? (double)r->ok / r->secs : 0;
+}
+
+/* ---- payloads ---- */
+
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	uint8_t *buf = NULL;
+
+	if (!f)
+		return NULL;
+	if (fstat(fileno(f), &st) == 0 && st.st_size > 0) {
+		buf = xmalloc((size_t)st.st_size);
+		if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+			free(buf);
+			buf = NULL;
+		} else {
+			*len = (size_t)st.st_size;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+/* A real profile from o.profiles whose size is within 35% of the nominal
+ * size (the closest one), or NULL. */
+static uint8_t *real_profile(size_t nominal, size_t *len, char *name, size_t namecap)
+{
+	DIR *dir = o.profiles ? opendir(o.profiles) : NULL;
+	struct dirent *de;
+	char best[512] = "";
+	double best_d = 0.35;
+
+	if (!dir)
+		return NULL;
+	while ((de = readdir(dir))) {
+		char path[512];
+		struct stat st;
+		double d;
+
+		if (de->d_name[0] == '.' || strstr(de->d_name, "invalid"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", o.profiles, de->d_name);
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		d = fabs((double)st.st_size - (double)nominal) / (double)nominal;
+		if (d <= best_d) {
+			best_d = d;
+			snprintf(best, sizeof(best), "%s", path);
+			snprintf(name, namecap, "%s", de->d_name);
+		}
+	}
+	closedir(dir);
+	return best[0] ? read_file(best, len) : NULL;
+}
+
+static void payload_build(struct payload *p, size_t nominal)
+{
+	struct pw_kvmap none = {0};
+	struct pw_labelset ls = {0};
+	struct pw_sample s;
+	char *err = NULL;
+
+	memset(p, 0, sizeof(*p));
+	p->profile = real_profile(nominal, &p->plen, p->source, sizeof(p->source));
+	if (!p->profile) {
+		/* Profiles travel opaque: only their length matters to the
+		 * transport. Pseudo-random bytes behave like compressed data. */
+		uint64_t x = 0x9e3779b97f4a7c15ULL ^ nominal;
+
+		p->plen = nominal;
+		p->profile = xmalloc(nominal);
+		for (size_t i = 0; i < nominal; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			p->profile[i] = (uint8_t)x;
+		}
+		snprintf(p->source, sizeof(p->source), "synthetic");
+	}
+	s.data = p->profile;
+	s.len = p->plen;
+	s.id = NULL;
+	if (pw_labels_push(bench_labels, 2, &none, &ls, &err) < 0 ||
+	    pw_proto_encode_push(&ls, &s, 1, &p->wire, &p->wlen) < 0) {
+		fprintf(stderr, "pw-bench: cannot encode the request: %s\n", err ? err : "?");
+		exit(1);
+	}
+	pw_labelset_free(&ls);
+}
+
+static void payload_free(struct payload *p)
+{
+	free(p->profile);
+	free(p->wire);
+}
+
+/* ---- the plugin, as a host sees it ---- */
+
+struct plugin {
+	void *dl;
+	const struct component_descriptor *d;
+	struct component_instance *inst;
+	const struct pw_receiver *rx;
+};
+
+static char *config_json(int neps, const char *gen)
+{
+	size_t cap = 256 + (size_t)neps * 160;
+	char *buf = xmalloc(cap);
+	size_t n = 0;
+
+	n += (size_t)snprintf(buf + n, cap - n, "{\"endpoint\":[");
+	for (int i = 0; i < neps; i++)
+		n += (size_t)snprintf(buf + n, cap - n,
+				      "%s{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e%d\"%s%s%s}",
+				      i ? "," : "", o.port + i, i, gen ? ",\"headers\":{\"X-Bench-Gen\":\"" : "",
+				      gen ? gen : "", gen ? "\"}" : "");
+	snprintf(buf + n, cap - n, "]}");
+	return buf;
+}
+
+static void plugin_load(struct plugin *pl)
+{
+	component_entry_fn entry;
+	void *sym;
+
+	pl->dl = dlopen(o.plugin, RTLD_NOW | RTLD_LOCAL);
+	if (!pl->dl) {
+		fprintf(stderr, "pw-bench: %s\n", dlerror());
+		exit(1);
+	}
+	sym = dlsym(pl->dl, COMPONENT_ENTRY_SYMBOL);
+	if (!sym) {
+		fprintf(stderr, "pw-bench: no %s in %s\n", COMPONENT_ENTRY_SYMBOL, o.plugin);
+		exit(1);
+	}
+	memcpy(&entry, &sym, sizeof(entry));
+	pl->d = entry();
+	if (pl->d->abi_major != COMPONENT_ABI_MAJOR) {
+		fprintf(stderr, "pw-bench: plugin ABI %u, expected %u\n", pl->d->abi_major,
+			COMPONENT_ABI_MAJOR);
+		exit(1);
+	}
+}
+
+static void plugin_create(struct plugin *pl, const char *config)
+{
+	struct component_host host = {0};
+	const void *exp = NULL;
+	char *err = NULL;
+
+	host.struct_size = sizeof(host);
+	host.abi_major = COMPONENT_ABI_MAJOR;
+	host.abi_minor = COMPONENT_ABI_MINOR;
+	host.log_level = COMPONENT_LOG_ERROR;
+	host.user_agent = "pw-bench/1";
+	if (pl->d->create(&host, config, &pl->inst, &err) != COMPONENT_OK ||
+	    pl->d->get_export(pl->inst, PW_RECEIVER_EXPORT, &exp) != COMPONENT_OK) {
+		fprintf(stderr, "pw-bench: create: %s\n", err ? err : "failed");
+		exit(1);
+	}
+	pl->rx = exp;
+}
+
+static void plugin_destroy(struct plugin *pl)
+{
+	pl->d->destroy(pl->inst);
+	pl->inst = NULL;
+	pl->rx = NULL;
+}
+
+static void fill_push(struct pw_push *push, struct pw_sample *s, const struct payload *p)
+{
+	s->data = p->profile;
+	s->len = p->plen;
+	s->id = NULL;
+	memset(push, 0, sizeof(*push));
+	push->struct_size = sizeof(*push);
+	push->labels = bench_labels;
+	push->nlabels = 2;
+	push->samples = s;
+	push->nsamples = 1;
+}
+
+static void note_error(struct run *r, const char *e)
+{
+	if (!r->first_err[0])
+		snprintf(r->first_err, sizeof(r->first_err), "%s", e ? e : "(no message)");
+}
+
+/* Callback form: keep `inflight` deliveries under way for o.secs. */
+struct cb_state {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int inflight;
+	struct run *r;
+};
+
+static void cb_done(void *user, const struct pw_result *res)
+{
+	struct cb_state *st = user;
+
+	pthread_mutex_lock(&st->lock);
+	st->inflight--;
+	if (res->status == COMPONENT_OK) {
+		st->r->ok++;
+	} else {
+		st->r->failed++;
+		note_error(st->r, res->error);
+	}
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* Optional sampler of peak RSS while a run is under way. */
+struct rss_sampler {
+	pthread_t thread;
+	atomic_bool stop;
+	size_t peak;
+};
+
+static void *rss_main(void *arg)
+{
+	struct rss_sampler *rs = arg;
+
+	while (!atomic_load(&rs->stop)) {
+		size_t r = rss_bytes();
+
+		if (r > rs->peak)
+			rs->peak = r;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+static void plugin_cb_run(struct plugin *pl, const struct payload *p, int inflight, double secs,
+			  struct run *r)
+{
+	struct cb_state st = {.inflight = 0, .r = r};
+	struct pw_push push;
+	struct pw_sample s;
+	double t0, c0, end;
+
+	pthread_mutex_init(&st.lock, NULL);
+	pthread_cond_init(&st.cond, NULL);
+	fill_push(&push, &s, p);
+	c0 = cpu_s();
+	t0 = now_s();
+	end = t0 + secs;
+	while (now_s() < end) {
+		pthread_mutex_lock(&st.lock);
+		while (st.inflight >= inflight)
+			pthread_cond_wait(&st.cond, &st.lock);
+		st.inflight++;
+		pthread_mutex_unlock(&st.lock);
+		if (pl->rx->push_async(pl->rx->ctx, &push, PW_NO_DEADLINE, cb_done, &st) !=
+		    COMPONENT_OK) {
+			pthread_mutex_lock(&st.lock);
+			st.inflight--;
+			r->failed++;
+			pthread_mutex_unlock(&st.lock);
+		}
+	}
+	pthread_mutex_lock(&st.lock);
+	while (st.inflight > 0)
+		pthread_cond_wait(&st.cond, &st.lock);
+	pthread_mutex_unlock(&st.lock);
+	r->secs = now_s() - t0;
+	r->cpu = cpu_s() - c0;
+	pthread_cond_destroy(&st.cond);
+	pthread_mutex_destroy(&st.lock);
+}
+
+/* Blocking form: `threads` producers, each pushing in a loop. */
+struct blk_arg {
+	struct plugin *pl;
+	const struct payload *p;
+	struct run *r;
+	double end;
+	pthread_t thread;
+};
+
+static void *blk_main(void *arg)
+{
+	struct blk_arg *a = arg;
+	struct pw_push push;
+	struct pw_sample s;
+
+	fill_push(&push, &s, a->p);
+	while (now_s() < a->end) {
+		struct pw_result res = {0};
+		int64_t t0 = now_ns();
+		int rc = a->pl->rx->push(a->pl->rx->ctx, &push, PW_NO_DEADLINE, &res);
+		double lat = (double)(now_ns() - t0) / 1e9;
+
+		pthread_mutex_lock(&a->r->lat_lock);
+		if (rc == COMPONENT_OK) {
+			a->r->ok++;
+			run_lat(a->r, lat);
+		} else {
+			a->r->failed++;
+			note_error(a->r, res.error);
+		}
+		pthread_mutex_unlock(&a->r->lat_lock);
+		a->pl->rx->free_result(&res);
+	}
+	return NULL;
+}
+
+static void plugin_blk_run(struct plugin *pl, const struct payload *p, int threads, double secs,
+			   struct run *r)
+{
+	struct blk_arg *a = xmalloc((size_t)threads * sizeof(*a));
+	double t0 = now_s(), c0 = cpu_s();
+
+	for (int i = 0; i < threads; i++) {
+		a[i] = (struct blk_arg){pl, p, r, t0 + secs, 0};
+		pthread_create(&a[i].thread, NULL, blk_main, &a[i]);
+	}
+	for (int i = 0; i < threads; i++)
+		pthread_join(a[i].thread, NULL);
+	r->secs = now_s() - t0;
+	r->cpu = cpu_s() - c0;
+	free(a);
+}
+
+/* ---- the plain libcurl multi client ---- */
+
+static size_t discard(char *ptr, size_t size, size_t nmemb, void *user)
+{
+	(void)ptr;
+	(void)user;
+	return size * nmemb;
+}
+
+/*
+ * `conc` transfers per endpoint, each POSTing the encoded request again as
+ * soon as the last one ends. A profile counts once every endpoint got it,
+ * so the rate is requests / neps.
+ */
+static void plain_run(const struct payload *p, int neps, int conc, double secs, struct run *r)
+{
+	int n = neps * conc, active = 0;
+	CURLM *m = curl_multi_init();
+	CURL **h = xmalloc((size_t)n * sizeof(CURL *));
+	int64_t *started = xmalloc((size_t)n * sizeof(int64_t));
+	struct curl_slist *hdrs = NULL;
+	uint64_t reqs = 0;
+	double t0, c0, end;
+
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/proto");
+	hdrs = curl_slist_append(hdrs, "Connect-Protocol-Version: 1");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)n);
+	c0 = cpu_s();
+	t0 = now_s();
+	end = t0 + secs;
+	for (int i = 0; i < n; i++) {
+		char url[128];
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/push.v1.PusherService/Push",
+			 o.port + i % neps);
+		h[i] = curl_easy_init();
+		curl_easy_setopt(h[i], CURLOPT_URL, url);
+		curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, (const char *)p->wire);
+		curl_easy_setopt(h[i], CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->wlen);
+		curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
+		started[i] = now_ns();
+		curl_multi_add_handle(m, h[i]);
+		active++;
+	}
+	while (active > 0) {
+		CURLMsg *msg;
+		int running, left;
+
+		curl_multi_perform(m, &running);
+		while ((msg = curl_multi_info_read(m, &left))) {
+			char *priv = NULL;
+			long status = 0;
+			int i;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+			i = (int)(intptr_t)priv;
+			if (msg->data.result == CURLE_OK && status == 200) {
+				reqs++;
+				run_lat(r, (double)(now_ns() - started[i]) / 1e9);
+			} else {
+				r->failed++;
+				note_error(r, curl_easy_strerror(msg->data.result));
+			}
+			curl_multi_remove_handle(m, h[i]);
+			active--;
+			if (now_s() < end) {
+				started[i] = now_ns();
+				curl_multi_add_handle(m, h[i]);
+				active++;
+			}
+		}
+		if (active > 0)
+			curl_multi_poll(m, NULL, 0, 100, NULL);
+	}
+	r->secs = now_s() - t0;
+	r->cpu = cpu_s() - c0;
+	r->ok = reqs / (uint64_t)neps;
+	for (int i = 0; i < n; i++)
+		curl_easy_cleanup(h[i]);
+	curl_multi_cleanup(m);
+	curl_slist_free_all(hdrs);
+	free(h);
+	free(started);
+}
+
+/* ---- wrk ---- */
+
+struct wrk_result {
+	double rps, p50_ms, p99_ms;
+	bool ok;
+};
+
+static double wrk_ms(const char *v)
+{
+	char *end;
+	double x = strtod(v, &end);
+
+	if (strncmp(end, "us", 2) == 0)
+		return x / 1000.0;
+	if (strncmp(end, "ms", 2) == 0)
+		return x;
+	if (*end == 's')
+		return x * 1000.0;
+	if (*end == 'm')
+		return x * 60000.0;
+	return x;
+}
+
+static struct wrk_result wrk_run(const struct payload *p, int conns)
+{
+	struct wrk_result w = {0};
+	char body[256], lua[256], cmd[1024], line[512];
+	FILE *f;
+
+	if (!o.wrk)
+		return w;
+	snprintf(body, sizeof(body), "%s/pw-bench-body-%d.bin", o.tmpdir, (int)getpid());
+	snprintf(lua, sizeof(lua), "%s/pw-bench-post-%d.lua", o.tmpdir, (int)getpid());
+	f = fopen(body, "wb");
+	if (!f || fwrite(p->wire, 1, p->wlen, f) != p->wlen) {
+		if (f)
+			fclose(f);
+		return w;
+	}
+	fclose(f);
+	f = fopen(lua, "w");
+	if (!f)
+		return w;
+	fprintf(f,
+		"local f = assert(io.open(\"%s\", \"rb\"))\n"
+		"wrk.body = f:read(\"*a\")\n"
+		"f:close()\n"
+		"wrk.method = \"POST\"\n"
+		"wrk.headers[\"Content-Type\"] = \"application/proto\"\n"
+		"wrk.headers[\"Connect-Protocol-Version\"] = \"1\"\n",
+		body);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' -t%d -c%d -d%ds --latency -s '%s' http://127.0.0.1:%d/push.v1.PusherService/Push 2>&1",
+		 o.wrk, o.wrk_threads, conns, o.wrk_secs, lua, o.port);
+	f = popen(cmd, "r");
+	if (!f)
+		return w;
+	while (fgets(line, sizeof(line), f)) {
+		char *v;
+
+		if ((v = strstr(line, "Requests/sec:"))) {
+			w.rps = strtod(v + 13, NULL);
+			w.ok = true;
+		} else if ((v = strstr(line, " 50%"))) {
+			w.p50_ms = wrk_ms(v + 4 + strspn(v + 4, " \t"));
+		} else if ((v = strstr(line, " 99%"))) {
+			w.p99_ms = wrk_ms(v + 4 + strspn(v + 4, " \t"));
+		} else if (strstr(line, "Non-2xx") || strstr(line, "Socket errors")) {
+			fprintf(stderr, "  wrk: %s", line);
+		}
+	}
+	pclose(f);
+	unlink(body);
+	unlink(lua);
+	return w;
+}
+
+/* ---- update latency under load ---- */
+
+struct upd_arg {
+	struct plugin *pl;
+	atomic_bool stop;
+	struct run r;
+	char *cfg[2];
+};
+
+static void *upd_main(void *arg)
+{
+	struct upd_arg *a = arg;
+	int64_t next = now_ns();
+
+	for (uint64_t i = 0; !atomic_load(&a->stop); i++) {
+		struct timespec ts;
+		char *err = NULL;
+		int64_t t0;
+		int rc;
+
+		next += 10 * 1000000LL; /* 100 updates per second */
+		ts.tv_sec = (time_t)(next / 1000000000LL);
+		ts.tv_nsec = (long)(next % 1000000000LL);
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		t0 = now_ns();
+		rc = a->pl->d->update(a->pl->inst, a->cfg[i & 1], &err);
+		run_lat(&a->r, (double)(now_ns() - t0) / 1e9);
+		if (rc != COMPONENT_OK) {
+			a->r.failed++;
+			note_error(&a->r, err);
+		} else {
+			a->r.ok++;
+		}
+		a->pl->d->free_string(err);
+	}
+	return NULL;
+}
+
+/* ---- the report ---- */
+
+static void check_run(const char *what, const struct run *r)
+{
+	if (r->failed)
+		fprintf(stderr, "  WARNING %s: %llu failed: %s\n", what, (unsigned long long)r->failed,
+			r->first_err);
+}
+
+struct cell {
+	struct run cb;
+	struct run plain[MAX_SWEEP];
+	int best;
+	struct run blk[3];
+	struct run plain1;
+	struct wrk_result wrk;
+	bool have_blk;
+};
+
+static const int blk_threads[3] = {1, 8, 64};
+
+static void run_cell(struct plugin *pl, const struct payload *p, int neps, struct cell *c,
+		     const int *sweep, int nsweep)
+{
+	char what[96];
+
+	fprintf(stderr, "== %d endpoint(s), %zu B request (%s)\n", neps, p->wlen, p->source);
+	run_init(&c->cb, false);
+	plugin_cb_run(pl, p, INFLIGHT, o.secs, &c->cb);
+	snprintf(what, sizeof(what), "plugin cb%d", INFLIGHT);
+	check_run(what, &c->cb);
+	fprintf(stderr, "  plugin callback %d in flight: %.0f profiles/s\n", INFLIGHT, rate(&c->cb));
+	c->best = 0;
+	for (int i = 0; i < nsweep; i++) {
+		run_init(&c->plain[i], true);
+		plain_run(p, neps, sweep[i], o.secs, &c->plain[i]);
+		check_run("plain", &c->plain[i]);
+		fprintf(stderr, "  plain client %d/endpoint: %.0f profiles/s p50 %.2f ms\n", sweep[i],
+			rate(&c->plain[i]), pct_ms(&c->plain[i], 0.5));
+		if (rate(&c->plain[i]) > rate(&c->plain[c->best]))
+			c->best = i;
+	}
+	if (neps != 1)
+		return;
+	c->have_blk = true;
+	for (int i = 0; i < 3; i++) {
+		run_init(&c->blk[i], true);
+		plugin_blk_run(pl, p, blk_threads[i], o.secs, &c->blk[i]);
+		check_run("plugin blocking", &c->blk[i]);
+		fprintf(stderr, "  plugin blocking %d threads: %.0f profiles/s\n", blk_threads[i],
+			rate(&c->blk[i]));
+	}
+	run_init(&c->plain1, true);
+	plain_run(p, 1, 1, o.secs, &c->plain1);
+	check_run("plain", &c->plain1);
+	c->wrk = wrk_run(p, INFLIGHT);
+	if (c->wrk.ok)
+		fprintf(stderr, "  wrk %d connections: %.0f requests/s\n", INFLIGHT, c->wrk.rps);
+}
+
+static void cell_free(struct cell *c, int nsweep)
+{
+	run_free(&c->cb);
+	for (int i = 0; i < nsweep; i++)
+		run_free(&c->plain[i]);
+	if (c->have_blk) {
+		for (int i = 0; i < 3; i++)
+			run_free(&c->blk[i]);
+		run_free(&c->plain1);
+	}
+}
+
+static double mib(double b)
+{
+	return b / (1024.0 * 1024.0);
+}
+
+/* RSS with 3 endpoints and 1 MiB profiles, INFLIGHT in flight. Runs first,
+ * before the heap has held anything else. */
+static void memory_run(struct plugin *pl, const struct payload *p)
+{
+	struct rss_sampler rs = {0};
+	struct run r;
+	char *cfg = config_json(3, NULL);
+	size_t before_create, idle, peak;
+	double per, ratio;
+
+	before_create = rss_bytes();
+	plugin_create(pl, cfg);
+	usleep(200 * 1000);
+	idle = rss_bytes();
+	atomic_init(&rs.stop, false);
+	rs.peak = idle;
+	pthread_create(&rs.thread, NULL, rss_main, &rs);
+	run_init(&r, false);
+	plugin_cb_run(pl, p, INFLIGHT, o.secs, &r);
+	atomic_store(&rs.stop, true);
+	pthread_join(rs.thread, NULL);
+	check_run("memory run", &r);
+	peak = rs.peak;
+	per = ((double)peak - (double)idle) / INFLIGHT;
+	ratio = per / (double)p->plen;
+	printf("\n## Memory (3 endpoints, %s profiles of %zu B, %d in flight, callback form)\n\n",
+	       size_names[2], p->plen, INFLIGHT);
+	printf("| RSS before create | idle RSS after create | peak RSS | growth per profile in flight | growth / profile size |\n");
+	printf("|---|---|---|---|---|\n");
+	printf("| %.1f MiB | %.1f MiB | %.1f MiB | %.2f MiB | %.2fx |\n", mib((double)before_create),
+	       mib((double)idle), mib((double)peak), mib(per), ratio);
+	printf("\n(rate during the memory run: %.0f profiles/s)\n", rate(&r));
+	run_free(&r);
+	plugin_destroy(pl);
+	free(cfg);
+}
+
+static void update_run(struct plugin *pl, const struct payload *p)
+{
+	struct upd_arg a;
+	struct run base, during;
+	char *cfg0 = config_json(1, "a");
+
+	memset(&a, 0, sizeof(a));
+	a.pl = pl;
+	a.cfg[0] = config_json(1, "b");
+	a.cfg[1] = cfg0;
+	atomic_init(&a.stop, false);
+	plugin_create(pl, cfg0);
+	run_init(&base, false);
+	plugin_cb_run(pl, p, INFLIGHT, 0.3, &base); /* warm the connections */
+	run_free(&base);
+	run_init(&base, false);
+	plugin_cb_run(pl, p, INFLIGHT, o.secs, &base);
+	run_init(&during, false);
+	run_init(&a.r, true);
+	pthread_t th;
+	pthread_create(&th, NULL, upd_main, &a);
+	plugin_cb_run(pl, p, INFLIGHT, o.secs, &during);
+	atomic_store(&a.stop, true);
+	pthread_join(th, NULL);
+	check_run("update base", &base);
+	check_run("update during", &during);
+	check_run("updates", &a.r);
+	printf("\n## update() under load (1 endpoint, %s, %d in flight, 100 updates/s replacing the endpoint's headers)\n\n",
+	       size_names[1], INFLIGHT);
+	printf("| updates | update p50 | update p99 | max | profiles/s without | profiles/s during | ratio |\n");
+	printf("|---|---|---|---|---|---|---|\n");
+	printf("| %llu | %.3f ms | %.3f ms | %.3f ms | %.0f | %.0f | %.2f |\n",
+	       (unsigned long long)a.r.ok, pct_ms(&a.r, 0.5), pct_ms(&a.r, 0.99), pct_ms(&a.r, 1.0),
+	       rate(&base), rate(&during), rate(&base) > 0 ? rate(&during) / rate(&base) : 0);
+	run_free(&base);
+	run_free(&during);
+	run_free(&a.r);
+	plugin_destroy(pl);
+	free(a.cfg[0]);
+	free(cfg0);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
+		"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
+		"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
+	exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"plugin", required_argument, NULL, 'P'},
+		{"port", required_argument, NULL, 'p'},
+		{"seconds", required_argument, NULL, 's'},
+		{"quick", no_argument, NULL, 'q'},
+		{"profiles", required_argument, NULL, 'd'},
+		{"wrk", required_argument, NULL, 'w'},
+		{"wrk-threads", required_argument, NULL, 'W'},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+	bool secs_set = false;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'P':
+			o.plugin = optarg;
+			break;
+		case 'p':
+			o.port = atoi(optarg);
+			break;
+		case 's':
+			o.secs = atof(optarg);
+			secs_set = true;
+			break;
+		case 'q':
+			o.quick = true;
+			break;
+		case 'd':
+			o.profiles = optarg;
+			break;
+		case 'w':
+			o.wrk = *optarg ? optarg : NULL;
+			break;
+		case 'W':
+			o.wrk_threads = atoi(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	if (!o.plugin || o.port < 1 || o.secs <= 0 || o.wrk_threads < 1)
+		usage();
+	if (o.quick && !secs_set)
+		o.secs = 0.5;
+	o.wrk_secs = o.secs < 1.5 ? 1 : (int)(o.secs + 0.5);
+	if (getenv("TMPDIR"))
+		o.tmpdir = getenv("TMPDIR");
+}
+
+int main(int argc, char **argv)
+{
+	static const int sweep_full[] = {8, 16, 24, 28, 32, 48, 64};
+	static const int sweep_quick[] = {8, 32, 64};
+	const int *sweep = sweep_full;
+	int nsweep = (int)(sizeof(sweep_full) / sizeof(sweep_full[0]));
+	struct payload pay[NSIZES];
+	struct cell cells[3][NSIZES];
+	struct plugin pl = {0};
+
+	parse_args(argc, argv);
+	if (o.quick) {
+		sweep = sweep_quick;
+		nsweep = (int)(sizeof(sweep_quick) / sizeof(sweep_quick[0]));
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (int i = 0; i < NSIZES; i++)
+		payload_build(&pay[i], nominal_sizes[i]);
+	plugin_load(&pl);
+
+	printf("# pw-bench: %.1f s per run, %d deliveries in flight, libcurl %s\n\n", o.secs,
+	       INFLIGHT, curl_version_info(CURLVERSION_NOW)->version);
+	printf("payloads:");
+	for (int i = 0; i < NSIZES; i++)
+		printf(" %s = %zu B profile (%s), %zu B request;", size_names[i], pay[i].plen,
+		       pay[i].source, pay[i].wlen);
+	printf("\n");
+	fflush(stdout);
+
+	memory_run(&pl, &pay[2]);
+	fflush(stdout);
+
+	for (int e = 0; e < 3; e++) {
+		char *cfg = config_json(ep_counts[e], NULL);
+		struct run warm;
+
+		plugin_create(&pl, cfg);
+		run_init(&warm, false);
+		plugin_cb_run(&pl, &pay[0], INFLIGHT, 0.2, &warm);
+		run_free(&warm);
+		for (int i = 0; i < NSIZES; i++)
+			run_cell(&pl, &pay[i], ep_counts[e], &cells[e][i], sweep, nsweep);
+		plugin_destroy(&pl);
+		free(cfg);
+	}
+
+	printf("\n## Throughput (profiles/s; MiB/s counts request bytes sent to all endpoints)\n\n");
+	printf("| endpoints | size | plugin cb64 | MiB/s | plain best (conc/endpoint) | plugin/plain | wrk c64 | plugin/wrk | blocking 1 | blocking 8 | blocking 64 | blk64/cb64 |\n");
+	printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	for (int e = 0; e < 3; e++) {
+		for (int i = 0; i < NSIZES; i++) {
+			struct cell *c = &cells[e][i];
+			struct run *b = &c->plain[c->best];
+			double cb = rate(&c->cb);
+
+			printf("| %d | %s | %.0f | %.1f | %.0f (%d) | %.2f |", ep_counts[e], size_names[i],
+			       cb, mib(cb * (double)pay[i].wlen * ep_counts[e]), rate(b), sweep[c->best],
+			       rate(b) > 0 ? cb / rate(b) : 0);
+			if (c->have_blk && c->wrk.ok)
+				printf(" %.0f | %.2f |", c->wrk.rps, cb / c->wrk.rps);
+			else
+				printf(" - | - |");
+			if (c->have_blk)
+				printf(" %.0f | %.0f | %.0f | %.2f |\n", rate(&c->blk[0]), rate(&c->blk[1]),
+				       rate(&c->blk[2]), cb > 0 ? rate(&c->blk[2]) / cb : 0);
+			else
+				printf(" - | - | - | - |\n");
+		}
+	}
+
+	printf("\n## Plain client sweep (profiles/s by concurrent transfers per endpoint)\n\n");
+	printf("| endpoints | size |");
+	for (int k = 0; k < nsweep; k++)
+		printf(" %d |", sweep[k]);
+	printf("\n|---|---|");
+	for (int k = 0; k < nsweep; k++)
+		printf("---|");
+	printf("\n");
+	for (int e = 0; e < 3; e++) {
+		for (int i = 0; i < NSIZES; i++) {
+			printf("| %d | %s |", ep_counts[e], size_names[i]);
+			for (int k = 0; k < nsweep; k++)
+				printf(" %.0f (p50 %.1f ms) |", rate(&cells[e][i].plain[k]),
+				       pct_ms(&cells[e][i].plain[k], 0.5));
+			printf("\n");
+		}
+	}
+
+	printf("\n## CPU seconds (user+sys of the sending process) per 1000 profiles\n\n");
+	printf("| endpoints | size | plugin cb64 | plain best | plugin/plain |\n|---|---|---|---|---|\n");
+	for (int e = 0; e < 3; e++) {
+		for (int i = 0; i < NSIZES; i++) {
+			struct cell *c = &cells[e][i];
+			struct run *b = &c->plain[c->best];
+			double pc = c->cb.ok ? c->cb.cpu * 1000.0 / (double)c->cb.ok : NAN;
+			double bc = b->ok ? b->cpu * 1000.0 / (double)b->ok : NAN;
+
+			printf("| %d | %s | %.3f | %.3f | %.2f |\n", ep_counts[e], size_names[i], pc, bc,
+			       pc / bc);
+		}
+	}
+
+	printf("\n## Latency, 1 endpoint (ms): blocking push vs plain client request at the same concurrency\n\n");
+	printf("| size | concurrency | push p50 | push p99 | plain p50 | plain p99 |");
+	printf(" wrk c64 p50 | wrk c64 p99 |\n|---|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < NSIZES; i++) {
+		struct cell *c = &cells[0][i];
+
+		for (int k = 0; k < 3; k++) {
+			struct run *pr = NULL;
+
+			if (blk_threads[k] == 1)
+				pr = &c->plain1;
+			for (int j = 0; j < nsweep && !pr; j++)
+				if (sweep[j] == blk_threads[k])
+					pr = &c->plain[j];
+			printf("| %s | %d | %.2f | %.2f | %.2f | %.2f |", size_names[i], blk_threads[k],
+			       pct_ms(&c->blk[k], 0.5), pct_ms(&c->blk[k], 0.99),
+			       pr ? pct_ms(pr, 0.5) : NAN, pr ? pct_ms(pr, 0.99) : NAN);
+			if (blk_threads[k] == 64 && c->wrk.ok)
+				printf(" %.2f | %.2f |\n", c->wrk.p50_ms, c->wrk.p99_ms);
+			else
+				printf(" - | - |\n");
+		}
+	}
+	fflush(stdout);
+
+	update_run(&pl, &pay[1]);
+
+	for (int e = 0; e < 3; e++)
+		for (int i = 0; i < NSIZES; i++)
+			cell_free(&cells[e][i], nsweep);
+	for (int i = 0; i < NSIZES; i++)
+		payload_free(&pay[i]);
+	curl_global_cleanup();
+	return 0;
+}

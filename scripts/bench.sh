@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Runs the performance benchmark: starts the receiver, runs pw-bench (the
+# plugin, the plain libcurl client and wrk, side by side), then measures
+# `mockhost run` idle. Prints markdown tables; see docs/performance.md.
+#
+# usage: scripts/bench.sh [--quick] [--build DIR] [--seconds S]
+#                         [--profiles DIR] [--port BASE]
+#   --quick      short runs (the whole script finishes in under a minute)
+#   --build DIR  a configured build directory (default: build-bench, set
+#                up here with --buildtype=release when missing)
+#   --profiles   directory of real profiles to use where their size fits
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build=""
+quick=0
+seconds=""
+profiles=""
+port=18080
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) quick=1 ;;
+	--build) build="$2"; shift ;;
+	--seconds) seconds="$2"; shift ;;
+	--profiles) profiles="$2"; shift ;;
+	--port) port="$2"; shift ;;
+	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	*) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+if [ -z "$build" ]; then
+	build="$root/build-bench"
+	if [ ! -d "$build" ]; then
+		meson setup "$build" "$root" --buildtype=release >/dev/null
+	fi
+fi
+meson compile -C "$build" pw-bench pw-bench-recv pyroscope_write mockhost >/dev/null
+
+recv="$build/bench/pw-bench-recv"
+bench="$build/bench/pw-bench"
+plugin="$build/pyroscope_write.so"
+mockhost="$build/mockhost"
+
+tmp="$(mktemp -d)"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+echo "# Machine"
+echo
+echo "- nproc: $(nproc)"
+echo "- CPU: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+echo "- kernel: $(uname -sr)"
+echo "- libcurl: $(curl-config --version 2>/dev/null || echo unknown)"
+echo "- load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+"$recv" -p "$port" -n 10 >"$tmp/recv.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do
+	grep -q listening "$tmp/recv.log" 2>/dev/null && break
+	sleep 0.05
+done
+grep -q listening "$tmp/recv.log" || { cat "$tmp/recv.log" >&2; exit 1; }
+
+args=(--plugin "$plugin" --port "$port")
+[ "$quick" = 1 ] && args+=(--quick)
+[ -n "$seconds" ] && args+=(--seconds "$seconds")
+[ -n "$profiles" ] && args+=(--profiles "$profiles")
+if command -v wrk >/dev/null; then
+	args+=(--wrk "$(command -v wrk)")
+else
+	echo "(wrk not found: its columns stay empty)"
+fi
+TMPDIR="$tmp" "$bench" "${args[@]}"
+
+# Idle cost of a host process: `mockhost run` with 3 endpoints, nothing
+# pushed. RSS after start-up, CPU (user+sys) burnt over the idle window.
+idle_secs=10
+[ "$quick" = 1 ] && idle_secs=3
+cat >"$tmp/idle.json" <<JSON
+{"endpoint": [
+  {"url": "http://127.0.0.1:$port"},
+  {"url": "http://127.0.0.1:$((port + 1))"},
+  {"url": "http://127.0.0.1:$((port + 2))"}
+]}
+JSON
+"$mockhost" --plugin "$plugin" run --config "$tmp/idle.json" --listen 127.0.0.1:0 \
+	--log-level error >"$tmp/mockhost.log" 2>&1 &
+mh=$!
+pids+=("$mh")
+sleep 1
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+if ! kill -0 "$mh" 2>/dev/null; then
+	echo "mockhost run did not start:" >&2
+	cat "$tmp/mockhost.log" >&2
+	exit 1
+fi
+t0=$(cpu_ticks "$mh")
+sleep "$idle_secs"
+t1=$(cpu_ticks "$mh")
+hz=$(getconf CLK_TCK)
+rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$mh/status")
+hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$mh/status")
+echo
+echo "## mockhost run idle (3 endpoints, ${idle_secs} s)"
+echo
+echo "| idle RSS | peak RSS | CPU over the window | CPU per 10 s |"
+echo "|---|---|---|---|"
+awk -v rss="$rss_kb" -v hwm="$hwm_kb" -v d=$((t1 - t0)) -v hz="$hz" -v s="$idle_secs" \
+	'BEGIN { ms = d * 1000 / hz; printf "| %.1f MiB | %.1f MiB | %d ms | %.0f ms |\n", rss/1024, hwm/1024, ms, ms * 10 / s }'
+echo
+echo "- load after: $(cut -d' ' -f1-3 /proc/loadavg)"

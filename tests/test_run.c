@@ -1,0 +1,1141 @@
+/*
+ * test_run.c - `mockhost run` end to end: real `mockhost run` and
+ * `mockhost sink` processes on loopback, driven over HTTP with libcurl.
+ *
+ * Each test starts its own processes on ephemeral ports (the URL each one
+ * prints as its first stdout line) in its own temporary directory, and
+ * stops them at the end, checking the exit status.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hostutil.h"
+#include "labels.h"
+#include "proto.h"
+#include "standin/standin.h"
+#include "strbuf.h"
+
+/* ---- processes ---- */
+
+struct proc {
+	pid_t pid;
+	int out_fd;     /* read end of the child's stdout */
+	char url[128];  /* from the first stdout line */
+};
+
+static void msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts argv with stdout on a pipe and stderr into errfile, then reads the
+ * first stdout line ("... listening on URL"). */
+static void proc_start(struct proc *p, char *const argv[], const char *errfile)
+{
+	char line[512];
+	size_t n = 0;
+	int fds[2];
+	int64_t until = mono_ms() + 15000;
+	const char *on;
+
+	memset(p, 0, sizeof(*p));
+	ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+	p->pid = fork();
+	ck_assert_int_ge(p->pid, 0);
+	if (p->pid == 0) {
+		int efd = open(errfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fds[1], 1);
+		if (efd >= 0)
+			dup2(efd, 2);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	p->out_fd = fds[0];
+	while (n + 1 < sizeof(line)) {
+		struct pollfd pf = { .fd = p->out_fd, .events = POLLIN };
+		ssize_t r;
+
+		ck_assert_msg(poll(&pf, 1, 1000) >= 0, "poll");
+		ck_assert_msg(mono_ms() < until, "%s did not start (see %s)", argv[0], errfile);
+		if (!(pf.revents & (POLLIN | POLLHUP)))
+			continue;
+		r = read(p->out_fd, line + n, 1);
+		ck_assert_msg(r == 1, "%s exited before printing its address (see %s)", argv[0],
+			      errfile);
+		if (line[n] == '\n')
+			break;
+		n++;
+	}
+	line[n] = '\0';
+	on = strstr(line, " on ");
+	ck_assert_msg(on != NULL, "unexpected first line \"%s\"", line);
+	snprintf(p->url, sizeof(p->url), "%s", on + 4);
+}
+
+/* Sends sig and waits for the exit; returns the exit code (or 128+signal). */
+static int proc_stop(struct proc *p, int sig, int timeout_ms)
+{
+	int64_t until = mono_ms() + timeout_ms;
+	int status = 0;
+	pid_t w;
+
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, sig);
+	while ((w = waitpid(p->pid, &status, WNOHANG)) == 0 && mono_ms() < until)
+		msleep(10);
+	if (w == 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &status, 0);
+		status = 0x7f00; /* reported below as a failure */
+	}
+	close(p->out_fd);
+	p->pid = 0;
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 255;
+}
+
+static bool proc_alive(struct proc *p)
+{
+	int status;
+
+	return p->pid > 0 && waitpid(p->pid, &status, WNOHANG) == 0;
+}
+
+/* ---- HTTP ---- */
+
+struct resp {
+	long code;
+	char *body;
+	size_t len;
+	char *ctype;
+};
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *user)
+{
+	return strbuf_append(user, data, size * nmemb) == 0 ? size * nmemb : 0;
+}
+
+/* One request; headers is a NULL-terminated list of "Name: value". On a
+ * connection failure code is 0. */
+static void http_do(const char *method, const char *url, const char *const *headers,
+		    const void *body, size_t len, struct resp *r)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	struct strbuf sb;
+	char *ct = NULL;
+
+	memset(r, 0, sizeof(*r));
+	ck_assert_ptr_nonnull(c);
+	strbuf_init(&sb, 64 << 20);
+	for (size_t i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	hl = curl_slist_append(hl, "Expect:");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &sb);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->code);
+		curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+		r->ctype = ct ? strdup(ct) : NULL;
+	}
+	r->body = strbuf_detach(&sb, &r->len);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+}
+
+static void resp_free(struct resp *r)
+{
+	free(r->body);
+	free(r->ctype);
+	memset(r, 0, sizeof(*r));
+}
+
+static long http_get(const char *base, const char *path, char **body)
+{
+	char *url = pw_asprintf("%s%s", base, path);
+	struct resp r;
+	long code;
+
+	http_do("GET", url, NULL, NULL, 0, &r);
+	free(url);
+	code = r.code;
+	if (body) {
+		*body = r.body;
+		r.body = NULL;
+	}
+	resp_free(&r);
+	return code;
+}
+
+static long http_post(const char *base, const char *path, const char *const *headers,
+		      const void *body, size_t len, struct resp *out)
+{
+	char *url = pw_asprintf("%s%s", base, path);
+	struct resp r;
+	long code;
+
+	http_do("POST", url, headers, body ? body : "", len, &r);
+	free(url);
+	code = r.code;
+	if (out)
+		*out = r;
+	else
+		resp_free(&r);
+	return code;
+}
+
+/* The value of one sample line of /metrics; -1 when absent. */
+static double metric(const char *base, const char *series)
+{
+	char *text = NULL;
+	double v = -1;
+	size_t sl = strlen(series);
+
+	ck_assert_int_eq(http_get(base, "/metrics", &text), 200);
+	for (char *line = text; line && *line;) {
+		char *nl = strchr(line, '\n');
+
+		if (strncmp(line, series, sl) == 0 && line[sl] == ' ')
+			v = strtod(line + sl + 1, NULL);
+		line = nl ? nl + 1 : NULL;
+	}
+	free(text);
+	return v;
+}
+
+/* A counter of the sink's /stats, e.g. ("ingest", "accepted"). */
+static long long sink_stat(const char *base, const char *group, const char *key)
+{
+	char *text = NULL;
+	json_t *j, *v;
+	long long n;
+
+	ck_assert_int_eq(http_get(base, "/stats", &text), 200);
+	j = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	v = json_object_get(json_object_get(j, group), key);
+	ck_assert_msg(json_is_integer(v), "no %s.%s in %s", group, key, text);
+	n = json_integer_value(v);
+	json_decref(j);
+	free(text);
+	return n;
+}
+
+/* ---- files ---- */
+
+static void write_file(const char *path, const char *text, bool atomic)
+{
+	char *tmp = atomic ? pw_asprintf("%s.tmp", path) : NULL;
+	FILE *f = fopen(tmp ? tmp : path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+	if (tmp)
+		ck_assert_int_eq(rename(tmp, path), 0);
+	free(tmp);
+}
+
+static char *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct strbuf sb;
+	char buf[8192];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	strbuf_init(&sb, 64 << 20);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		strbuf_append(&sb, buf, n);
+	fclose(f);
+	return strbuf_detach(&sb, len);
+}
+
+/* Sorted names in dir that start with prefix and end with suffix. */
+static size_t list_files(const char *dir, const char *prefix, const char *suffix, char ***out)
+{
+	struct dirent **ents = NULL;
+	int n = scandir(dir, &ents, NULL, alphasort);
+	size_t count = 0;
+
+	*out = calloc((size_t)(n > 0 ? n : 0) + 1, sizeof(char *));
+	for (int i = 0; i < n; i++) {
+		const char *name = ents[i]->d_name;
+		size_t l = strlen(name), sl = strlen(suffix);
+
+		if (strncmp(name, prefix, strlen(prefix)) == 0 && l >= sl &&
+		    strcmp(name + l - sl, suffix) == 0)
+			(*out)[count++] = pw_asprintf("%s/%s", dir, name);
+		free(ents[i]);
+	}
+	free(ents);
+	return count;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* ---- the environment of one test ---- */
+
+#define MAX_SINKS 2
+
+struct env {
+	char dir[64];
+	char cfg[128];
+	char errlog[128];
+	char *mockhost;
+	char *plugin;
+	struct proc sink[MAX_SINKS];
+	char sinkdir[MAX_SINKS][128];
+	int nsinks;
+	struct proc run;
+	char *endpoint_url[MAX_SINKS]; /* where each endpoint points */
+};
+
+static struct env E;
+
+/* The configuration: two endpoints, each to its own URL, one external
+ * label env=<env>. */
+static char *config_text(const char *env)
+{
+	return pw_asprintf("{\"external_labels\":{\"env\":\"%s\"},\"endpoint\":["
+			   "{\"name\":\"primary\",\"url\":\"%s\",\"min_backoff_period\":\"10ms\"},"
+			   "{\"name\":\"secondary\",\"url\":\"%s\",\"min_backoff_period\":\"10ms\"}]}",
+			   env, E.endpoint_url[0], E.endpoint_url[1 % MAX_SINKS]);
+}
+
+static void write_config(const char *env, bool atomic)
+{
+	char *t = config_text(env);
+
+	write_file(E.cfg, t, atomic);
+	free(t);
+}
+
+static void env_init(void)
+{
+	memset(&E, 0, sizeof(E));
+	snprintf(E.dir, sizeof(E.dir), "/tmp/pw-run-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(E.dir));
+	snprintf(E.cfg, sizeof(E.cfg), "%s/config.json", E.dir);
+	snprintf(E.errlog, sizeof(E.errlog), "%s/run.log", E.dir);
+	E.mockhost = getenv("PW_MOCKHOST");
+	E.plugin = getenv("PW_PLUGIN");
+	ck_assert_msg(E.mockhost && E.plugin, "PW_MOCKHOST and PW_PLUGIN must be set");
+}
+
+/* Starts n sink processes storing into their own directories. */
+static void env_sinks(int n)
+{
+	for (int i = 0; i < n; i++) {
+		char errf[160];
+		char *argv[] = { E.mockhost, "sink", "--listen", "127.0.0.1:0", "--quiet", "--dir",
+				 E.sinkdir[i], NULL };
+
+		snprintf(E.sinkdir[i], sizeof(E.sinkdir[i]), "%s/sink%d", E.dir, i);
+		snprintf(errf, sizeof(errf), "%s/sink%d.log", E.dir, i);
+		proc_start(&E.sink[i], argv, errf);
+		E.endpoint_url[i] = E.sink[i].url;
+	}
+	if (n == 1)
+		E.endpoint_url[1] = E.sink[0].url;
+	E.nsinks = n;
+}
+
+static void wait_ready(const char *base)
+{
+	int64_t until = mono_ms() + 10000;
+
+	while (http_get(base, "/-/ready", NULL) != 200) {
+		ck_assert_msg(mono_ms() < until, "%s never became ready", base);
+		msleep(20);
+	}
+}
+
+/* Starts `mockhost run` on the current config with extra arguments. */
+static void env_run(const char *const *extra)
+{
+	char *argv[32];
+	int i = 0;
+
+	argv[i++] = E.mockhost;
+	argv[i++] = "--plugin";
+	argv[i++] = E.plugin;
+	argv[i++] = "run";
+	argv[i++] = "--config";
+	argv[i++] = E.cfg;
+	argv[i++] = "--listen";
+	argv[i++] = "127.0.0.1:0";
+	for (size_t j = 0; extra && extra[j] && i < 30; j++)
+		argv[i++] = (char *)extra[j];
+	argv[i] = NULL;
+	proc_start(&E.run, argv, E.errlog);
+	wait_ready(E.run.url);
+}
+
+static void env_fini(void)
+{
+	if (E.run.pid > 0)
+		ck_assert_int_eq(proc_stop(&E.run, SIGTERM, 30000), 0);
+	for (int i = 0; i < E.nsinks; i++)
+		ck_assert_int_eq(proc_stop(&E.sink[i], SIGTERM, 10000), 0);
+	nftw(E.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static bool log_contains(const char *needle)
+{
+	size_t len;
+	char *text = read_all(E.errlog, &len);
+	bool found = text && strstr(text, needle);
+
+	free(text);
+	return found;
+}
+
+/* Waits until a metric reaches at least v. */
+static void wait_metric_ge(const char *series, double v)
+{
+	int64_t until = mono_ms() + 10000;
+
+	while (metric(E.run.url, series) < v) {
+		ck_assert_msg(mono_ms() < until, "%s never reached %g", series, v);
+		msleep(20);
+	}
+}
+
+static long healthy(char **body)
+{
+	return http_get(E.run.url, "/-/healthy", body);
+}
+
+/* Waits until /-/healthy answers `code`. */
+static void wait_healthy(long code)
+{
+	int64_t until = mono_ms() + 10000;
+
+	while (healthy(NULL) != code) {
+		ck_assert_msg(mono_ms() < until, "/-/healthy never answered %ld", code);
+		msleep(20);
+	}
+}
+
+/* ---- SDK and Connect request bodies ---- */
+
+static const char *const octet_headers[] = { "Content-Type: application/octet-stream", NULL };
+#define BOUNDARY "pwTestBoundary7d93a"
+static const char *const multipart_headers[] = {
+	"Content-Type: multipart/form-data; boundary=" BOUNDARY, NULL
+};
+static const char *const proto_headers[] = { "Content-Type: application/proto",
+					     "Connect-Protocol-Version: 1", NULL };
+
+/* A multipart body as the Go and Python SDKs send it: the profile and a
+ * sample_type_config part. */
+static char *multipart_body(size_t *len)
+{
+	struct strbuf sb;
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+
+	strbuf_init(&sb, 1 << 20);
+	strbuf_puts(&sb, "--" BOUNDARY "\r\n"
+			 "Content-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\n"
+			 "Content-Type: application/octet-stream\r\n\r\n");
+	strbuf_append(&sb, prof, plen);
+	strbuf_puts(&sb, "\r\n--" BOUNDARY "\r\n"
+			 "Content-Disposition: form-data; name=\"sample_type_config\"; "
+			 "filename=\"sample_type_config.json\"\r\n"
+			 "Content-Type: application/octet-stream\r\n\r\n"
+			 "{\"cpu\":{\"units\":\"nanoseconds\",\"display-name\":\"cpu\"}}\r\n"
+			 "--" BOUNDARY "--\r\n");
+	return strbuf_detach(&sb, len);
+}
+
+/* A PushRequest with one series of the given labels and one sample. */
+static uint8_t *push_body(const char *service, size_t *len)
+{
+	struct pw_kv items[2] = { { "__name__", "process_cpu" }, { "service_name", (char *)service } };
+	struct pw_labelset ls = { items, 2 };
+	struct pw_sample s = { 0 };
+	uint8_t *out = NULL;
+
+	s.data = th_pprof_gz(&s.len);
+	ck_assert_int_eq(pw_proto_encode_push(&ls, &s, 1, &out, len), 0);
+	return out;
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_ingest_pprof_reaches_sink_intact)
+{
+	const char *path = "/ingest?name=demo.app.cpu%7Bregion%3Deu%7D&format=pprof&spyName=gospy"
+			   "&sampleRate=100";
+	size_t plen, n, blen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	char **files, *body, *side;
+	struct resp r;
+
+	env_init();
+	env_sinks(1);
+	write_config("test", false);
+	env_run(NULL);
+
+	ck_assert_int_eq(http_post(E.run.url, path, octet_headers, prof, plen, &r), 200);
+	ck_assert_uint_eq(r.len, 0);
+	resp_free(&r);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "ingest", "accepted"), 2);
+
+	n = list_files(E.sinkdir[0], "ingest-", ".body", &files);
+	ck_assert_uint_eq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		body = read_all(files[i], &blen);
+		ck_assert_ptr_nonnull(body);
+		ck_assert_uint_eq(blen, plen);
+		ck_assert_int_eq(memcmp(body, prof, plen), 0);
+		free(body);
+	}
+	free_list(files, n);
+	n = list_files(E.sinkdir[0], "ingest-", ".json", &files);
+	ck_assert_uint_eq(n, 2);
+	side = read_all(files[0], &blen);
+	/* The SDK's labels, service_name added by the host, the external
+	 * label, and the other parameters kept. */
+	ck_assert_ptr_nonnull(strstr(side, "demo.app.cpu{env=test,region=eu,service_name=demo.app.cpu}"));
+	ck_assert_ptr_nonnull(strstr(side, "spyName=gospy"));
+	ck_assert_ptr_nonnull(strstr(side, "sampleRate=100"));
+	ck_assert_ptr_nonnull(strstr(side, "application/octet-stream"));
+	free(side);
+	free_list(files, n);
+	env_fini();
+}
+END_TEST
+
+START_TEST(test_ingest_multipart_reaches_sink_intact)
+{
+	size_t len, n, blen;
+	char *mp = multipart_body(&len), **files, *body, *side;
+
+	env_init();
+	env_sinks(2);
+	write_config("test", false);
+	env_run(NULL);
+
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=py.app&format=pprof&spyName=pyspy",
+				   multipart_headers, mp, len, NULL), 200);
+	for (int s = 0; s < 2; s++) {
+		ck_assert_int_eq(sink_stat(E.sink[s].url, "ingest", "accepted"), 1);
+		n = list_files(E.sinkdir[s], "ingest-", ".body", &files);
+		ck_assert_uint_eq(n, 1);
+		body = read_all(files[0], &blen);
+		ck_assert_uint_eq(blen, len);
+		ck_assert_int_eq(memcmp(body, mp, len), 0);
+		free(body);
+		free_list(files, n);
+		n = list_files(E.sinkdir[s], "ingest-", ".json", &files);
+		ck_assert_uint_eq(n, 1);
+		side = read_all(files[0], &blen);
+		/* The boundary must survive or the body cannot be split. */
+		ck_assert_ptr_nonnull(strstr(side, "boundary=" BOUNDARY));
+		ck_assert_ptr_nonnull(strstr(side, "py.app{env=test,service_name=py.app}"));
+		free(side);
+		free_list(files, n);
+	}
+	free(mp);
+	env_fini();
+}
+END_TEST
+
+START_TEST(test_ingest_downstream_status_relayed)
+{
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	struct resp r;
+
+	env_init();
+	env_sinks(1);
+	write_config("test", false);
+	env_run(NULL);
+
+	/* Garbage with format=pprof: the sink answers 422, the SDK gets 422. */
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers,
+				   "not a profile", 13, &r), 422);
+	resp_free(&r);
+	/* A name that does not parse: the component refuses the empty label
+	 * set before sending anything, the SDK gets 500. */
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=%7Bbad&format=pprof", octet_headers,
+				   prof, plen, &r), 500);
+	resp_free(&r);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "ingest", "accepted"), 0);
+	ck_assert_int_eq(http_get(E.run.url, "/ingest", NULL), 405);
+	ck_assert_int_eq(http_get(E.run.url, "/nowhere", NULL), 404);
+	env_fini();
+}
+END_TEST
+
+START_TEST(test_push_reaches_sink_with_external_labels)
+{
+	size_t len, n, plen, blen;
+	uint8_t *body = push_body("svc", &len);
+	const uint8_t *prof = th_pprof_gz(&plen);
+	char **files, *raw;
+	struct resp r;
+	json_t *side, *labels;
+
+	env_init();
+	env_sinks(1);
+	write_config("demo", false);
+	env_run(NULL);
+
+	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body,
+				   len, &r), 200);
+	ck_assert_str_eq(r.ctype, "application/proto");
+	ck_assert_uint_eq(r.len, 0);
+	resp_free(&r);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "push", "series"), 2);
+
+	n = list_files(E.sinkdir[0], "push-", "-0.json", &files);
+	ck_assert_uint_eq(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		side = json_load_file(files[i], 0, NULL);
+		ck_assert_ptr_nonnull(side);
+		labels = json_object_get(side, "labels");
+		ck_assert_str_eq(json_string_value(json_object_get(labels, "env")), "demo");
+		ck_assert_str_eq(json_string_value(json_object_get(labels, "service_name")), "svc");
+		ck_assert_str_eq(json_string_value(json_object_get(labels, "__name__")),
+				 "process_cpu");
+		json_decref(side);
+	}
+	free_list(files, n);
+	n = list_files(E.sinkdir[0], "push-", ".pprof", &files);
+	ck_assert_uint_eq(n, 2);
+	raw = read_all(files[0], &blen);
+	ck_assert_uint_eq(blen, plen);
+	ck_assert_int_eq(memcmp(raw, prof, plen), 0);
+	free(raw);
+	free_list(files, n);
+	free(body);
+	env_fini();
+}
+END_TEST
+
+START_TEST(test_push_errors_are_connect_errors)
+{
+	const char *const timeout_headers[] = { "Content-Type: application/proto",
+						"Connect-Timeout-Ms: soon", NULL };
+	const char *const json_headers[] = { "Content-Type: application/json", NULL };
+	size_t len;
+	uint8_t *body = push_body("svc", &len);
+	struct resp r;
+
+	env_init();
+	env_sinks(1);
+	write_config("test", false);
+	env_run(NULL);
+
+	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers,
+				   "\xff\xff\xff", 3, &r), 400);
+	ck_assert_str_eq(r.ctype, "application/json");
+	ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"invalid_argument\""));
+	resp_free(&r);
+	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", timeout_headers, body,
+				   len, &r), 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "invalid_argument"));
+	resp_free(&r);
+	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", json_headers, "{}", 2,
+				   NULL), 415);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "push", "accepted"), 0);
+	free(body);
+	env_fini();
+}
+END_TEST
+
+START_TEST(test_push_downstream_failure_is_internal)
+{
+	struct standin_opts so = { 0 };
+	struct standin_reply rep = { .status = 400, .content_type = "application/json",
+				     .body = "{\"code\":\"invalid_argument\",\"message\":\"nope\"}",
+				     .times = 2 };
+	struct standin *down;
+	char *err = NULL;
+	size_t len;
+	uint8_t *body = push_body("svc", &len);
+	struct resp r;
+
+	env_init();
+	down = standin_start(&so, &err);
+	ck_assert_ptr_nonnull(down);
+	E.endpoint_url[0] = E.endpoint_url[1] = (char *)standin_url(down);
+	write_config("test", false);
+	env_run(NULL);
+	standin_script(down, STANDIN_ROUTE_PUSH, &rep);
+
+	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body,
+				   len, &r), 500);
+	ck_assert_str_eq(r.ctype, "application/json");
+	ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"internal\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "nope"));
+	resp_free(&r);
+	env_fini();
+	standin_stop(down);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_reload_by_file_signal_and_http)
+{
+	char *text = NULL;
+	double ok0;
+	struct resp r;
+
+	env_init();
+	env_sinks(1);
+	write_config("one", false);
+	env_run(NULL);
+
+	/* inotify, with an editor-style rename. */
+	write_config("two", true);
+	wait_metric_ge("mockhost_reloads_total{result=\"success\"}", 1);
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &text), 200);
+	ck_assert_ptr_nonnull(strstr(text, "\"two\""));
+	free(text);
+	/* inotify, rewritten in place. */
+	write_config("three", false);
+	wait_metric_ge("mockhost_reloads_total{result=\"success\"}", 2);
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &text), 200);
+	ck_assert_ptr_nonnull(strstr(text, "\"three\""));
+	free(text);
+
+	/* SIGHUP reloads even an unchanged file. */
+	ok0 = metric(E.run.url, "mockhost_reloads_total{result=\"success\"}");
+	kill(E.run.pid, SIGHUP);
+	wait_metric_ge("mockhost_reloads_total{result=\"success\"}", ok0 + 1);
+	ck_assert(log_contains("source=SIGHUP"));
+
+	ck_assert_int_eq(http_post(E.run.url, "/-/reload", NULL, NULL, 0, &r), 200);
+	ck_assert_str_eq(r.body, "reloaded\n");
+	resp_free(&r);
+	ck_assert_int_eq(metric(E.run.url, "mockhost_reloads_total{result=\"success\"}"), ok0 + 2);
+	ck_assert_int_eq(http_get(E.run.url, "/-/reload", NULL), 405);
+	env_fini();
+}
+END_TEST
+
+START_TEST(test_invalid_config_keeps_last_and_reports)
+{
+	char *body = NULL;
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	struct resp r;
+	json_t *j;
+
+	env_init();
+	env_sinks(1);
+	write_config("good", false);
+	env_run(NULL);
+	ck_assert_int_eq(healthy(&body), 200);
+	ck_assert_str_eq(body, "ok\n");
+	free(body);
+
+	write_file(E.cfg, "{\"endpoint\":[{\"url\":\"ftp://nowhere\"}]}", true);
+	wait_healthy(503);
+	ck_assert_int_eq(healthy(&body), 503);
+	ck_assert_ptr_nonnull(strstr(body, "endpoint[0].url"));
+	free(body);
+	ck_assert(log_contains("configuration refused"));
+	ck_assert_int_eq(metric(E.run.url, "mockhost_config_last_reload_successful"), 0);
+	ck_assert_int_ge(metric(E.run.url, "mockhost_reloads_total{result=\"failure\"}"), 1);
+
+	/* POST /-/reload says why too. */
+	ck_assert_int_eq(http_post(E.run.url, "/-/reload", NULL, NULL, 0, &r), 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "ftp"));
+	resp_free(&r);
+
+	/* Still delivering with the last valid configuration. */
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, prof,
+				   plen, NULL), 200);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "ingest", "accepted"), 2);
+
+	/* A document the host cannot even read is reported as well. */
+	write_file(E.cfg, "{ not json", true);
+	msleep(200);
+	ck_assert_int_eq(healthy(&body), 503);
+	free(body);
+
+	write_config("good-again", true);
+	wait_healthy(200);
+	ck_assert_int_eq(metric(E.run.url, "mockhost_config_last_reload_successful"), 1);
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &body), 200);
+	j = json_loads(body, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_ptr_nonnull(strstr(body, "good-again"));
+	json_decref(j);
+	free(body);
+	env_fini();
+}
+END_TEST
+
+START_TEST(test_metrics_pass_promtool)
+{
+	char *text = NULL, *path, *cmd;
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	FILE *f;
+
+	if (system("command -v promtool >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "SKIP test_metrics_pass_promtool: promtool is not installed\n");
+		return;
+	}
+	env_init();
+	env_sinks(1);
+	write_config("test", false);
+	env_run(NULL);
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, prof,
+				   plen, NULL), 200);
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, "x", 1,
+				   NULL), 422);
+	ck_assert_int_eq(http_get(E.run.url, "/metrics", &text), 200);
+	ck_assert_ptr_nonnull(strstr(text, "mockhost_http_requests_total{path=\"/ingest\",code=\"200\"} 1"));
+	ck_assert_ptr_nonnull(strstr(text, "mockhost_http_requests_total{path=\"/ingest\",code=\"422\"} 1"));
+	ck_assert_ptr_nonnull(strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"primary\"} 1"));
+	ck_assert_ptr_nonnull(strstr(text, "mockhost_inflight_requests_limit 16384"));
+	path = pw_asprintf("%s/metrics.txt", E.dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	cmd = pw_asprintf("promtool check metrics < %s >&2", path);
+	ck_assert_msg(system(cmd) == 0, "promtool check metrics failed:\n%s", text);
+	free(cmd);
+	free(path);
+	free(text);
+	env_fini();
+}
+END_TEST
+
+/* ---- concurrency ---- */
+
+#define CLIENTS 8
+#define PER_CLIENT 25
+
+struct client {
+	pthread_t t;
+	int ok;
+	int failed;
+};
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	char *url = pw_asprintf("%s/ingest?name=stress.app%%7Bclient%%3D%p%%7D&format=pprof",
+				E.run.url, arg);
+
+	for (int i = 0; i < PER_CLIENT; i++) {
+		struct resp r;
+
+		http_do("POST", url, octet_headers, prof, plen, &r);
+		if (r.code == 200)
+			c->ok++;
+		else
+			c->failed++;
+		resp_free(&r);
+	}
+	free(url);
+	return NULL;
+}
+
+START_TEST(test_clients_during_100_reloads)
+{
+	struct client cl[CLIENTS];
+	int ok = 0, failed = 0;
+	const char *names[2] = { "primary", "secondary" };
+	char *body = NULL;
+
+	env_init();
+	env_sinks(2);
+	write_config("v0", false);
+	env_run(NULL);
+
+	memset(cl, 0, sizeof(cl));
+	for (int i = 0; i < CLIENTS; i++)
+		ck_assert_int_eq(pthread_create(&cl[i].t, NULL, client_main, &cl[i]), 0);
+	for (int i = 0; i < 100; i++) {
+		if (i % 2 == 0) {
+			char env[16];
+
+			snprintf(env, sizeof(env), "v%d", i);
+			write_config(env, i % 4 == 0);
+		} else {
+			write_file(E.cfg, i % 3 ? "{\"endpoint\":[{\"url\":\"\"}]}" : "{ broken",
+				   i % 4 == 1);
+		}
+		msleep(15);
+	}
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(cl[i].t, NULL);
+		ok += cl[i].ok;
+		failed += cl[i].failed;
+	}
+	ck_assert(proc_alive(&E.run));
+	/* A refused configuration never stops deliveries. */
+	ck_assert_int_eq(failed, 0);
+	ck_assert_int_eq(ok, CLIENTS * PER_CLIENT);
+	ck_assert_int_ge(metric(E.run.url, "mockhost_reloads_total{result=\"success\"}") +
+				 metric(E.run.url, "mockhost_reloads_total{result=\"failure\"}"),
+			 2);
+
+	for (int s = 0; s < 2; s++) {
+		char series[128];
+		double sent, dropped;
+
+		snprintf(series, sizeof(series), "pyroscope_write_sent_profiles_total{endpoint=\"%s\"}",
+			 names[s]);
+		sent = metric(E.run.url, series);
+		snprintf(series, sizeof(series),
+			 "pyroscope_write_dropped_profiles_total{endpoint=\"%s\"}", names[s]);
+		dropped = metric(E.run.url, series);
+		ck_assert_msg(sent + dropped == ok, "%s: sent %g + dropped %g != %d", names[s], sent,
+			      dropped, ok);
+		ck_assert_int_eq((long long)sent, sink_stat(E.sink[s].url, "ingest", "accepted"));
+	}
+	write_config("final", true);
+	wait_healthy(200);
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "final"));
+	free(body);
+	env_fini();
+}
+END_TEST
+
+/* ---- limits and shutdown, against a slow in-process downstream ---- */
+
+struct slow_req {
+	pthread_t t;
+	long code;
+};
+
+static void *slow_req_main(void *arg)
+{
+	struct slow_req *s = arg;
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	struct resp r;
+	char *url = pw_asprintf("%s/ingest?name=slow&format=pprof", E.run.url);
+
+	http_do("POST", url, octet_headers, prof, plen, &r);
+	s->code = r.code;
+	resp_free(&r);
+	free(url);
+	return NULL;
+}
+
+static struct standin *slow_downstream(int delay_ms, unsigned times)
+{
+	struct standin_opts so = { 0 };
+	struct standin_reply rep = { .delay_ms = delay_ms, .times = times };
+	struct standin *down;
+	char *err = NULL;
+
+	down = standin_start(&so, &err);
+	ck_assert_msg(down != NULL, "%s", err ? err : "");
+	standin_script(down, STANDIN_ROUTE_INGEST, &rep);
+	E.endpoint_url[0] = E.endpoint_url[1] = (char *)standin_url(down);
+	return down;
+}
+
+START_TEST(test_conn_limit)
+{
+	const char *extra[] = { "--conn-limit", "1", NULL };
+	struct slow_req a = { 0 };
+	struct standin *down;
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+
+	env_init();
+	down = slow_downstream(1500, 2);
+	write_config("test", false);
+	env_run(extra);
+
+	ck_assert_int_eq(pthread_create(&a.t, NULL, slow_req_main, &a), 0);
+	wait_metric_ge("mockhost_inflight_requests", 1);
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=other&format=pprof", octet_headers, prof,
+				   plen, NULL), 429);
+	/* Health and metrics are not receivers: they still answer. */
+	ck_assert_int_eq(healthy(NULL), 200);
+	pthread_join(a.t, NULL);
+	ck_assert_int_eq(a.code, 200);
+	ck_assert_int_eq(metric(E.run.url, "mockhost_limited_requests_total"), 1);
+	env_fini();
+	standin_stop(down);
+}
+END_TEST
+
+START_TEST(test_sigterm_drains_and_exits_0)
+{
+	struct slow_req a = { 0 }, b = { 0 };
+	struct standin *down;
+	struct standin_stats st;
+	int64_t t0;
+
+	env_init();
+	down = slow_downstream(1000, 4);
+	write_config("test", false);
+	env_run((const char *const[]){ "--drain-timeout", "20s", NULL });
+
+	ck_assert_int_eq(pthread_create(&a.t, NULL, slow_req_main, &a), 0);
+	ck_assert_int_eq(pthread_create(&b.t, NULL, slow_req_main, &b), 0);
+	wait_metric_ge("mockhost_inflight_requests", 2);
+	t0 = mono_ms();
+	ck_assert_int_eq(proc_stop(&E.run, SIGTERM, 20000), 0);
+	pthread_join(a.t, NULL);
+	pthread_join(b.t, NULL);
+	/* Both requests under way were answered after their delivery. */
+	ck_assert_int_eq(a.code, 200);
+	ck_assert_int_eq(b.code, 200);
+	ck_assert_int_lt(mono_ms() - t0, 15000);
+	standin_stats_get(down, &st);
+	ck_assert_uint_eq(st.scripted, 4);
+	ck_assert(log_contains("drained"));
+	env_fini();
+	standin_stop(down);
+}
+END_TEST
+
+START_TEST(test_sigterm_drain_timeout_bounds_exit)
+{
+	struct slow_req a = { 0 };
+	struct standin *down;
+	int64_t t0;
+
+	env_init();
+	/* A downstream that never answers in time: the drain bound, then
+	 * destroy(), end the request. */
+	down = slow_downstream(60000, 2);
+	write_config("test", false);
+	env_run((const char *const[]){ "--drain-timeout", "300ms", "--request-timeout", "60s", NULL });
+
+	ck_assert_int_eq(pthread_create(&a.t, NULL, slow_req_main, &a), 0);
+	wait_metric_ge("mockhost_inflight_requests", 1);
+	t0 = mono_ms();
+	ck_assert_int_eq(proc_stop(&E.run, SIGTERM, 30000), 0);
+	pthread_join(a.t, NULL);
+	ck_assert_int_ne(a.code, 200);
+	/* The drain bound plus the component's own bounded shutdown (5s). */
+	ck_assert_int_lt(mono_ms() - t0, 12000);
+	env_fini();
+	standin_stop(down);
+}
+END_TEST
+
+START_TEST(test_usage_errors)
+{
+	char *cmd;
+
+	env_init();
+	cmd = pw_asprintf("%s run --listen 127.0.0.1:0 >/dev/null 2>&1", E.mockhost);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2);
+	free(cmd);
+	cmd = pw_asprintf("%s run --config %s --conn-limit 0 >/dev/null 2>&1", E.mockhost, E.cfg);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2);
+	free(cmd);
+	/* An invalid first configuration: nothing to run. */
+	write_file(E.cfg, "{\"endpoint\":[]}", false);
+	cmd = pw_asprintf("%s --plugin %s run --config %s --listen 127.0.0.1:0 >/dev/null 2>&1",
+			  E.mockhost, E.plugin, E.cfg);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+	free(cmd);
+	env_fini();
+}
+END_TEST
+
+static Suite *run_suite(void)
+{
+	Suite *s = suite_create("run");
+	TCase *tc = tcase_create("end to end");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_ingest_pprof_reaches_sink_intact);
+	tcase_add_test(tc, test_ingest_multipart_reaches_sink_intact);
+	tcase_add_test(tc, test_ingest_downstream_status_relayed);
+	tcase_add_test(tc, test_push_reaches_sink_with_external_labels);
+	tcase_add_test(tc, test_push_errors_are_connect_errors);
+	tcase_add_test(tc, test_push_downstream_failure_is_internal);
+	tcase_add_test(tc, test_reload_by_file_signal_and_http);
+	tcase_add_test(tc, test_invalid_config_keeps_last_and_reports);
+	tcase_add_test(tc, test_metrics_pass_promtool);
+	tcase_add_test(tc, test_clients_during_100_reloads);
+	tcase_add_test(tc, test_conn_limit);
+	tcase_add_test(tc, test_sigterm_drains_and_exits_0);
+	tcase_add_test(tc, test_sigterm_drain_timeout_bounds_exit);
+	tcase_add_test(tc, test_usage_errors);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(run_suite());
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
