@@ -58,6 +58,7 @@ struct opts {
 	int wrk_secs;    /* wrk takes whole seconds */
 	bool quick;
 	const char *tmpdir;
+	const char *single; /* "KIND,ENDPOINTS,SIZE,CONCURRENCY": one kind of run, repeated */
 };
 
 struct payload {
@@ -890,6 +891,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
 		"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
+		"                [--single cb|blk|plain,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
 		"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
 	exit(2);
 }
@@ -904,6 +906,7 @@ static void parse_args(int argc, char **argv)
 		{"profiles", required_argument, NULL, 'd'},
 		{"wrk", required_argument, NULL, 'w'},
 		{"wrk-threads", required_argument, NULL, 'W'},
+		{"single", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -933,6 +936,9 @@ static void parse_args(int argc, char **argv)
 		case 'W':
 			o.wrk_threads = atoi(optarg);
 			break;
+		case 'S':
+			o.single = optarg;
+			break;
 		default:
 			usage();
 		}
@@ -944,6 +950,45 @@ static void parse_args(int argc, char **argv)
 	o.wrk_secs = o.secs < 1.5 ? 1 : (int)(o.secs + 0.5);
 	if (getenv("TMPDIR"))
 		o.tmpdir = getenv("TMPDIR");
+}
+
+/* One kind of run, five times over: for profiling and for checking one
+ * figure without the whole table. */
+static int single_main(struct plugin *pl, struct payload *pay)
+{
+	char kind[16] = "";
+	int neps = 1, size = 0, conc = INFLIGHT;
+
+	if (sscanf(o.single, "%15[a-z],%d,%d,%d", kind, &neps, &size, &conc) != 4 || neps < 1 ||
+	    neps > MAX_EPS || size < 0 || size >= NSIZES || conc < 1)
+		usage();
+	if (strcmp(kind, "plain") != 0) {
+		char *cfg = config_json(neps, NULL);
+
+		plugin_create(pl, cfg);
+		free(cfg);
+	}
+	for (int i = 0; i < 5; i++) {
+		struct run r;
+
+		run_init(&r, true);
+		if (strcmp(kind, "cb") == 0)
+			plugin_cb_run(pl, &pay[size], conc, o.secs, &r);
+		else if (strcmp(kind, "blk") == 0)
+			plugin_blk_run(pl, &pay[size], conc, o.secs, &r);
+		else
+			plain_run(&pay[size], neps, conc, o.secs, &r);
+		check_run(kind, &r);
+		printf("%s %d endpoint(s) %s concurrency %d: %.0f profiles/s, %.3f CPU s/1000, "
+		       "p50 %.2f ms p99 %.2f ms\n",
+		       kind, neps, size_names[size], conc, rate(&r),
+		       r.ok ? r.cpu * 1000.0 / (double)r.ok : NAN, pct_ms(&r, 0.5), pct_ms(&r, 0.99));
+		fflush(stdout);
+		run_free(&r);
+	}
+	if (pl->inst)
+		plugin_destroy(pl);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -965,6 +1010,14 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NSIZES; i++)
 		payload_build(&pay[i], nominal_sizes[i]);
 	plugin_load(&pl);
+	if (o.single) {
+		int rc = single_main(&pl, pay);
+
+		for (int i = 0; i < NSIZES; i++)
+			payload_free(&pay[i]);
+		curl_global_cleanup();
+		return rc;
+	}
 
 	printf("# pw-bench: %.1f s per run, %d deliveries in flight, libcurl %s\n\n", o.secs,
 	       INFLIGHT, curl_version_info(CURLVERSION_NOW)->version);

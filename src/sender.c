@@ -19,145 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
-#include "auth.h"
+#include "engine.h"
 #include "http.h"
 #include "proto.h"
 #include "retry.h"
 #include "strbuf.h"
 
-#define RESPONSE_BODY_CAP (64 * 1024)
-#define DEFAULT_MAX_CONNECTIONS 32
-#define EASY_POOL_MAX 256
 #define QUEUE_SWEEP_NS (100 * 1000 * 1000LL)
-
-enum xfer_kind { XFER_TASK = 1, XFER_TOKEN = 2 };
-
-struct pw_cfgref {
-	_Atomic int refs;
-	struct pw_config *cfg;
-};
-
-struct task;
-struct pw_endpoint;
-
-/* An OAuth2 token request in the multi handle; CURLOPT_PRIVATE points
- * here. */
-struct token_xfer {
-	int kind; /* XFER_TOKEN; first member */
-	struct pw_endpoint *ep;
-	CURL *easy;
-};
-
-/* Runtime state of one configured endpoint. Shared by every snapshot whose
- * configuration has an identical endpoint. */
-struct pw_endpoint {
-	_Atomic int refs;
-	struct pw_cfgref *cref;
-	const struct pw_endpoint_config *cfg;
-	struct pw_ep_metrics *m;
-	char *push_url;
-	struct curl_slist *push_hdrs;   /* static part of a push request's headers */
-	struct curl_slist *ingest_hdrs; /* static part of an ingest request's headers */
-	bool user_content_type;         /* `headers` sets Content-Type */
-	struct pw_auth *auth;
-	int max_running;
-
-	/* I/O thread only. */
-	int running;
-	struct task *waitq_head, *waitq_tail; /* waiting for a connection slot */
-	struct task *authq;                   /* waiting for an OAuth2 token */
-	struct token_xfer token;
-	struct pw_endpoint *token_next; /* sender's list of token requests */
-
-	/* Debug view; guarded by dbg_lock. */
-	pthread_mutex_t dbg_lock;
-	char *last_error;
-	int64_t last_error_ms;
-	int64_t last_success_ms;
-};
-
-struct pw_snapshot {
-	_Atomic int refs;
-	struct pw_cfgref *cref;
-	struct pw_endpoint **eps;
-	size_t neps;
-};
-
-enum task_state { T_NEW, T_QUEUED, T_AUTH, T_RUNNING, T_WAIT, T_DONE };
-
-struct delivery;
-
-struct task {
-	int kind; /* XFER_TASK; first member, CURLOPT_PRIVATE points here */
-	struct delivery *d;
-	struct pw_endpoint *ep;
-	enum task_state state;
-	struct pw_backoff bo;
-	int attempts;
-	CURL *easy;
-	struct curl_slist *hdrs;
-	char *url; /* owned for ingest, borrowed from the endpoint for push */
-	bool url_owned;
-	int64_t ep_start_ns, attempt_start_ns, next_at_ns;
-	struct strbuf body;
-	char *ctype, *cenc, *retry_after;
-	char *last_err;
-	long last_http;
-	char errbuf[CURL_ERROR_SIZE];
-	struct task *next; /* waitq, authq or timer list */
-};
-
-struct delivery {
-	bool ingest;
-	struct pw_sender *s;
-	struct pw_snapshot *snap;
-	uint8_t *payload;
-	size_t len;
-	uint64_t size;      /* bytes counted by the metrics */
-	uint64_t nprofiles; /* profiles counted by the metrics */
-	char **ctypes;      /* ingest: incoming Content-Type values */
-	size_t nctypes;
-	int64_t deadline_ns, start_ns;
-	size_t remaining;
-	struct strbuf errors;
-	int first_http;
-	bool canceled;
-	pw_done_fn done;
-	void *user;
-	struct delivery *next, *prev; /* incoming list, then active list */
-	size_t ntasks;
-	struct task tasks[];
-};
-
-struct pw_sender {
-	struct pw_logger log;
-	struct pw_metrics *metrics;
-	struct pw_ep_metrics *total_m; /* endpoint="-" */
-	char *user_agent;
-	char *instance_id;
-	CURLM *multi;
-	pthread_t thread;
-	bool thread_started;
-
-	pthread_mutex_t lock; /* guards incoming, stopping, drain deadline */
-	struct delivery *incoming_head, *incoming_tail;
-	bool stopping;
-	int64_t drain_deadline_ns;
-
-	_Atomic int64_t inflight_bytes;
-
-	/* I/O thread only. */
-	struct delivery *active;
-	struct task *timers;
-	CURL *pool[EASY_POOL_MAX];
-	size_t npool;
-	uint64_t rng;
-	int64_t next_sweep_ns;
-	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
-};
 
 int64_t pw_now_ns(void)
 {
@@ -184,517 +56,9 @@ static uint64_t rng_next(struct pw_sender *s)
 	return s->rng * 2685821657736338717ULL;
 }
 
-/* ---- configuration references ---- */
-
-static void cfgref_unref(struct pw_cfgref *c)
+const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s)
 {
-	if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
-		pw_config_free(c->cfg);
-		free(c);
-	}
-}
-
-/* ---- endpoints ---- */
-
-static void endpoint_unref(struct pw_endpoint *ep)
-{
-	if (!ep || atomic_fetch_sub(&ep->refs, 1) != 1)
-		return;
-	pw_auth_free(ep->auth);
-	pw_slist_free_wipe(ep->push_hdrs);
-	pw_slist_free_wipe(ep->ingest_hdrs);
-	free(ep->push_url);
-	free(ep->last_error);
-	pthread_mutex_destroy(&ep->dbg_lock);
-	cfgref_unref(ep->cref);
-	free(ep);
-}
-
-static bool name_is(const char *a, const char *b)
-{
-	return strcasecmp(a, b) == 0;
-}
-
-/* Names the Connect client sets itself on a push; a value in `headers` is
- * replaced, as the reference client does. */
-static bool push_reserved(const char *name)
-{
-	static const char *const names[] = {
-		"Content-Type", "Connect-Protocol-Version", "Accept-Encoding", "Connect-Timeout-Ms",
-		"Content-Length", "Expect", "Transfer-Encoding",
-	};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (name_is(name, names[i]))
-			return true;
-	return false;
-}
-
-static int build_static_headers(struct pw_sender *s, struct pw_endpoint *ep, bool ingest,
-				struct curl_slist **out)
-{
-	const struct pw_endpoint_config *c = ep->cfg;
-	struct curl_slist *l = NULL, *n;
-	bool oauth = c->oauth2.set;
-	bool have_ua = false;
-	bool own_id = s->instance_id && *s->instance_id;
-
-#define ADD(name, value)                                   \
-	do {                                               \
-		n = pw_slist_add(l, (name), (value));      \
-		if (!n)                                    \
-			goto fail;                         \
-		l = n;                                     \
-	} while (0)
-
-	for (size_t i = 0; i < c->headers.n; i++) {
-		const char *k = c->headers.items[i].key;
-
-		if (!ingest && push_reserved(k))
-			continue;
-		if (ingest && (name_is(k, "Content-Type") || name_is(k, "Content-Length") ||
-			       name_is(k, "Expect") || name_is(k, "Transfer-Encoding")))
-			continue;
-		if (oauth && name_is(k, "Authorization"))
-			continue;
-		if (own_id && name_is(k, "X-Alloy-Id"))
-			continue;
-		if (name_is(k, "User-Agent"))
-			have_ua = true;
-		ADD(k, c->headers.items[i].value);
-	}
-	for (size_t i = 0; i < c->http_headers.n; i++)
-		for (size_t j = 0; j < c->http_headers.items[i].nvalues; j++)
-			ADD(c->http_headers.items[i].key, c->http_headers.items[i].values[j]);
-	if (!ingest) {
-		ADD("Content-Type", "application/proto");
-		ADD("Connect-Protocol-Version", "1");
-	}
-	if (!have_ua)
-		ADD("User-Agent", s->user_agent);
-	if (own_id)
-		ADD("X-Alloy-Id", s->instance_id);
-#undef ADD
-	/* No 100-continue round trip: Pyroscope reads the body anyway. A
-	 * header without a value tells libcurl to leave it out. */
-	n = curl_slist_append(l, "Expect:");
-	if (!n)
-		goto fail;
-	l = n;
-	*out = l;
-	return 0;
-fail:
-	pw_slist_free_wipe(l);
-	return -1;
-}
-
-static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *cref, size_t idx,
-					char **err)
-{
-	struct pw_endpoint *ep = calloc(1, sizeof(*ep));
-	const struct pw_endpoint_config *c = &cref->cfg->endpoints[idx];
-	size_t ulen;
-
-	if (!ep)
-		goto oom;
-	atomic_init(&ep->refs, 1);
-	pthread_mutex_init(&ep->dbg_lock, NULL);
-	atomic_fetch_add(&cref->refs, 1);
-	ep->cref = cref;
-	ep->cfg = c;
-	ep->token.kind = XFER_TOKEN;
-	ep->token.ep = ep;
-	ep->max_running = c->max_connections > 0 ? (int)c->max_connections : DEFAULT_MAX_CONNECTIONS;
-	ep->m = pw_metrics_endpoint(s->metrics, c->display ? c->display : c->url);
-	if (!ep->m)
-		goto oom;
-	/* <url without trailing slashes>/push.v1.PusherService/Push */
-	ulen = strlen(c->url);
-	while (ulen > 0 && c->url[ulen - 1] == '/')
-		ulen--;
-	ep->push_url = pw_asprintf("%.*s/push.v1.PusherService/Push", (int)ulen, c->url);
-	if (!ep->push_url)
-		goto oom;
-	ep->user_content_type = pw_kvmap_has(&c->headers, "Content-Type");
-	if (build_static_headers(s, ep, false, &ep->push_hdrs) < 0 ||
-	    build_static_headers(s, ep, true, &ep->ingest_hdrs) < 0)
-		goto oom;
-	ep->auth = pw_auth_new(c, err);
-	if (!ep->auth) {
-		if (err && !*err)
-			*err = pw_asprintf("endpoint %s: cannot set up credentials", c->display);
-		endpoint_unref(ep);
-		return NULL;
-	}
-	return ep;
-oom:
-	if (err)
-		*err = strdup("out of memory");
-	endpoint_unref(ep);
-	return NULL;
-}
-
-/* ---- snapshots ---- */
-
-struct pw_snapshot *pw_snapshot_new(struct pw_sender *s, struct pw_config *cfg,
-				    const struct pw_snapshot *prev, char **err)
-{
-	struct pw_snapshot *snap = calloc(1, sizeof(*snap));
-	struct pw_cfgref *cref = calloc(1, sizeof(*cref));
-
-	if (!snap || !cref) {
-		free(snap);
-		free(cref);
-		pw_config_free(cfg);
-		if (err)
-			*err = strdup("out of memory");
-		return NULL;
-	}
-	atomic_init(&cref->refs, 1);
-	cref->cfg = cfg;
-	atomic_init(&snap->refs, 1);
-	snap->cref = cref;
-	snap->eps = calloc(cfg->nendpoints ? cfg->nendpoints : 1, sizeof(*snap->eps));
-	if (!snap->eps)
-		goto oom;
-	for (size_t i = 0; i < cfg->nendpoints; i++) {
-		struct pw_endpoint *ep = NULL;
-
-		for (size_t j = 0; prev && j < prev->neps; j++) {
-			const char *a = prev->eps[j]->cfg->canonical, *b = cfg->endpoints[i].canonical;
-
-			if (a && b && strcmp(a, b) == 0) {
-				ep = prev->eps[j];
-				atomic_fetch_add(&ep->refs, 1);
-				break;
-			}
-		}
-		if (!ep)
-			ep = endpoint_new(s, cref, i, err);
-		if (!ep) {
-			pw_snapshot_unref(snap);
-			return NULL;
-		}
-		snap->eps[snap->neps++] = ep;
-	}
-	return snap;
-oom:
-	if (err)
-		*err = strdup("out of memory");
-	pw_snapshot_unref(snap);
-	return NULL;
-}
-
-void pw_snapshot_ref(struct pw_snapshot *snap)
-{
-	atomic_fetch_add(&snap->refs, 1);
-}
-
-void pw_snapshot_unref(struct pw_snapshot *snap)
-{
-	if (!snap || atomic_fetch_sub(&snap->refs, 1) != 1)
-		return;
-	for (size_t i = 0; i < snap->neps; i++)
-		endpoint_unref(snap->eps[i]);
-	free(snap->eps);
-	cfgref_unref(snap->cref);
-	free(snap);
-}
-
-const struct pw_config *pw_snapshot_config(const struct pw_snapshot *snap)
-{
-	return snap->cref->cfg;
-}
-
-static void json_str(struct strbuf *sb, const char *s)
-{
-	strbuf_putc(sb, '"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			strbuf_printf(sb, "\\%c", c);
-		else if (c < 0x20)
-			strbuf_printf(sb, "\\u%04x", c);
-		else
-			strbuf_putc(sb, (char)c);
-	}
-	strbuf_putc(sb, '"');
-}
-
-void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
-{
-	strbuf_putc(sb, '[');
-	for (size_t i = 0; i < snap->neps; i++) {
-		struct pw_endpoint *ep = snap->eps[i];
-
-		if (i)
-			strbuf_putc(sb, ',');
-		pthread_mutex_lock(&ep->dbg_lock);
-		strbuf_puts(sb, "{\"endpoint\":");
-		json_str(sb, ep->cfg->display);
-		strbuf_printf(sb, ",\"in_flight\":%lld,\"last_success_unix_ms\":%lld,\"last_error\":",
-			      (long long)pw_metrics_inflight(ep->m), (long long)ep->last_success_ms);
-		if (ep->last_error)
-			json_str(sb, ep->last_error);
-		else
-			strbuf_puts(sb, "null");
-		strbuf_printf(sb, ",\"last_error_unix_ms\":%lld}", (long long)ep->last_error_ms);
-		pthread_mutex_unlock(&ep->dbg_lock);
-	}
-	strbuf_putc(sb, ']');
-}
-
-/* ---- deliveries ---- */
-
-static void task_reset_response(struct task *t)
-{
-	strbuf_reset(&t->body);
-	free(t->ctype);
-	free(t->cenc);
-	free(t->retry_after);
-	t->ctype = t->cenc = t->retry_after = NULL;
-	t->errbuf[0] = '\0';
-}
-
-static void delivery_free(struct delivery *d)
-{
-	if (!d)
-		return;
-	for (size_t i = 0; i < d->ntasks; i++) {
-		struct task *t = &d->tasks[i];
-
-		task_reset_response(t);
-		strbuf_free(&t->body);
-		free(t->last_err);
-		if (t->url_owned)
-			free(t->url);
-		pw_slist_free_wipe(t->hdrs);
-	}
-	for (size_t i = 0; i < d->nctypes; i++)
-		free(d->ctypes[i]);
-	free(d->ctypes);
-	if (d->payload) {
-		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
-		free(d->payload);
-	}
-	strbuf_free(&d->errors);
-	pw_snapshot_unref(d->snap);
-	free(d);
-}
-
-static struct delivery *delivery_new(struct pw_sender *s, struct pw_snapshot *snap, bool ingest,
-				     int64_t deadline_ns, pw_done_fn done, void *user)
-{
-	struct delivery *d = calloc(1, sizeof(*d) + snap->neps * sizeof(struct task));
-
-	if (!d)
-		return NULL;
-	d->s = s;
-	d->ingest = ingest;
-	pw_snapshot_ref(snap);
-	d->snap = snap;
-	d->deadline_ns = deadline_ns;
-	d->start_ns = pw_now_ns();
-	d->done = done;
-	d->user = user;
-	d->ntasks = snap->neps;
-	d->remaining = snap->neps;
-	strbuf_init(&d->errors, 1 << 20);
-	for (size_t i = 0; i < snap->neps; i++) {
-		struct task *t = &d->tasks[i];
-		const struct pw_endpoint_config *c = snap->eps[i]->cfg;
-
-		t->kind = XFER_TASK;
-		t->d = d;
-		t->ep = snap->eps[i];
-		t->url = t->ep->push_url;
-		strbuf_init(&t->body, RESPONSE_BODY_CAP);
-		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns, c->max_backoff_retries);
-	}
-	return d;
-}
-
-static void report(struct delivery *d, int status, const char *error, int http_status)
-{
-	struct pw_result r = {status, http_status, (char *)error};
-
-	d->done(d->user, &r);
-}
-
-/* Queues a delivery for the I/O thread, or fails it with ESHUTDOWN. */
-static int submit(struct pw_sender *s, struct delivery *d)
-{
-	pthread_mutex_lock(&s->lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->lock);
-		return COMPONENT_ESHUTDOWN;
-	}
-	d->next = NULL;
-	if (s->incoming_tail)
-		s->incoming_tail->next = d;
-	else
-		s->incoming_head = d;
-	s->incoming_tail = d;
-	pthread_mutex_unlock(&s->lock);
-	curl_multi_wakeup(s->multi);
-	return COMPONENT_OK;
-}
-
-/* Counts a delivery that never reached the endpoints as dropped by each of
- * them, so no profile goes unaccounted. */
-static void drop_everywhere(struct pw_snapshot *snap, uint64_t bytes, uint64_t profiles)
-{
-	for (size_t i = 0; i < snap->neps; i++)
-		pw_metrics_dropped(snap->eps[i]->m, bytes, profiles);
-}
-
-static bool reserve_bytes(struct pw_sender *s, const struct pw_config *cfg, size_t len)
-{
-	int64_t cap = cfg->max_inflight_bytes > 0 ? cfg->max_inflight_bytes : (256LL << 20);
-	int64_t now = atomic_fetch_add(&s->inflight_bytes, (int64_t)len) + (int64_t)len;
-
-	if (now > cap) {
-		atomic_fetch_sub(&s->inflight_bytes, (int64_t)len);
-		return false;
-	}
-	return true;
-}
-
-int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
-		   int64_t deadline_ns, pw_done_fn done, void *user)
-{
-	const struct pw_config *cfg = snap->cref->cfg;
-	struct pw_labelset ls = {0};
-	struct delivery *d = NULL;
-	char *err = NULL;
-	uint64_t size = 0;
-	int rc;
-
-	for (size_t i = 0; i < p->nsamples; i++)
-		size += p->samples[i].len;
-	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0) {
-		pw_metrics_rejected(s->metrics, "push", p->nsamples);
-		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
-		report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
-		       err ? err : "invalid labels in profile", 0);
-		free(err);
-		return COMPONENT_OK;
-	}
-	d = delivery_new(s, snap, false, deadline_ns, done, user);
-	if (!d)
-		goto oom;
-	d->size = size;
-	d->nprofiles = p->nsamples;
-	if (snap->neps > 0) {
-		if (pw_proto_encode_push(&ls, p->samples, p->nsamples, &d->payload, &d->len) < 0)
-			goto oom;
-		if (!reserve_bytes(s, cfg, d->len)) {
-			free(d->payload);
-			d->payload = NULL;
-			drop_everywhere(snap, size, p->nsamples);
-			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
-					  "(%lld) held in flight",
-					  d->len, (long long)cfg->max_inflight_bytes);
-			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, NULL);
-			report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 0);
-			free(err);
-			delivery_free(d);
-			pw_labelset_free(&ls);
-			return COMPONENT_OK;
-		}
-	}
-	pw_labelset_free(&ls);
-	rc = submit(s, d);
-	if (rc != COMPONENT_OK)
-		delivery_free(d);
-	return rc;
-oom:
-	pw_labelset_free(&ls);
-	delivery_free(d);
-	drop_everywhere(snap, size, p->nsamples);
-	return COMPONENT_ENOMEM;
-}
-
-int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
-		     int64_t deadline_ns, pw_done_fn done, void *user)
-{
-	const struct pw_config *cfg = snap->cref->cfg;
-	struct pw_labelset ls = {0};
-	struct delivery *d = NULL;
-	char *err = NULL;
-	int rc;
-
-	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0) {
-		pw_metrics_rejected(s->metrics, "ingest", 1);
-		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
-		report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
-		       err ? err : "invalid labels in profile", 400);
-		free(err);
-		return COMPONENT_OK;
-	}
-	d = delivery_new(s, snap, true, deadline_ns, done, user);
-	if (!d)
-		goto oom;
-	d->size = in->body_len;
-	d->nprofiles = 1;
-	for (size_t i = 0; i < snap->neps; i++) {
-		struct task *t = &d->tasks[i];
-
-		t->url = pw_ingest_url(snap->eps[i]->cfg->url, in->path_query, &ls, &err);
-		if (!t->url) {
-			/* A request that cannot be built is a bad request from the
-			 * SDK, not an endpoint failure. */
-			pw_metrics_rejected(s->metrics, "ingest", 1);
-			report(d, COMPONENT_EINVAL, err ? err : "invalid ingest request", 400);
-			free(err);
-			delivery_free(d);
-			pw_labelset_free(&ls);
-			return COMPONENT_OK;
-		}
-		t->url_owned = true;
-	}
-	pw_labelset_free(&ls);
-	if (in->ncontent_types) {
-		d->ctypes = calloc(in->ncontent_types, sizeof(char *));
-		if (!d->ctypes)
-			goto oom;
-		for (size_t i = 0; i < in->ncontent_types; i++) {
-			d->ctypes[i] = pw_strdup(in->content_types[i] ? in->content_types[i] : "");
-			if (!d->ctypes[i])
-				goto oom;
-			d->nctypes++;
-		}
-	}
-	if (snap->neps > 0 && in->body_len > 0) {
-		if (!reserve_bytes(s, cfg, in->body_len)) {
-			drop_everywhere(snap, in->body_len, 1);
-			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
-					  "(%lld) held in flight",
-					  in->body_len, (long long)cfg->max_inflight_bytes);
-			report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 429);
-			free(err);
-			delivery_free(d);
-			return COMPONENT_OK;
-		}
-		/* One copy, shared read-only by every endpoint. */
-		d->payload = malloc(in->body_len);
-		if (!d->payload) {
-			atomic_fetch_sub(&s->inflight_bytes, (int64_t)in->body_len);
-			goto oom;
-		}
-		memcpy(d->payload, in->body, in->body_len);
-		d->len = in->body_len;
-	}
-	rc = submit(s, d);
-	if (rc != COMPONENT_OK)
-		delivery_free(d);
-	return rc;
-oom:
-	pw_labelset_free(&ls);
-	delivery_free(d);
-	drop_everywhere(snap, in->body_len, 1);
-	return COMPONENT_ENOMEM;
+	return &s->id;
 }
 
 /* ---- the I/O thread ---- */
@@ -722,9 +86,9 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 	if (d->next)
 		d->next->prev = d->prev;
 
-	report(d, status, failed ? d->errors.data : NULL,
+	pw_delivery_report(d, status, failed ? d->errors.data : NULL,
 	       d->ingest ? (failed ? d->first_http : 200) : 0);
-	delivery_free(d);
+	pw_delivery_free(d);
 }
 
 static void finish_task(struct pw_sender *s, struct task *t, bool ok)
@@ -832,7 +196,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *user)
 
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (redirect, 100 Continue): forget the last one. */
-		task_reset_response(t);
+		pw_task_reset_response(t);
 		return n;
 	}
 	if ((v = header_value(line, n, "Content-Type"))) {
@@ -871,7 +235,7 @@ static bool start_token_request(struct pw_sender *s, struct pw_endpoint *ep, cha
 		s->token_eps = ep->token_next;
 		ep->token.easy = NULL;
 		pw_auth_token_done(ep->auth, e, CURLE_FAILED_INIT, pw_now_ns(), NULL);
-		endpoint_unref(ep);
+		pw_endpoint_unref(ep);
 		*err = pw_strdup("unavailable: cannot start the OAuth2 token request");
 		return false;
 	}
@@ -903,7 +267,7 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 			l = n;
 		} else if (d->nctypes == 0) {
 			for (size_t i = 0; i < ep->cfg->headers.n; i++) {
-				if (!name_is(ep->cfg->headers.items[i].key, "Content-Type"))
+				if (strcasecmp(ep->cfg->headers.items[i].key, "Content-Type") != 0)
 					continue;
 				if (!(n = pw_slist_add(l, "Content-Type", ep->cfg->headers.items[i].value)))
 					goto fail;
@@ -955,7 +319,7 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 			      err ? err : pw_strdup("unavailable: cannot build the request"), now);
 		return;
 	}
-	task_reset_response(t);
+	pw_task_reset_response(t);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->payload ? (char *)d->payload : "");
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->len);
@@ -1134,7 +498,7 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 	atomic_fetch_add(&ep->refs, 1);
 	after_attempt(s, t, v, err, now);
 	pump_endpoint(s, ep, now);
-	endpoint_unref(ep);
+	pw_endpoint_unref(ep);
 }
 
 static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode rc)
@@ -1171,7 +535,7 @@ static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode 
 		}
 	}
 	free(err);
-	endpoint_unref(ep);
+	pw_endpoint_unref(ep);
 }
 
 static void take_incoming(struct pw_sender *s, int64_t now)
@@ -1385,7 +749,7 @@ static void *io_main(void *arg)
 		curl_multi_remove_handle(s->multi, e);
 		ep->token.easy = NULL;
 		pw_auth_token_done(ep->auth, e, CURLE_ABORTED_BY_CALLBACK, pw_now_ns(), NULL);
-		endpoint_unref(ep);
+		pw_endpoint_unref(ep);
 	}
 	return NULL;
 }
@@ -1401,6 +765,9 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 	s->metrics = opts->metrics;
 	s->user_agent = pw_strdup(opts->user_agent ? opts->user_agent : "pyroscope-write");
 	s->instance_id = pw_strdup(opts->instance_id && *opts->instance_id ? opts->instance_id : NULL);
+	s->id.user_agent = s->user_agent;
+	s->id.instance_id = s->instance_id;
+	s->id.metrics = s->metrics;
 	s->total_m = pw_metrics_endpoint(s->metrics, "-");
 	if (!s->user_agent || !s->total_m)
 		goto oom;

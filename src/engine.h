@@ -1,0 +1,173 @@
+/*
+ * engine.h - the runtime objects shared by the delivery engine's files:
+ * configuration references, endpoints and snapshots (endpoint.c), the
+ * producer side (submit.c) and the I/O loop (sender.c). Internal to the
+ * plugin.
+ */
+#ifndef PW_ENGINE_H
+#define PW_ENGINE_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "auth.h"
+#include "metrics.h"
+#include "log.h"
+#include "retry.h"
+#include "sender.h"
+#include "strbuf.h"
+
+#define DEFAULT_MAX_CONNECTIONS 32
+#define RESPONSE_BODY_CAP (64 * 1024)
+#define EASY_POOL_MAX 256
+
+/* The parts of the sender endpoints need to build their headers. */
+struct pw_sender_identity {
+	const char *user_agent;
+	const char *instance_id; /* NULL or "" for none */
+	struct pw_metrics *metrics;
+};
+
+enum xfer_kind { XFER_TASK = 1, XFER_TOKEN = 2 };
+
+struct pw_cfgref {
+	_Atomic int refs;
+	struct pw_config *cfg;
+};
+
+struct task;
+struct pw_endpoint;
+
+/* An OAuth2 token request in the multi handle; CURLOPT_PRIVATE points
+ * here. */
+struct token_xfer {
+	int kind; /* XFER_TOKEN; first member */
+	struct pw_endpoint *ep;
+	CURL *easy;
+};
+
+/* Runtime state of one configured endpoint. Shared by every snapshot whose
+ * configuration has an identical endpoint. */
+struct pw_endpoint {
+	_Atomic int refs;
+	struct pw_cfgref *cref;
+	const struct pw_endpoint_config *cfg;
+	struct pw_ep_metrics *m;
+	char *push_url;
+	struct curl_slist *push_hdrs;   /* static part of a push request's headers */
+	struct curl_slist *ingest_hdrs; /* static part of an ingest request's headers */
+	bool user_content_type;         /* `headers` sets Content-Type */
+	struct pw_auth *auth;
+	int max_running;
+
+	/* I/O thread only. */
+	int running;
+	struct task *waitq_head, *waitq_tail; /* waiting for a connection slot */
+	struct task *authq;                   /* waiting for an OAuth2 token */
+	struct token_xfer token;
+	struct pw_endpoint *token_next; /* sender's list of token requests */
+
+	/* Debug view; guarded by dbg_lock. */
+	pthread_mutex_t dbg_lock;
+	char *last_error;
+	int64_t last_error_ms;
+	int64_t last_success_ms;
+};
+
+struct pw_snapshot {
+	_Atomic int refs;
+	struct pw_cfgref *cref;
+	struct pw_endpoint **eps;
+	size_t neps;
+};
+
+enum task_state { T_NEW, T_QUEUED, T_AUTH, T_RUNNING, T_WAIT, T_DONE };
+
+struct delivery;
+
+struct task {
+	int kind; /* XFER_TASK; first member, CURLOPT_PRIVATE points here */
+	struct delivery *d;
+	struct pw_endpoint *ep;
+	enum task_state state;
+	struct pw_backoff bo;
+	int attempts;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *url; /* owned for ingest, borrowed from the endpoint for push */
+	bool url_owned;
+	int64_t ep_start_ns, attempt_start_ns, next_at_ns;
+	struct strbuf body;
+	char *ctype, *cenc, *retry_after;
+	char *last_err;
+	long last_http;
+	char errbuf[CURL_ERROR_SIZE];
+	struct task *next; /* waitq, authq or timer list */
+};
+
+struct delivery {
+	bool ingest;
+	struct pw_sender *s;
+	struct pw_snapshot *snap;
+	uint8_t *payload;
+	size_t len;
+	uint64_t size;      /* bytes counted by the metrics */
+	uint64_t nprofiles; /* profiles counted by the metrics */
+	char **ctypes;      /* ingest: incoming Content-Type values */
+	size_t nctypes;
+	int64_t deadline_ns, start_ns;
+	size_t remaining;
+	struct strbuf errors;
+	int first_http;
+	bool canceled;
+	pw_done_fn done;
+	void *user;
+	struct delivery *next, *prev; /* incoming list, then active list */
+	size_t ntasks;
+	struct task tasks[];
+};
+
+struct pw_sender {
+	struct pw_sender_identity id;
+	struct pw_logger log;
+	struct pw_metrics *metrics;
+	struct pw_ep_metrics *total_m; /* endpoint="-" */
+	char *user_agent;
+	char *instance_id;
+	CURLM *multi;
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t lock; /* guards incoming, stopping, drain deadline */
+	struct delivery *incoming_head, *incoming_tail;
+	bool stopping;
+	int64_t drain_deadline_ns;
+
+	_Atomic int64_t inflight_bytes;
+
+	/* I/O thread only. */
+	struct delivery *active;
+	struct task *timers;
+	CURL *pool[EASY_POOL_MAX];
+	size_t npool;
+	uint64_t rng;
+	int64_t next_sweep_ns;
+	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
+};
+
+
+const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s);
+
+void pw_endpoint_ref(struct pw_endpoint *ep);
+
+/* submit.c: deliveries, shared by the producer side and the I/O loop. */
+void pw_task_reset_response(struct task *t);
+void pw_delivery_free(struct delivery *d);
+void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status);
+/* Drops a reference; the last one frees the endpoint. Any thread. */
+void pw_endpoint_unref(struct pw_endpoint *ep);
+
+#endif /* PW_ENGINE_H */

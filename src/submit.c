@@ -1,0 +1,264 @@
+/*
+ * submit.c - the producer side of the engine: checking and encoding a
+ * profile once, reserving its bytes against max_inflight_bytes, and handing
+ * the delivery to the I/O thread.
+ */
+#include <curl/curl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "http.h"
+#include "proto.h"
+
+
+void pw_task_reset_response(struct task *t)
+{
+	strbuf_reset(&t->body);
+	free(t->ctype);
+	free(t->cenc);
+	free(t->retry_after);
+	t->ctype = t->cenc = t->retry_after = NULL;
+	t->errbuf[0] = '\0';
+}
+
+void pw_delivery_free(struct delivery *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->ntasks; i++) {
+		struct task *t = &d->tasks[i];
+
+		pw_task_reset_response(t);
+		strbuf_free(&t->body);
+		free(t->last_err);
+		if (t->url_owned)
+			free(t->url);
+		pw_slist_free_wipe(t->hdrs);
+	}
+	for (size_t i = 0; i < d->nctypes; i++)
+		free(d->ctypes[i]);
+	free(d->ctypes);
+	if (d->payload) {
+		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
+		free(d->payload);
+	}
+	strbuf_free(&d->errors);
+	pw_snapshot_unref(d->snap);
+	free(d);
+}
+
+static struct delivery *delivery_new(struct pw_sender *s, struct pw_snapshot *snap, bool ingest,
+				     int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	struct delivery *d = calloc(1, sizeof(*d) + snap->neps * sizeof(struct task));
+
+	if (!d)
+		return NULL;
+	d->s = s;
+	d->ingest = ingest;
+	pw_snapshot_ref(snap);
+	d->snap = snap;
+	d->deadline_ns = deadline_ns;
+	d->start_ns = pw_now_ns();
+	d->done = done;
+	d->user = user;
+	d->ntasks = snap->neps;
+	d->remaining = snap->neps;
+	strbuf_init(&d->errors, 1 << 20);
+	for (size_t i = 0; i < snap->neps; i++) {
+		struct task *t = &d->tasks[i];
+		const struct pw_endpoint_config *c = snap->eps[i]->cfg;
+
+		t->kind = XFER_TASK;
+		t->d = d;
+		t->ep = snap->eps[i];
+		t->url = t->ep->push_url;
+		strbuf_init(&t->body, RESPONSE_BODY_CAP);
+		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns, c->max_backoff_retries);
+	}
+	return d;
+}
+
+void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status)
+{
+	struct pw_result r = {status, http_status, (char *)error};
+
+	d->done(d->user, &r);
+}
+
+/* Queues a delivery for the I/O thread, or fails it with ESHUTDOWN. */
+static int submit(struct pw_sender *s, struct delivery *d)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return COMPONENT_ESHUTDOWN;
+	}
+	d->next = NULL;
+	if (s->incoming_tail)
+		s->incoming_tail->next = d;
+	else
+		s->incoming_head = d;
+	s->incoming_tail = d;
+	pthread_mutex_unlock(&s->lock);
+	curl_multi_wakeup(s->multi);
+	return COMPONENT_OK;
+}
+
+/* Counts a delivery that never reached the endpoints as dropped by each of
+ * them, so no profile goes unaccounted. */
+static void drop_everywhere(struct pw_snapshot *snap, uint64_t bytes, uint64_t profiles)
+{
+	for (size_t i = 0; i < snap->neps; i++)
+		pw_metrics_dropped(snap->eps[i]->m, bytes, profiles);
+}
+
+static bool reserve_bytes(struct pw_sender *s, const struct pw_config *cfg, size_t len)
+{
+	int64_t cap = cfg->max_inflight_bytes > 0 ? cfg->max_inflight_bytes : (256LL << 20);
+	int64_t now = atomic_fetch_add(&s->inflight_bytes, (int64_t)len) + (int64_t)len;
+
+	if (now > cap) {
+		atomic_fetch_sub(&s->inflight_bytes, (int64_t)len);
+		return false;
+	}
+	return true;
+}
+
+int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
+		   int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	const struct pw_config *cfg = snap->cref->cfg;
+	struct pw_labelset ls = {0};
+	struct delivery *d = NULL;
+	char *err = NULL;
+	uint64_t size = 0;
+	int rc;
+
+	for (size_t i = 0; i < p->nsamples; i++)
+		size += p->samples[i].len;
+	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0) {
+		pw_metrics_rejected(s->metrics, "push", p->nsamples);
+		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
+		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
+		       err ? err : "invalid labels in profile", 0);
+		free(err);
+		return COMPONENT_OK;
+	}
+	d = delivery_new(s, snap, false, deadline_ns, done, user);
+	if (!d)
+		goto oom;
+	d->size = size;
+	d->nprofiles = p->nsamples;
+	if (snap->neps > 0) {
+		if (pw_proto_encode_push(&ls, p->samples, p->nsamples, &d->payload, &d->len) < 0)
+			goto oom;
+		if (!reserve_bytes(s, cfg, d->len)) {
+			free(d->payload);
+			d->payload = NULL;
+			drop_everywhere(snap, size, p->nsamples);
+			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
+					  "(%lld) held in flight",
+					  d->len, (long long)cfg->max_inflight_bytes);
+			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, NULL);
+			pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 0);
+			free(err);
+			pw_delivery_free(d);
+			pw_labelset_free(&ls);
+			return COMPONENT_OK;
+		}
+	}
+	pw_labelset_free(&ls);
+	rc = submit(s, d);
+	if (rc != COMPONENT_OK)
+		pw_delivery_free(d);
+	return rc;
+oom:
+	pw_labelset_free(&ls);
+	pw_delivery_free(d);
+	drop_everywhere(snap, size, p->nsamples);
+	return COMPONENT_ENOMEM;
+}
+
+int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
+		     int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	const struct pw_config *cfg = snap->cref->cfg;
+	struct pw_labelset ls = {0};
+	struct delivery *d = NULL;
+	char *err = NULL;
+	int rc;
+
+	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0) {
+		pw_metrics_rejected(s->metrics, "ingest", 1);
+		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
+		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
+		       err ? err : "invalid labels in profile", 400);
+		free(err);
+		return COMPONENT_OK;
+	}
+	d = delivery_new(s, snap, true, deadline_ns, done, user);
+	if (!d)
+		goto oom;
+	d->size = in->body_len;
+	d->nprofiles = 1;
+	for (size_t i = 0; i < snap->neps; i++) {
+		struct task *t = &d->tasks[i];
+
+		t->url = pw_ingest_url(snap->eps[i]->cfg->url, in->path_query, &ls, &err);
+		if (!t->url) {
+			/* A request that cannot be built is a bad request from the
+			 * SDK, not an endpoint failure. */
+			pw_metrics_rejected(s->metrics, "ingest", 1);
+			pw_delivery_report(d, COMPONENT_EINVAL, err ? err : "invalid ingest request", 400);
+			free(err);
+			pw_delivery_free(d);
+			pw_labelset_free(&ls);
+			return COMPONENT_OK;
+		}
+		t->url_owned = true;
+	}
+	pw_labelset_free(&ls);
+	if (in->ncontent_types) {
+		d->ctypes = calloc(in->ncontent_types, sizeof(char *));
+		if (!d->ctypes)
+			goto oom;
+		for (size_t i = 0; i < in->ncontent_types; i++) {
+			d->ctypes[i] = pw_strdup(in->content_types[i] ? in->content_types[i] : "");
+			if (!d->ctypes[i])
+				goto oom;
+			d->nctypes++;
+		}
+	}
+	if (snap->neps > 0 && in->body_len > 0) {
+		if (!reserve_bytes(s, cfg, in->body_len)) {
+			drop_everywhere(snap, in->body_len, 1);
+			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
+					  "(%lld) held in flight",
+					  in->body_len, (long long)cfg->max_inflight_bytes);
+			pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 429);
+			free(err);
+			pw_delivery_free(d);
+			return COMPONENT_OK;
+		}
+		/* One copy, shared read-only by every endpoint. */
+		d->payload = malloc(in->body_len);
+		if (!d->payload) {
+			atomic_fetch_sub(&s->inflight_bytes, (int64_t)in->body_len);
+			goto oom;
+		}
+		memcpy(d->payload, in->body, in->body_len);
+		d->len = in->body_len;
+	}
+	rc = submit(s, d);
+	if (rc != COMPONENT_OK)
+		pw_delivery_free(d);
+	return rc;
+oom:
+	pw_labelset_free(&ls);
+	pw_delivery_free(d);
+	drop_everywhere(snap, in->body_len, 1);
+	return COMPONENT_ENOMEM;
+}
