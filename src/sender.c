@@ -275,10 +275,14 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 			}
 		}
 	} else {
-		snprintf(buf, sizeof(buf), "%ld", timeout_ms);
-		if (!(n = pw_slist_add(l, "Connect-Timeout-Ms", buf)))
-			goto fail;
-		l = n;
+		/* The protocol allows at most 10 digits; a longer budget is
+		 * simply not announced. */
+		if (timeout_ms <= 9999999999L) {
+			snprintf(buf, sizeof(buf), "%ld", timeout_ms);
+			if (!(n = pw_slist_add(l, "Connect-Timeout-Ms", buf)))
+				goto fail;
+			l = n;
+		}
 	}
 	if (auth) {
 		if (!(n = pw_slist_add(l, "Authorization", auth)))
