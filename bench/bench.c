@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +59,7 @@ struct opts {
 	int wrk_secs;    /* wrk takes whole seconds */
 	bool quick;
 	const char *tmpdir;
+	const char *max_conns; /* endpoint max_connections, NULL: the default */
 	const char *single; /* "KIND,ENDPOINTS,SIZE,CONCURRENCY": one kind of run, repeated */
 };
 
@@ -310,9 +312,10 @@ static char *config_json(int neps, const char *gen)
 	n += (size_t)snprintf(buf + n, cap - n, "{\"endpoint\":[");
 	for (int i = 0; i < neps; i++)
 		n += (size_t)snprintf(buf + n, cap - n,
-				      "%s{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e%d\"%s%s%s}",
+				      "%s{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e%d\"%s%s%s%s%s}",
 				      i ? "," : "", o.port + i, i, gen ? ",\"headers\":{\"X-Bench-Gen\":\"" : "",
-				      gen ? gen : "", gen ? "\"}" : "");
+				      gen ? gen : "", gen ? "\"}" : "", o.max_conns ? ",\"max_connections\":" : "",
+				      o.max_conns ? o.max_conns : "");
 	snprintf(buf + n, cap - n, "]}");
 	return buf;
 }
@@ -536,6 +539,16 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *user)
  * soon as the last one ends. A profile counts once every endpoint got it,
  * so the rate is requests / neps.
  */
+static int sockopt_cb(void *user, curl_socket_t fd, curlsocktype purpose)
+{
+	int v = atoi(getenv("BENCH_SNDBUF"));
+
+	(void)user;
+	(void)purpose;
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+	return CURL_SOCKOPT_OK;
+}
+
 static void plain_run(const struct payload *p, int neps, int conc, double secs, struct run *r)
 {
 	int n = neps * conc, active = 0;
@@ -566,6 +579,8 @@ static void plain_run(const struct payload *p, int neps, int conc, double secs, 
 		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
+		if (getenv("BENCH_SNDBUF"))
+			curl_easy_setopt(h[i], CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 		started[i] = now_ns();
 		curl_multi_add_handle(m, h[i]);
 		active++;
@@ -907,6 +922,7 @@ static void parse_args(int argc, char **argv)
 		{"wrk", required_argument, NULL, 'w'},
 		{"wrk-threads", required_argument, NULL, 'W'},
 		{"single", required_argument, NULL, 'S'},
+		{"max-connections", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -938,6 +954,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'S':
 			o.single = optarg;
+			break;
+		case 'M':
+			o.max_conns = optarg;
 			break;
 		default:
 			usage();

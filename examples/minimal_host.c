@@ -105,10 +105,16 @@ int main(int argc, char **argv)
 	/* POSIX allows converting dlsym's result to a function pointer. */
 	memcpy(&entry, &sym, sizeof(entry));
 	d = entry();
+	if (!d) {
+		fprintf(stderr, "%s: the entry point returned no descriptor\n", plugin);
+		goto out;
+	}
 	if (d->abi_major != COMPONENT_ABI_MAJOR || d->struct_size < DESC_NEEDED) {
-		fprintf(stderr, "%s implements component ABI %u.%u (descriptor %u bytes); this host "
-			"speaks %d.%d and needs %zu bytes\n", plugin, d->abi_major, d->abi_minor,
-			d->struct_size, COMPONENT_ABI_MAJOR, COMPONENT_ABI_MINOR, DESC_NEEDED);
+		fprintf(stderr,
+			"%s implements component ABI %u.%u (descriptor %u bytes); this host "
+			"speaks %d.%d and needs %zu bytes\n",
+			plugin, d->abi_major, d->abi_minor, d->struct_size, COMPONENT_ABI_MAJOR,
+			COMPONENT_ABI_MINOR, DESC_NEEDED);
 		goto out;
 	}
 	printf("loaded %s %s (component ABI %u.%u)\n", d->name, d->version, d->abi_major,
@@ -129,8 +135,10 @@ int main(int argc, char **argv)
 	host.abi_major = COMPONENT_ABI_MAJOR;
 	host.abi_minor = COMPONENT_ABI_MINOR;
 	host.user_agent = "minimal_host/1.0";
-	if (d->create(&host, config, &inst, &error) != COMPONENT_OK) {
-		fprintf(stderr, "invalid configuration:\n%s\n", error ? error : "(no detail)");
+	status = d->create(&host, config, &inst, &error);
+	if (status != COMPONENT_OK) {
+		fprintf(stderr, "cannot create an instance: %s\n%s\n", d->strerror(status),
+			error ? error : "");
 		goto out;
 	}
 	if (d->get_export(inst, PW_RECEIVER_EXPORT, &exp) != COMPONENT_OK) {
@@ -141,8 +149,11 @@ int main(int argc, char **argv)
 
 	label = (struct pw_label){.name = "service_name", .value = service};
 	sample = (struct pw_sample){.data = (const uint8_t *)profile, .len = profile_len};
-	push = (struct pw_push){.struct_size = sizeof(push), .labels = &label, .nlabels = 1,
-				.samples = &sample, .nsamples = 1};
+	push = (struct pw_push){.struct_size = sizeof(push),
+				.labels = &label,
+				.nlabels = 1,
+				.samples = &sample,
+				.nsamples = 1};
 
 	/* Give up after 30 seconds rather than retrying forever. */
 	clock_gettime(CLOCK_MONOTONIC, &now);

@@ -13,7 +13,11 @@ struct pw_logger {
 	enum component_log_level level;
 };
 
-/* Logs msg with key/value string pairs terminated by a NULL key. Values may
+/* Ends the key/value list of pw_log(); a typed null pointer, as variadic
+ * functions need. */
+#define PW_LOG_END ((const char *)NULL)
+
+/* Logs msg with key/value string pairs terminated by PW_LOG_END. Values may
  * be NULL (the field is left out). Never pass a secret. Thread-safe if the host's
  * logger is. */
 void pw_log(const struct pw_logger *l, enum component_log_level level, const char *msg, ...);

@@ -195,11 +195,12 @@ void pw_metrics_rejected(struct pw_metrics *m, const char *path, uint64_t profil
 	struct rejected *r, **tail;
 
 	pthread_mutex_lock(&m->lock);
-	for (tail = &m->rejected; *tail; tail = &(*tail)->next) {
-		if (strcmp((*tail)->path, path) == 0)
-			break;
+	tail = &m->rejected;
+	r = m->rejected;
+	while (r && strcmp(r->path, path) != 0) {
+		tail = &r->next;
+		r = r->next;
 	}
-	r = *tail;
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (r && !(r->path = strdup(path))) {

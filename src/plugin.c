@@ -221,7 +221,7 @@ static void set_health_locked(struct component_instance *inst, bool healthy, con
 static void log_notices(struct component_instance *inst, const struct pw_config *cfg)
 {
 	for (size_t i = 0; i < cfg->nnotices; i++)
-		pw_log(&inst->log, COMPONENT_LOG_INFO, cfg->notices[i], NULL);
+		pw_log(&inst->log, COMPONENT_LOG_INFO, cfg->notices[i], PW_LOG_END);
 }
 
 static void destroy(struct component_instance *inst)
@@ -330,7 +330,7 @@ static int create(const struct component_host *host, const char *config,
 	inst->receiver.ingest_async = r_ingest_async;
 	inst->receiver.free_result = r_free_result;
 	*out = inst;
-	pw_log(&inst->log, COMPONENT_LOG_INFO, "component started", "version", PW_VERSION, NULL);
+	pw_log(&inst->log, COMPONENT_LOG_INFO, "component started", "version", PW_VERSION, PW_LOG_END);
 	return COMPONENT_OK;
 oom:
 	set_error(error, "out of memory", NULL);
@@ -369,7 +369,7 @@ static int update_serialised(struct component_instance *inst, const char *config
 		set_health_locked(inst, true, "");
 		pthread_mutex_unlock(&inst->lock);
 		pw_metrics_reload(inst->metrics, 1, (double)pw_wall_ms() / 1000.0);
-		pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration unchanged", NULL);
+		pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration unchanged", PW_LOG_END);
 		return COMPONENT_OK;
 	}
 	log_notices(inst, cfg);
@@ -387,7 +387,7 @@ static int update_serialised(struct component_instance *inst, const char *config
 	/* Deliveries under way hold their own references to the old snapshot. */
 	pw_snapshot_unref(old);
 	pw_metrics_reload(inst->metrics, 1, (double)pw_wall_ms() / 1000.0);
-	pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration reloaded", "endpoints", n, NULL);
+	pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration reloaded", "endpoints", n, PW_LOG_END);
 	return COMPONENT_OK;
 
 refused:
@@ -395,7 +395,7 @@ refused:
 	refuse_locked(inst, err);
 	pthread_mutex_unlock(&inst->lock);
 	pw_metrics_reload(inst->metrics, 0, (double)pw_wall_ms() / 1000.0);
-	pw_log(&inst->log, COMPONENT_LOG_WARN, "configuration refused", "err", err, NULL);
+	pw_log(&inst->log, COMPONENT_LOG_WARN, "configuration refused", "err", err, PW_LOG_END);
 	if (error)
 		*error = err;
 	else

@@ -76,7 +76,7 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 	snprintf(dur, sizeof(dur), "%.3fs", secs);
 	pw_log(&s->log, failed ? COMPONENT_LOG_WARN : COMPONENT_LOG_DEBUG,
 	       d->ingest ? "AppendIngest" : "Push", "size", sz, "profiles", n, "duration", dur, "err",
-	       failed ? d->errors.data : NULL, NULL);
+	       failed ? d->errors.data : NULL, PW_LOG_END);
 
 	/* unlink from the active list */
 	if (d->prev)
@@ -434,7 +434,7 @@ static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v
 		snprintf(n, sizeof(n), "%lld", (long long)t->bo.count);
 		pw_log(&s->log, COMPONENT_LOG_DEBUG,
 		       d->ingest ? "failed to ingest to endpoint" : "failed to push to endpoint",
-		       "endpoint", c->display, "retries", n, "err", t->last_err, NULL);
+		       "endpoint", c->display, "retries", n, "err", t->last_err, PW_LOG_END);
 	}
 	if (v == PW_VERDICT_DROP || d->canceled) {
 		finish_task(s, t, false);

@@ -91,19 +91,26 @@ void pw_delivery_report(struct delivery *d, int status, const char *error, int h
 /* Queues a delivery for the I/O thread, or fails it with ESHUTDOWN. */
 static int submit(struct pw_sender *s, struct delivery *d)
 {
+	bool wake;
+
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->lock);
 		return COMPONENT_ESHUTDOWN;
 	}
 	d->next = NULL;
+	/* Only the producer that finds the list empty wakes the loop: the loop
+	 * takes the whole list at once, so later deliveries ride on the wakeup
+	 * already sent instead of costing a syscall each. */
+	wake = s->incoming_head == NULL;
 	if (s->incoming_tail)
 		s->incoming_tail->next = d;
 	else
 		s->incoming_head = d;
 	s->incoming_tail = d;
 	pthread_mutex_unlock(&s->lock);
-	curl_multi_wakeup(s->multi);
+	if (wake)
+		curl_multi_wakeup(s->multi);
 	return COMPONENT_OK;
 }
 
@@ -141,7 +148,7 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 		size += p->samples[i].len;
 	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0) {
 		pw_metrics_rejected(s->metrics, "push", p->nsamples);
-		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
+		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
 		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
 		       err ? err : "invalid labels in profile", 0);
 		free(err);
@@ -162,7 +169,7 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
 					  "(%lld) held in flight",
 					  d->len, (long long)cfg->max_inflight_bytes);
-			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, NULL);
+			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, PW_LOG_END);
 			pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 0);
 			free(err);
 			pw_delivery_free(d);
@@ -193,7 +200,7 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 
 	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0) {
 		pw_metrics_rejected(s->metrics, "ingest", 1);
-		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, NULL);
+		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
 		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
 		       err ? err : "invalid labels in profile", 400);
 		free(err);

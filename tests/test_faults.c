@@ -141,6 +141,7 @@ enum raw_mode {
 	RAW_GARBAGE,   /* a line that is not HTTP at all, then close */
 	RAW_TRUNCATED, /* a 200 whose body stops short of Content-Length, then close */
 	RAW_HANGUP,    /* a valid keep-alive 200, then a silent close */
+	RAW_PLAIN_400, /* a plain-HTTP server answering whatever arrives with 400 */
 };
 
 struct raw_server {
@@ -215,7 +216,14 @@ static void *raw_main(void *arg)
 		if (c < 0)
 			continue;
 		atomic_fetch_add(&r->connections, 1);
-		if (raw_read_request(c) == 0) {
+		if (r->mode == RAW_PLAIN_400) {
+			char junk[4096];
+
+			/* What an HTTP server does with a TLS ClientHello. */
+			(void)recv(c, junk, sizeof(junk), 0);
+			raw_send(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+				    "Connection: close\r\n\r\n");
+		} else if (raw_read_request(c) == 0) {
 			atomic_fetch_add(&r->requests, 1);
 			switch (r->mode) {
 			case RAW_GARBAGE:
@@ -231,6 +239,8 @@ static void *raw_main(void *arg)
 				/* Let the client read the answer and park the
 				 * connection before it goes away. */
 				usleep(20000);
+				break;
+			case RAW_PLAIN_400:
 				break;
 			}
 		}
@@ -406,7 +416,7 @@ START_TEST(fault_retry_after)
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
 	dt = now_s() - t0;
 	ck_assert_msg(dt >= 0.95 && dt < 3.0, "429 Retry-After: 1 waited %.3fs", dt);
-	ck_assert(th_logs_contain("retries=0 err=resource_exhausted: Too Many Requests"));
+	ck_assert(th_logs_contain("retries=0 err=unavailable: Too Many Requests"));
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r500);
 	t0 = now_s();
@@ -455,8 +465,7 @@ START_TEST(fault_429_without_retry_after)
 	r429.times = 1;
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r429);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, &err), COMPONENT_EDELIVERY);
-	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): resource_exhausted: Too Many "
-			      "Requests");
+	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): unavailable: Too Many Requests");
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 4);
 	ck_assert_int_eq(attempt_lines("a"), 1);
@@ -571,16 +580,20 @@ START_TEST(fault_keepalive_closed_by_server)
 }
 END_TEST
 
-/* https:// against a plain-HTTP port: the TLS handshake fails, retried. */
+/* https:// against a plain-HTTP port: the TLS handshake fails, retried.
+ * (The stand-in waits for a complete HTTP request and never answers a
+ * ClientHello, so a plain server that answers at once stands in for it.) */
 START_TEST(fault_tls_handshake)
 {
 	char url[64];
 	struct th_instance in;
+	struct raw_server raw;
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
 
-	snprintf(url, sizeof(url), "https://127.0.0.1:%d", standin_port(sink));
+	raw_start(&raw, RAW_PLAIN_400);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", raw.port);
 	in = make_url("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"tls\","
 		      "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2}]}",
 		      url);
@@ -589,9 +602,10 @@ START_TEST(fault_tls_handshake)
 	ck_assert_msg(strcasestr(err, "SSL") || strcasestr(err, "TLS"), "%s", err);
 	free(err);
 	ck_assert_int_eq(attempt_lines("tls"), 2);
-	ck_assert_uint_eq(standin_count(sink), 0);
+	ck_assert_int_ge(atomic_load(&raw.connections), 2);
 	assert_dropped_once(&in, "tls", 1, len);
 	th_destroy(&in);
+	raw_stop(&raw);
 }
 END_TEST
 
@@ -695,11 +709,13 @@ START_TEST(healthy_endpoint_beside_failing_one)
 	t0 = now_s();
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(push_async(&in, prof, len, 20000, count_done, &cc), COMPONENT_OK);
-	/* All of them reach the healthy endpoint well inside one attempt of
-	 * the stalled one. */
-	ck_assert_int_eq(standin_wait(sink, (size_t)n, under_valgrind() ? 5000 : 350), 0);
+	/* All of them are delivered to the healthy endpoint well inside one
+	 * attempt of the stalled one. */
+	while (metric(&in, "pyroscope_write_sent_profiles_total", "good") < n &&
+	       now_s() - t0 < 10)
+		usleep(2000);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
-	ck_assert_msg(now_s() - t0 < (under_valgrind() ? 5.0 : 0.4), "healthy endpoint took %.3fs",
+	ck_assert_msg(now_s() - t0 < (under_valgrind() ? 5.0 : 0.35), "healthy endpoint took %.3fs",
 		      now_s() - t0);
 	ck_assert_int_eq(atomic_load(&cc.calls), 0);
 	ck_assert_int_eq(wait_calls(&cc.calls, n, 20000), 0);
@@ -900,12 +916,18 @@ START_TEST(inflight_bytes_are_bounded)
 	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_bytes_total", "a"), sizeof(big));
 
-	/* Once the two under way finish, the room is back. */
+	/* Once the two under way finish, the room is back. The reservation
+	 * is released just after the completion callback returns, so give
+	 * the I/O thread a moment. */
 	ck_assert_int_eq(wait_calls(&cc.calls, 3, 10000), 0);
 	ck_assert_int_eq(atomic_load(&cc.ok), 2);
+	usleep(100000);
+	slow.delay_ms = 0;
+	slow.times = 1;
+	standin_script(sink, STANDIN_ROUTE_PUSH, &slow);
 	ck_assert_int_eq(push_async(&in, big, sizeof(big), 10000, count_done, &cc), COMPONENT_OK);
 	ck_assert_int_eq(wait_calls(&cc.calls, 4, 10000), 0);
-	ck_assert_int_eq(atomic_load(&cc.ok), 3);
+	ck_assert_msg(atomic_load(&cc.ok) == 3, "%s", cc.last_error);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 3);
 	th_destroy(&in);
 	cb_count_free(&cc);

@@ -49,7 +49,7 @@ static struct {
 	char dir[256];
 	char nginx_bin[256];
 	char tinyproxy_bin[256];
-	int standin, standin2, http, tls, named, mtls, tls12, proxy, dead;
+	int standin, standin2, http, tls, named, mtls, tls12, proxy, dead, token;
 	pid_t nginx, tinyproxy;
 	char *ca_pem, *client_pem, *client_key;
 } P;
@@ -198,7 +198,7 @@ static void render(const char *tmpl, const char *out)
 	} ports[] = {
 		{"@STANDIN2@", P.standin2}, {"@STANDIN@", P.standin}, {"@HTTP@", P.http},
 		{"@TLS12@", P.tls12},       {"@TLS@", P.tls},         {"@NAMED@", P.named},
-		{"@MTLS@", P.mtls},         {"@PROXY@", P.proxy},
+		{"@MTLS@", P.mtls},         {"@PROXY@", P.proxy},     {"@TOKEN@", P.token},
 	};
 	FILE *f;
 
@@ -244,6 +244,7 @@ static void peers_up(void)
 	P.tls12 = free_port("127.0.0.1");
 	P.proxy = free_port("127.0.0.1");
 	P.dead = free_port("127.0.0.1"); /* nothing listens there */
+	P.token = free_port("127.0.0.1");
 	ck_assert_msg(P.standin2 > 0, "cannot bind 127.0.0.2 (needed for cross-host redirects)");
 
 	cmd = pw_asprintf("sh '%s/tests/peers/mkcerts.sh' '%s' && "
@@ -723,6 +724,9 @@ static void token_handler(void *user, const struct standin_http_request *req,
 static struct standin_httpd *token_start(struct token_server *ts)
 {
 	struct standin_httpd_opts o = {0};
+
+	/* A fixed port: nginx forwards https://.../oauth/ there. */
+	o.port = P.token;
 	struct standin_httpd *h;
 	char *err = NULL;
 
@@ -807,6 +811,40 @@ START_TEST(oauth2_token_endpoint_failure)
 	ck_assert_uint_eq(standin_count(S), 0);
 	assert_secret_hidden(&in, err, CLIENT_SECRET);
 	th_destroy(&in);
+	standin_httpd_stop(h);
+	pthread_mutex_destroy(&ts.lock);
+}
+END_TEST
+
+START_TEST(oauth2_own_tls_and_proxy)
+{
+	struct token_server ts = {.expires_in = 3600};
+	struct standin_httpd *h = token_start(&ts);
+	const char *url = url_of("http", "127.0.0.1", P.standin, NULL);
+	char *base = K(pw_asprintf("\"client_id\":\"client-1\",\"client_secret\":\"" CLIENT_SECRET "\","
+				   "\"token_url\":\"https://127.0.0.1:%d/oauth/token\","
+				   "\"scopes\":[\"profiles:write\",\"metrics:read\"],"
+				   "\"endpoint_params\":{\"audience\":\"pyro\"}",
+				   P.tls));
+	char *err;
+
+	/* The endpoint's tls_config does not apply to the token request. */
+	err = refused(endpoint(url, K(pw_asprintf("%s,\"oauth2\":{%s}", tls_block(ca_pem_member()),
+						  base))));
+	ck_assert_msg(strstr(err, "token") != NULL, "unexpected error: %s", err);
+	assert_secret_hidden(NULL, err, CLIENT_SECRET);
+	pthread_mutex_lock(&ts.lock);
+	ck_assert_int_eq(ts.requests, 0);
+	pthread_mutex_unlock(&ts.lock);
+	/* Its own does, and so does its own proxy. */
+	deliver(endpoint(url, K(pw_asprintf("\"oauth2\":{%s,%s,\"proxy_url\":\"http://127.0.0.1:%d\"}",
+					    base, tls_block(ca_pem_member()), P.proxy))));
+	pthread_mutex_lock(&ts.lock);
+	ck_assert_int_eq(ts.requests, 1);
+	ck_assert_msg(ts.problems[0] == '\0', "token request problems: %s", ts.problems);
+	pthread_mutex_unlock(&ts.lock);
+	ck_assert_str_eq(header_at(S, 0, "Authorization"), "Bearer tok-1");
+	ck_assert(log_has(proxy_log, K(pw_asprintf("CONNECT 127.0.0.1:%d", P.tls))));
 	standin_httpd_stop(h);
 	pthread_mutex_destroy(&ts.lock);
 }
@@ -1181,6 +1219,7 @@ static Suite *http_suite(void)
 	tcase_add_test(tc, oauth2_client_credentials_and_refresh);
 	tcase_add_test(tc, oauth2_overrides_headers_authorization);
 	tcase_add_test(tc, oauth2_token_endpoint_failure);
+	tcase_add_test(tc, oauth2_own_tls_and_proxy);
 	tcase_add_test(tc, tls_ca_pem_and_ca_file);
 	tcase_add_test(tc, tls_verification);
 	tcase_add_test(tc, tls_client_certificates);

@@ -54,7 +54,7 @@ step "layout"
 # DESTDIR is honoured: nothing lands outside DESTDIR/PREFIX.
 stray=$(find "$DEST" ! -type d ! -path "$R/*")
 [ -z "$stray" ] || fail "installed outside the prefix: $stray"
-need_file "$R$PLUGINDIR/pyroscope_write.so"
+need_file "$DEST$PLUGINDIR/pyroscope_write.so"
 [ -x "$R/bin/mockhost" ] || fail "mockhost not installed in bindir"
 need_file "$R/include/pyroscope-write/component_abi.h"
 need_file "$R/include/pyroscope-write/pyroscope_write.h"
@@ -74,7 +74,7 @@ done
 [ ! -e "$DOC/mockhost.1.in" ] || fail "the man page template was installed as a doc"
 
 # The plugin exports exactly one symbol, the entry point.
-syms=$(nm -D --defined-only "$R$PLUGINDIR/pyroscope_write.so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}')
+syms=$(nm -D --defined-only "$DEST$PLUGINDIR/pyroscope_write.so" | awk '$2 ~ /^[TDBRVW]$/ {print $3}')
 [ "$syms" = "component_plugin_entry" ] || fail "plugin exports: $syms"
 
 step "man page"
@@ -87,7 +87,7 @@ if command -v groff >/dev/null; then
 fi
 
 step "pkg-config"
-version=$("$R/bin/mockhost" --plugin "$R$PLUGINDIR/pyroscope_write.so" --version |
+version=$("$R/bin/mockhost" --plugin "$DEST$PLUGINDIR/pyroscope_write.so" --version |
 	sed -n 's/^mockhost \([^ ]*\) .*/\1/p')
 [ -n "$version" ] || fail "mockhost --version printed no version"
 # Only the installed .pc file, relocated into DESTDIR.
@@ -95,10 +95,10 @@ export PKG_CONFIG_LIBDIR=$R/$LIBDIR/pkgconfig
 unset PKG_CONFIG_PATH
 pc() { pkg-config --define-variable=prefix="$R" "$@" pyroscope-write; }
 [ "$(pc --modversion)" = "$version" ] || fail "pkg-config version $(pc --modversion) != $version"
-cflags=$(pc --cflags)
+cflags=$(pc --cflags | sed "s/ *$//")
 [ "$cflags" = "-I$R/include/pyroscope-write" ] || fail "unexpected cflags: $cflags"
 pc_plugindir=$(pc --variable=plugindir)
-[ "$pc_plugindir" = "$R$PLUGINDIR" ] || fail "plugindir $pc_plugindir != $R$PLUGINDIR"
+[ "$pc_plugindir" = "$DEST$PLUGINDIR" ] || fail "plugindir $pc_plugindir != $DEST$PLUGINDIR"
 
 step "build the installed example host out of tree"
 # Strict C11 and no include path but what pkg-config gives.

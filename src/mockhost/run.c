@@ -56,8 +56,8 @@
 #define MAX_BODY ((size_t)64 << 20)
 #define MAX_METRICS_TEXT ((size_t)64 << 20)
 /* Editors write a file in several steps; settle before re-reading it. */
-#define WATCH_SETTLE_MS 30
-#define WATCH_SETTLE_MAX_MS 500
+#define WATCH_SETTLE_MS 10
+#define WATCH_SETTLE_MAX_MS 200
 #define MAX_STAT_ROWS 256
 
 enum route {
