@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -539,16 +538,6 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *user)
  * soon as the last one ends. A profile counts once every endpoint got it,
  * so the rate is requests / neps.
  */
-static int sockopt_cb(void *user, curl_socket_t fd, curlsocktype purpose)
-{
-	int v = atoi(getenv("BENCH_SNDBUF"));
-
-	(void)user;
-	(void)purpose;
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
-	return CURL_SOCKOPT_OK;
-}
-
 static void plain_run(const struct payload *p, int neps, int conc, double secs, struct run *r)
 {
 	int n = neps * conc, active = 0;
@@ -579,8 +568,6 @@ static void plain_run(const struct payload *p, int neps, int conc, double secs, 
 		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
-		if (getenv("BENCH_SNDBUF"))
-			curl_easy_setopt(h[i], CURLOPT_SOCKOPTFUNCTION, sockopt_cb);
 		started[i] = now_ns();
 		curl_multi_add_handle(m, h[i]);
 		active++;

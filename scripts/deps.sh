@@ -8,7 +8,7 @@ PACKAGES=(
 	build-essential meson ninja-build pkg-config clang
 	libcurl4-openssl-dev libssl-dev libjansson-dev zlib1g-dev check
 	protobuf-compiler valgrind curl openssl binutils
-	nginx-light tinyproxy prometheus
+	nginx-light tinyproxy prometheus wrk
 )
 
 missing=()

@@ -32,13 +32,13 @@ enum auth_kind { AUTH_NONE, AUTH_BASIC, AUTH_TYPED, AUTH_OAUTH2 };
 struct pw_auth {
 	enum auth_kind kind;
 	const struct pw_endpoint_config *cfg; /* outlives this struct */
-	char *scheme;              /* "Bearer", "Basic", ... for AUTH_TYPED */
-	char *static_value;        /* a complete header value, formatted once */
+	char *scheme; /* "Bearer", "Basic", ... for AUTH_TYPED */
+	char *static_value; /* a complete header value, formatted once */
 	struct pw_filewatch *file; /* password_file, credentials_file, bearer_token_file */
 	struct pw_filewatch *client_secret_file;
 
 	/* OAuth2 */
-	char *token;          /* the cached access token */
+	char *token; /* the cached access token */
 	char *token_type;
 	int64_t token_expiry; /* CLOCK_MONOTONIC ns; 0 = never expires */
 	bool busy;
@@ -135,7 +135,8 @@ struct pw_auth *pw_auth_new(const struct pw_endpoint_config *cfg, char **err)
 			goto oom;
 		}
 	} else if (cfg->authorization.set || cfg->bearer_token || cfg->bearer_token_file) {
-		const char *type = "Bearer", *cred = cfg->bearer_token, *file = cfg->bearer_token_file;
+		const char *type = "Bearer", *cred = cfg->bearer_token,
+			   *file = cfg->bearer_token_file;
 
 		a->kind = AUTH_TYPED;
 		if (cfg->authorization.set) {
@@ -204,7 +205,8 @@ static enum pw_auth_state from_file(struct pw_auth *a, char **value, char **err)
 	content = pw_filewatch_get(a->file, &len, &changed, &ferr);
 	if (!content) {
 		if (err)
-			*err = pw_asprintf("unauthenticated: %s", ferr ? ferr : "cannot read credentials file");
+			*err = pw_asprintf("unauthenticated: %s",
+					   ferr ? ferr : "cannot read credentials file");
 		free(ferr);
 		return PW_AUTH_ERROR;
 	}
@@ -321,7 +323,8 @@ CURL *pw_auth_token_request(struct pw_auth *a, char **err)
 	if (scopes.len)
 		form_add(&form, e, "scope", scopes.data);
 	for (size_t i = 0; i < o->endpoint_params.n; i++)
-		form_add(&form, e, o->endpoint_params.items[i].key, o->endpoint_params.items[i].value);
+		form_add(&form, e, o->endpoint_params.items[i].key,
+			 o->endpoint_params.items[i].value);
 	if (form.failed)
 		goto oom;
 
@@ -418,8 +421,8 @@ int pw_auth_token_done(struct pw_auth *a, CURL *e, CURLcode rc, int64_t now_ns, 
 	}
 	if (status < 200 || status > 299) {
 		if (err)
-			*err = pw_asprintf("token endpoint %s answered HTTP %ld", a->cfg->oauth2.token_url,
-					   status);
+			*err = pw_asprintf("token endpoint %s answered HTTP %ld",
+					   a->cfg->oauth2.token_url, status);
 		goto out;
 	}
 	root = json_loadb(a->body.data ? a->body.data : "", a->body.len, 0, NULL);

@@ -503,6 +503,10 @@ static CURLcode sni_ctx_cb(CURL *curl, void *sslctx, void *user)
 
 	if (sni_index < 0 || !(copy = pw_strdup(t->server_name)))
 		return CURLE_OUT_OF_MEMORY;
+	/* A context is normally new for each connection; never leak a name
+	 * set on an earlier call. */
+	free(SSL_CTX_get_ex_data(ctx, sni_index));
+	SSL_CTX_set_ex_data(ctx, sni_index, NULL);
 	if (!SSL_CTX_set_ex_data(ctx, sni_index, copy)) {
 		free(copy);
 		return CURLE_OUT_OF_MEMORY;
@@ -530,8 +534,7 @@ static bool curl_uses_openssl(void)
  * The TLS settings go to the origin and, as the reference does for an
  * https:// proxy, to the proxy connection too (except server_name).
  */
-static int apply_tls(CURL *e, const struct pw_tls_config *t, bool set, bool https_proxy,
-		     char **err)
+static int apply_tls(CURL *e, const struct pw_tls_config *t, bool set, bool https_proxy, char **err)
 {
 	const char *what = NULL;
 	long ver = tls_version(set ? t->min_version : PW_TLS_UNSET);
@@ -585,16 +588,18 @@ static int apply_tls(CURL *e, const struct pw_tls_config *t, bool set, bool http
 	if (t->server_name && *t->server_name) {
 		if (https_proxy) {
 			if (err)
-				*err = pw_strdup("unavailable: tls_config.server_name cannot be used "
-						 "through an https:// proxy");
+				*err = pw_strdup(
+					"unavailable: tls_config.server_name cannot be used "
+					"through an https:// proxy");
 			return -1;
 		}
 		pthread_once(&sni_once, sni_init);
 		if (!curl_uses_openssl() ||
 		    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, sni_ctx_cb) != CURLE_OK) {
 			if (err)
-				*err = pw_strdup("unavailable: tls_config.server_name needs libcurl "
-						 "built with OpenSSL");
+				*err = pw_strdup(
+					"unavailable: tls_config.server_name needs libcurl "
+					"built with OpenSSL");
 			return -1;
 		}
 		curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, (void *)t);
@@ -623,8 +628,8 @@ static int apply_proxy(CURL *e, const struct pw_proxy_config *p, const struct ur
 	}
 	curl_easy_setopt(e, CURLOPT_PROXY, proxy);
 	if (*proxy) {
-		const char *noproxy = p->proxy_from_environment ? env2("NO_PROXY", "no_proxy")
-								: p->no_proxy;
+		const char *noproxy =
+			p->proxy_from_environment ? env2("NO_PROXY", "no_proxy") : p->no_proxy;
 
 		*https_proxy = strncasecmp(proxy, "https://", 8) == 0;
 		/* The choice above was for this URL; libcurl's own matcher
@@ -658,11 +663,16 @@ int pw_http_apply_parts(CURL *e, const char *url, bool enable_http2, bool follow
 			const struct pw_tls_config *tls, bool tls_set,
 			const struct pw_proxy_config *proxy, char **err)
 {
-	struct url_parts u;
+	static const struct pw_tls_config no_tls;
+	struct url_parts u = {0};
 	bool https_proxy = false;
+	/* Without any proxy setting the URL's parts are not needed: skip
+	 * parsing it on every attempt. */
+	bool need_parts =
+		proxy && (proxy->proxy_from_environment || (proxy->proxy_url && *proxy->proxy_url));
 	int rc = -1;
 
-	if (url_split(url, &u) < 0) {
+	if (need_parts && url_split(url, &u) < 0) {
 		if (err)
 			*err = pw_strdup("unavailable: cannot parse the request URL");
 		return -1;
@@ -682,9 +692,15 @@ int pw_http_apply_parts(CURL *e, const char *url, bool enable_http2, bool follow
 		curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	}
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	if (apply_proxy(e, proxy, &u, &https_proxy, err) < 0)
+	if (!need_parts)
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
+	else if (apply_proxy(e, proxy, &u, &https_proxy, err) < 0)
 		goto out;
-	if (apply_tls(e, tls, tls_set && tls, https_proxy, err) < 0)
+	if (!tls) {
+		tls = &no_tls;
+		tls_set = false;
+	}
+	if (apply_tls(e, tls, tls_set, https_proxy, err) < 0)
 		goto out;
 	rc = 0;
 out:

@@ -197,8 +197,8 @@ static void render(const char *tmpl, const char *out)
 		int port;
 	} ports[] = {
 		{"@STANDIN2@", P.standin2}, {"@STANDIN@", P.standin}, {"@HTTP@", P.http},
-		{"@TLS12@", P.tls12},       {"@TLS@", P.tls},         {"@NAMED@", P.named},
-		{"@MTLS@", P.mtls},         {"@PROXY@", P.proxy},     {"@TOKEN@", P.token},
+		{"@TLS12@", P.tls12},	    {"@TLS@", P.tls},	      {"@NAMED@", P.named},
+		{"@MTLS@", P.mtls},	    {"@PROXY@", P.proxy},     {"@TOKEN@", P.token},
 	};
 	FILE *f;
 
@@ -407,10 +407,11 @@ static char *J(const char *s)
  * (JSON members, may be ""). */
 static char *endpoint(const char *url, const char *extra)
 {
-	return K(pw_asprintf("{\"endpoint\":[{\"name\":\"t\",\"url\":\"%s\",\"remote_timeout\":\"5s\","
-			     "\"min_backoff_period\":\"50ms\",\"max_backoff_period\":\"100ms\","
-			     "\"max_backoff_retries\":1%s%s}]}",
-			     url, *extra ? "," : "", extra));
+	return K(pw_asprintf(
+		"{\"endpoint\":[{\"name\":\"t\",\"url\":\"%s\",\"remote_timeout\":\"5s\","
+		"\"min_backoff_period\":\"50ms\",\"max_backoff_period\":\"100ms\","
+		"\"max_backoff_retries\":1%s%s}]}",
+		url, *extra ? "," : "", extra));
 }
 
 static char *url_of(const char *scheme, const char *host, int port, const char *path)
@@ -546,8 +547,9 @@ START_TEST(basic_auth_password)
 	char *err;
 	const char *url = url_of("http", "127.0.0.1", P.http, "/basic");
 
-	create(&in, endpoint(url, "\"basic_auth\":{\"username\":\"alice\",\"password\":\"" BASIC_PASS
-				  "\"}"));
+	create(&in,
+	       endpoint(url,
+			"\"basic_auth\":{\"username\":\"alice\",\"password\":\"" BASIC_PASS "\"}"));
 	push_ok(&in);
 	ck_assert_str_eq(header_at(S, 0, "Authorization"), BASIC_HEADER);
 	ck_assert(log_has(access_log, "status=200 auth=" BASIC_HEADER));
@@ -555,7 +557,8 @@ START_TEST(basic_auth_password)
 	th_destroy(&in);
 
 	/* nginx checks the password: a wrong one is refused there (401). */
-	create(&in, endpoint(url, "\"basic_auth\":{\"username\":\"alice\",\"password\":\"wrong-pw\"}"));
+	create(&in,
+	       endpoint(url, "\"basic_auth\":{\"username\":\"alice\",\"password\":\"wrong-pw\"}"));
 	err = push_fails(&in);
 	ck_assert_msg(strstr(err, "Unauthorized") != NULL, "unexpected error: %s", err);
 	ck_assert_uint_eq(standin_count(S), 1);
@@ -570,8 +573,9 @@ START_TEST(basic_auth_password_file)
 
 	write_file(file, BASIC_PASS "\n");
 	create(&in, endpoint(url_of("http", "127.0.0.1", P.http, "/basic"),
-			     K(pw_asprintf("\"basic_auth\":{\"username\":\"alice\",\"password_file\":%s}",
-					   J(file)))));
+			     K(pw_asprintf(
+				     "\"basic_auth\":{\"username\":\"alice\",\"password_file\":%s}",
+				     J(file)))));
 	push_ok(&in);
 	ck_assert_str_eq(header_at(S, 0, "Authorization"), BASIC_HEADER);
 	assert_secret_hidden(&in, NULL, BASIC_PASS);
@@ -607,7 +611,8 @@ START_TEST(authorization_type_and_credentials)
 	char *file = K(path_in("creds"));
 	const char *url = url_of("http", "127.0.0.1", P.standin, NULL);
 
-	deliver(endpoint(url, "\"authorization\":{\"type\":\"Token\",\"credentials\":\"c-Secret-1\"}"));
+	deliver(endpoint(url,
+			 "\"authorization\":{\"type\":\"Token\",\"credentials\":\"c-Secret-1\"}"));
 	ck_assert_str_eq(header_at(S, 0, "Authorization"), "Token c-Secret-1");
 	write_file(file, "c-Secret-file\n");
 	deliver(endpoint(url, K(pw_asprintf("\"authorization\":{\"type\":\"Token\","
@@ -626,7 +631,8 @@ START_TEST(headers_authorization_wins_over_basic)
 	const char *url = url_of("http", "127.0.0.1", P.standin, NULL);
 
 	deliver(endpoint(url, "\"headers\":{\"Authorization\":\"Custom abc\"},"
-			      "\"basic_auth\":{\"username\":\"alice\",\"password\":\"" BASIC_PASS "\"}"));
+			      "\"basic_auth\":{\"username\":\"alice\",\"password\":\"" BASIC_PASS
+			      "\"}"));
 	ck_assert_str_eq(header_at(S, 0, "Authorization"), "Custom abc");
 	ck_assert_uint_eq(header_count(S, 0, "Authorization"), 1);
 	deliver(endpoint(url, "\"headers\":{\"Authorization\":\"Custom def\"},"
@@ -641,7 +647,7 @@ END_TEST
 struct token_server {
 	pthread_mutex_t lock;
 	int requests;
-	int fail_status;  /* answer this instead of a token when set */
+	int fail_status; /* answer this instead of a token when set */
 	int expires_in;
 	char problems[1024]; /* what the last request got wrong */
 };
@@ -709,9 +715,10 @@ static void token_handler(void *user, const struct standin_http_request *req,
 		resp->status = ts->fail_status;
 		standin_http_set_body(resp, "{\"error\":\"server_error\"}", 24);
 	} else {
-		snprintf(out, sizeof(out),
-			 "{\"access_token\":\"tok-%d\",\"token_type\":\"bearer\",\"expires_in\":%d}", n,
-			 ts->expires_in);
+		snprintf(
+			out, sizeof(out),
+			"{\"access_token\":\"tok-%d\",\"token_type\":\"bearer\",\"expires_in\":%d}",
+			n, ts->expires_in);
 		standin_http_add_header(resp, "Content-Type", "application/json");
 		standin_http_set_body(resp, out, strlen(out));
 	}
@@ -753,7 +760,8 @@ START_TEST(oauth2_client_credentials_and_refresh)
 	struct standin_httpd *h = token_start(&ts);
 	struct th_instance in;
 
-	create(&in, endpoint(url_of("http", "127.0.0.1", P.standin, NULL), oauth2_block(h, CLIENT_SECRET)));
+	create(&in, endpoint(url_of("http", "127.0.0.1", P.standin, NULL),
+			     oauth2_block(h, CLIENT_SECRET)));
 	push_ok(&in);
 	push_ok(&in);
 	pthread_mutex_lock(&ts.lock);
@@ -797,13 +805,15 @@ START_TEST(oauth2_token_endpoint_failure)
 	struct th_instance in;
 	char *cfg, *err;
 
-	cfg = K(pw_asprintf("{\"endpoint\":[{\"name\":\"t\",\"url\":\"%s\",\"remote_timeout\":\"5s\","
-			    "\"min_backoff_period\":\"20ms\",\"max_backoff_period\":\"50ms\","
-			    "\"max_backoff_retries\":3,%s}]}",
-			    url_of("http", "127.0.0.1", P.standin, NULL), oauth2_block(h, CLIENT_SECRET)));
+	cfg = K(pw_asprintf(
+		"{\"endpoint\":[{\"name\":\"t\",\"url\":\"%s\",\"remote_timeout\":\"5s\","
+		"\"min_backoff_period\":\"20ms\",\"max_backoff_period\":\"50ms\","
+		"\"max_backoff_retries\":3,%s}]}",
+		url_of("http", "127.0.0.1", P.standin, NULL), oauth2_block(h, CLIENT_SECRET)));
 	create(&in, cfg);
 	err = push_fails(&in);
-	ck_assert_msg(strstr(err, "token") != NULL, "error does not name the token request: %s", err);
+	ck_assert_msg(strstr(err, "token") != NULL, "error does not name the token request: %s",
+		      err);
 	pthread_mutex_lock(&ts.lock);
 	/* Retryable: every attempt asked for a token again. */
 	ck_assert_int_eq(ts.requests, 3);
@@ -821,24 +831,26 @@ START_TEST(oauth2_own_tls_and_proxy)
 	struct token_server ts = {.expires_in = 3600};
 	struct standin_httpd *h = token_start(&ts);
 	const char *url = url_of("http", "127.0.0.1", P.standin, NULL);
-	char *base = K(pw_asprintf("\"client_id\":\"client-1\",\"client_secret\":\"" CLIENT_SECRET "\","
-				   "\"token_url\":\"https://127.0.0.1:%d/oauth/token\","
-				   "\"scopes\":[\"profiles:write\",\"metrics:read\"],"
-				   "\"endpoint_params\":{\"audience\":\"pyro\"}",
-				   P.tls));
+	char *base =
+		K(pw_asprintf("\"client_id\":\"client-1\",\"client_secret\":\"" CLIENT_SECRET "\","
+			      "\"token_url\":\"https://127.0.0.1:%d/oauth/token\","
+			      "\"scopes\":[\"profiles:write\",\"metrics:read\"],"
+			      "\"endpoint_params\":{\"audience\":\"pyro\"}",
+			      P.tls));
 	char *err;
 
 	/* The endpoint's tls_config does not apply to the token request. */
-	err = refused(endpoint(url, K(pw_asprintf("%s,\"oauth2\":{%s}", tls_block(ca_pem_member()),
-						  base))));
+	err = refused(endpoint(
+		url, K(pw_asprintf("%s,\"oauth2\":{%s}", tls_block(ca_pem_member()), base))));
 	ck_assert_msg(strstr(err, "token") != NULL, "unexpected error: %s", err);
 	assert_secret_hidden(NULL, err, CLIENT_SECRET);
 	pthread_mutex_lock(&ts.lock);
 	ck_assert_int_eq(ts.requests, 0);
 	pthread_mutex_unlock(&ts.lock);
 	/* Its own does, and so does its own proxy. */
-	deliver(endpoint(url, K(pw_asprintf("\"oauth2\":{%s,%s,\"proxy_url\":\"http://127.0.0.1:%d\"}",
-					    base, tls_block(ca_pem_member()), P.proxy))));
+	deliver(endpoint(url,
+			 K(pw_asprintf("\"oauth2\":{%s,%s,\"proxy_url\":\"http://127.0.0.1:%d\"}",
+				       base, tls_block(ca_pem_member()), P.proxy))));
 	pthread_mutex_lock(&ts.lock);
 	ck_assert_int_eq(ts.requests, 1);
 	ck_assert_msg(ts.problems[0] == '\0', "token request problems: %s", ts.problems);
@@ -886,8 +898,8 @@ START_TEST(tls_client_certificates)
 	char *err;
 
 	create(&in, endpoint(url, tls_block(K(pw_asprintf("%s,\"cert_pem\":%s,\"key_pem\":%s",
-							   ca_pem_member(), J(P.client_pem),
-							   J(P.client_key))))));
+							  ca_pem_member(), J(P.client_pem),
+							  J(P.client_key))))));
 	push_ok(&in);
 	assert_secret_hidden(&in, NULL, "PRIVATE KEY");
 	th_destroy(&in);
@@ -917,10 +929,10 @@ START_TEST(tls_server_name)
 	/* SNI carried the name; the Host header still names the URL's host. */
 	ck_assert(log_has(access_log, "sni=pyroscope.test"));
 	/* Through an HTTP proxy (CONNECT tunnel) as well. */
-	deliver(endpoint(url, K(pw_asprintf("\"proxy_url\":\"http://127.0.0.1:%d\",%s", P.proxy,
-					    tls_block(K(pw_asprintf(
-						    "%s,\"server_name\":\"pyroscope.test\"",
-						    ca_pem_member())))))));
+	deliver(endpoint(
+		url, K(pw_asprintf("\"proxy_url\":\"http://127.0.0.1:%d\",%s", P.proxy,
+				   tls_block(K(pw_asprintf("%s,\"server_name\":\"pyroscope.test\"",
+							   ca_pem_member())))))));
 	ck_assert_uint_eq(standin_count(S), 2);
 	ck_assert(log_has(proxy_log, K(pw_asprintf("CONNECT 127.0.0.1:%d", P.named))));
 }
@@ -930,14 +942,16 @@ START_TEST(tls_min_version)
 {
 	const char *url12 = url_of("https", "127.0.0.1", P.tls12, NULL);
 
-	refused(endpoint(url12, tls_block(K(pw_asprintf("%s,\"min_version\":\"TLS13\"",
-							ca_pem_member())))));
+	refused(endpoint(
+		url12, tls_block(K(pw_asprintf("%s,\"min_version\":\"TLS13\"", ca_pem_member())))));
 	ck_assert_uint_eq(standin_count(S), 0);
-	deliver(endpoint(url12, tls_block(K(pw_asprintf("%s,\"min_version\":\"TLS12\"",
-							ca_pem_member())))));
-	ck_assert(log_has(access_log, K(pw_asprintf("port=%d proto=HTTP/1.1 tls=TLSv1.2", P.tls12))));
-	deliver(endpoint(url_of("https", "127.0.0.1", P.tls, NULL),
-			 tls_block(K(pw_asprintf("%s,\"min_version\":\"TLS13\"", ca_pem_member())))));
+	deliver(endpoint(
+		url12, tls_block(K(pw_asprintf("%s,\"min_version\":\"TLS12\"", ca_pem_member())))));
+	ck_assert(
+		log_has(access_log, K(pw_asprintf("port=%d proto=HTTP/1.1 tls=TLSv1.2", P.tls12))));
+	deliver(endpoint(
+		url_of("https", "127.0.0.1", P.tls, NULL),
+		tls_block(K(pw_asprintf("%s,\"min_version\":\"TLS13\"", ca_pem_member())))));
 	ck_assert(log_has(access_log, "tls=TLSv1.3"));
 	ck_assert_uint_eq(standin_count(S), 2);
 }
@@ -950,13 +964,15 @@ START_TEST(http2_negotiation)
 	const char *url = url_of("https", "127.0.0.1", P.tls, NULL);
 	char *log;
 
-	deliver(endpoint(url, K(pw_asprintf("\"enable_http2\":true,%s", tls_block(ca_pem_member())))));
+	deliver(endpoint(url,
+			 K(pw_asprintf("\"enable_http2\":true,%s", tls_block(ca_pem_member())))));
 	log = access_log();
 	ck_assert_msg(strstr(log, "proto=HTTP/2.0") != NULL, "no HTTP/2 request in:\n%s", log);
 	ck_assert_msg(strstr(log, "proto=HTTP/1.1") == NULL, "unexpected HTTP/1.1 in:\n%s", log);
 	free(log);
 	access_off = file_size(K(path_in("access.log")));
-	deliver(endpoint(url, K(pw_asprintf("\"enable_http2\":false,%s", tls_block(ca_pem_member())))));
+	deliver(endpoint(url,
+			 K(pw_asprintf("\"enable_http2\":false,%s", tls_block(ca_pem_member())))));
 	log = access_log();
 	ck_assert_msg(strstr(log, "proto=HTTP/1.1") != NULL, "no HTTP/1.1 request in:\n%s", log);
 	ck_assert_msg(strstr(log, "proto=HTTP/2.0") == NULL, "unexpected HTTP/2 in:\n%s", log);
@@ -977,7 +993,8 @@ START_TEST(redirects)
 	ck_assert(log_has(access_log, "status=307 auth=Bearer tok-Redirect-4"));
 	ck_assert_uint_eq(standin_count(S), 0);
 
-	err = refused(endpoint(url, "\"follow_redirects\":false,\"bearer_token\":\"tok-Redirect-4\""));
+	err = refused(
+		endpoint(url, "\"follow_redirects\":false,\"bearer_token\":\"tok-Redirect-4\""));
 	ck_assert_msg(strstr(err, "Redirect") != NULL, "unexpected error: %s", err);
 	ck_assert_uint_eq(standin_count(S2), 1);
 	assert_secret_hidden(NULL, err, "tok-Redirect-4");
@@ -989,15 +1006,17 @@ END_TEST
 START_TEST(proxy_url_http_and_connect)
 {
 	const char *plain = url_of("http", "127.0.0.1", P.standin, NULL);
-	char *proxy = K(pw_asprintf("\"proxy_url\":\"http://user:" PROXY_PASS "@127.0.0.1:%d\"", P.proxy));
+	char *proxy = K(
+		pw_asprintf("\"proxy_url\":\"http://user:" PROXY_PASS "@127.0.0.1:%d\"", P.proxy));
 	struct th_instance in;
 
 	create(&in, endpoint(plain, proxy));
 	push_ok(&in);
 	assert_secret_hidden(&in, NULL, PROXY_PASS);
 	th_destroy(&in);
-	ck_assert(log_has(proxy_log,
-			  K(pw_asprintf("POST http://127.0.0.1:%d/push.v1.PusherService/Push", P.standin))));
+	ck_assert(log_has(
+		proxy_log,
+		K(pw_asprintf("POST http://127.0.0.1:%d/push.v1.PusherService/Push", P.standin))));
 	ck_assert_uint_eq(standin_count(S), 1);
 
 	deliver(endpoint(url_of("https", "127.0.0.1", P.tls, NULL),
@@ -1028,8 +1047,8 @@ END_TEST
 
 static void env_clear(void)
 {
-	static const char *const names[] = {"HTTP_PROXY", "http_proxy", "HTTPS_PROXY",
-					    "https_proxy", "NO_PROXY", "no_proxy"};
+	static const char *const names[] = {"HTTP_PROXY",  "http_proxy", "HTTPS_PROXY",
+					    "https_proxy", "NO_PROXY",	 "no_proxy"};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		unsetenv(names[i]);
@@ -1055,8 +1074,9 @@ START_TEST(proxy_from_environment)
 	env_clear();
 	setenv("http_proxy", live, 1);
 	deliver(endpoint(plain, env));
-	ck_assert(log_has(proxy_log,
-			  K(pw_asprintf("POST http://127.0.0.1:%d/push.v1.PusherService/Push", P.standin))));
+	ck_assert(log_has(
+		proxy_log,
+		K(pw_asprintf("POST http://127.0.0.1:%d/push.v1.PusherService/Push", P.standin))));
 	setenv("http_proxy", dead, 1);
 	setenv("NO_PROXY", "127.0.0.1", 1);
 	deliver(endpoint(plain, env));
@@ -1141,7 +1161,8 @@ static void *fake_proxy_main(void *arg)
 			inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 			up = socket(AF_INET, SOCK_STREAM, 0);
 			if (connect(up, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-				static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+				static const char ok[] =
+					"HTTP/1.1 200 Connection established\r\n\r\n";
 
 				if (write(c, ok, sizeof(ok) - 1) == (ssize_t)sizeof(ok) - 1)
 					relay(c, up, &fp->stop);
@@ -1185,11 +1206,13 @@ START_TEST(proxy_connect_header)
 	char head[4096];
 
 	fake_proxy_start(&fp);
-	create(&in, endpoint(url_of("https", "127.0.0.1", P.tls, NULL),
-			     K(pw_asprintf("\"proxy_url\":\"http://127.0.0.1:%d\","
-					   "\"proxy_connect_header\":{\"X-Proxy-Token\":[\"" CONNECT_SECRET
-					   "\"]},%s",
-					   fp.port, tls_block(ca_pem_member())))));
+	create(&in,
+	       endpoint(url_of("https", "127.0.0.1", P.tls, NULL),
+			K(pw_asprintf(
+				"\"proxy_url\":\"http://127.0.0.1:%d\","
+				"\"proxy_connect_header\":{\"X-Proxy-Token\":[\"" CONNECT_SECRET
+				"\"]},%s",
+				fp.port, tls_block(ca_pem_member())))));
 	push_ok(&in);
 	assert_secret_hidden(&in, NULL, CONNECT_SECRET);
 	th_destroy(&in);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,13 +36,13 @@
 
 struct proc {
 	pid_t pid;
-	int out_fd;     /* read end of the child's stdout */
-	char url[128];  /* from the first stdout line */
+	int out_fd; /* read end of the child's stdout */
+	char url[128]; /* from the first stdout line */
 };
 
 static void msleep(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -72,6 +73,10 @@ static void proc_start(struct proc *p, char *const argv[], const char *errfile)
 	if (p->pid == 0) {
 		int efd = open(errfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
 
+		/* A failed assertion ends the test process without stopping
+		 * its servers: let them go with it. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+
 		dup2(fds[1], 1);
 		if (efd >= 0)
 			dup2(efd, 2);
@@ -81,7 +86,7 @@ static void proc_start(struct proc *p, char *const argv[], const char *errfile)
 	close(fds[1]);
 	p->out_fd = fds[0];
 	while (n + 1 < sizeof(line)) {
-		struct pollfd pf = { .fd = p->out_fd, .events = POLLIN };
+		struct pollfd pf = {.fd = p->out_fd, .events = POLLIN};
 		ssize_t r;
 
 		ck_assert_msg(poll(&pf, 1, 1000) >= 0, "poll");
@@ -351,10 +356,11 @@ static struct env E;
  * label env=<env>. */
 static char *config_text(const char *env)
 {
-	return pw_asprintf("{\"external_labels\":{\"env\":\"%s\"},\"endpoint\":["
-			   "{\"name\":\"primary\",\"url\":\"%s\",\"min_backoff_period\":\"10ms\"},"
-			   "{\"name\":\"secondary\",\"url\":\"%s\",\"min_backoff_period\":\"10ms\"}]}",
-			   env, E.endpoint_url[0], E.endpoint_url[1 % MAX_SINKS]);
+	return pw_asprintf(
+		"{\"external_labels\":{\"env\":\"%s\"},\"endpoint\":["
+		"{\"name\":\"primary\",\"url\":\"%s\",\"min_backoff_period\":\"10ms\"},"
+		"{\"name\":\"secondary\",\"url\":\"%s\",\"min_backoff_period\":\"10ms\"}]}",
+		env, E.endpoint_url[0], E.endpoint_url[1 % MAX_SINKS]);
 }
 
 static void write_config(const char *env, bool atomic)
@@ -382,8 +388,8 @@ static void env_sinks(int n)
 {
 	for (int i = 0; i < n; i++) {
 		char errf[160];
-		char *argv[] = { E.mockhost, "sink", "--listen", "127.0.0.1:0", "--quiet", "--dir",
-				 E.sinkdir[i], NULL };
+		char *argv[] = {E.mockhost, "sink",  "--listen",   "127.0.0.1:0",
+				"--quiet",  "--dir", E.sinkdir[i], NULL};
 
 		snprintf(E.sinkdir[i], sizeof(E.sinkdir[i]), "%s/sink%d", E.dir, i);
 		snprintf(errf, sizeof(errf), "%s/sink%d.log", E.dir, i);
@@ -474,13 +480,12 @@ static void wait_healthy(long code)
 
 /* ---- SDK and Connect request bodies ---- */
 
-static const char *const octet_headers[] = { "Content-Type: application/octet-stream", NULL };
+static const char *const octet_headers[] = {"Content-Type: application/octet-stream", NULL};
 #define BOUNDARY "pwTestBoundary7d93a"
 static const char *const multipart_headers[] = {
-	"Content-Type: multipart/form-data; boundary=" BOUNDARY, NULL
-};
-static const char *const proto_headers[] = { "Content-Type: application/proto",
-					     "Connect-Protocol-Version: 1", NULL };
+	"Content-Type: multipart/form-data; boundary=" BOUNDARY, NULL};
+static const char *const proto_headers[] = {"Content-Type: application/proto",
+					    "Connect-Protocol-Version: 1", NULL};
 
 /* A multipart body as the Go and Python SDKs send it: the profile and a
  * sample_type_config part. */
@@ -491,9 +496,11 @@ static char *multipart_body(size_t *len)
 	const uint8_t *prof = th_pprof_gz(&plen);
 
 	strbuf_init(&sb, 1 << 20);
-	strbuf_puts(&sb, "--" BOUNDARY "\r\n"
-			 "Content-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\n"
-			 "Content-Type: application/octet-stream\r\n\r\n");
+	strbuf_puts(
+		&sb,
+		"--" BOUNDARY "\r\n"
+		"Content-Disposition: form-data; name=\"profile\"; filename=\"profile.pprof\"\r\n"
+		"Content-Type: application/octet-stream\r\n\r\n");
 	strbuf_append(&sb, prof, plen);
 	strbuf_puts(&sb, "\r\n--" BOUNDARY "\r\n"
 			 "Content-Disposition: form-data; name=\"sample_type_config\"; "
@@ -507,9 +514,9 @@ static char *multipart_body(size_t *len)
 /* A PushRequest with one series of the given labels and one sample. */
 static uint8_t *push_body(const char *service, size_t *len)
 {
-	struct pw_kv items[2] = { { "__name__", "process_cpu" }, { "service_name", (char *)service } };
-	struct pw_labelset ls = { items, 2 };
-	struct pw_sample s = { 0 };
+	struct pw_kv items[2] = {{"__name__", "process_cpu"}, {"service_name", (char *)service}};
+	struct pw_labelset ls = {items, 2};
+	struct pw_sample s = {0};
 	uint8_t *out = NULL;
 
 	s.data = th_pprof_gz(&s.len);
@@ -553,7 +560,8 @@ START_TEST(test_ingest_pprof_reaches_sink_intact)
 	side = read_all(files[0], &blen);
 	/* The SDK's labels, service_name added by the host, the external
 	 * label, and the other parameters kept. */
-	ck_assert_ptr_nonnull(strstr(side, "demo.app.cpu{env=test,region=eu,service_name=demo.app.cpu}"));
+	ck_assert_ptr_nonnull(
+		strstr(side, "demo.app.cpu{env=test,region=eu,service_name=demo.app.cpu}"));
 	ck_assert_ptr_nonnull(strstr(side, "spyName=gospy"));
 	ck_assert_ptr_nonnull(strstr(side, "sampleRate=100"));
 	ck_assert_ptr_nonnull(strstr(side, "application/octet-stream"));
@@ -574,7 +582,8 @@ START_TEST(test_ingest_multipart_reaches_sink_intact)
 	env_run(NULL);
 
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=py.app&format=pprof&spyName=pyspy",
-				   multipart_headers, mp, len, NULL), 200);
+				   multipart_headers, mp, len, NULL),
+			 200);
 	for (int s = 0; s < 2; s++) {
 		ck_assert_int_eq(sink_stat(E.sink[s].url, "ingest", "accepted"), 1);
 		n = list_files(E.sinkdir[s], "ingest-", ".body", &files);
@@ -611,12 +620,14 @@ START_TEST(test_ingest_downstream_status_relayed)
 
 	/* Garbage with format=pprof: the sink answers 422, the SDK gets 422. */
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers,
-				   "not a profile", 13, &r), 422);
+				   "not a profile", 13, &r),
+			 422);
 	resp_free(&r);
 	/* A name that does not parse: the component refuses the empty label
 	 * set before sending anything, with the status it chose (400). */
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=%7Bbad&format=pprof", octet_headers,
-				   prof, plen, &r), 400);
+				   prof, plen, &r),
+			 400);
 	resp_free(&r);
 	ck_assert_int_eq(sink_stat(E.sink[0].url, "ingest", "accepted"), 0);
 	ck_assert_int_eq(http_get(E.run.url, "/ingest", NULL), 405);
@@ -639,8 +650,9 @@ START_TEST(test_push_reaches_sink_with_external_labels)
 	write_config("demo", false);
 	env_run(NULL);
 
-	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body,
-				   len, &r), 200);
+	ck_assert_int_eq(
+		http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body, len, &r),
+		200);
 	ck_assert_str_eq(r.ctype, "application/proto");
 	ck_assert_uint_eq(r.len, 0);
 	resp_free(&r);
@@ -673,9 +685,9 @@ END_TEST
 
 START_TEST(test_push_errors_are_connect_errors)
 {
-	const char *const timeout_headers[] = { "Content-Type: application/proto",
-						"Connect-Timeout-Ms: soon", NULL };
-	const char *const json_headers[] = { "Content-Type: application/json", NULL };
+	const char *const timeout_headers[] = {"Content-Type: application/proto",
+					       "Connect-Timeout-Ms: soon", NULL};
+	const char *const json_headers[] = {"Content-Type: application/json", NULL};
 	size_t len;
 	uint8_t *body = push_body("svc", &len);
 	struct resp r;
@@ -686,16 +698,19 @@ START_TEST(test_push_errors_are_connect_errors)
 	env_run(NULL);
 
 	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers,
-				   "\xff\xff\xff", 3, &r), 400);
+				   "\xff\xff\xff", 3, &r),
+			 400);
 	ck_assert_str_eq(r.ctype, "application/json");
 	ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"invalid_argument\""));
 	resp_free(&r);
-	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", timeout_headers, body,
-				   len, &r), 400);
+	ck_assert_int_eq(
+		http_post(E.run.url, "/push.v1.PusherService/Push", timeout_headers, body, len, &r),
+		400);
 	ck_assert_ptr_nonnull(strstr(r.body, "invalid_argument"));
 	resp_free(&r);
-	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", json_headers, "{}", 2,
-				   NULL), 415);
+	ck_assert_int_eq(
+		http_post(E.run.url, "/push.v1.PusherService/Push", json_headers, "{}", 2, NULL),
+		415);
 	ck_assert_int_eq(sink_stat(E.sink[0].url, "push", "accepted"), 0);
 	free(body);
 	env_fini();
@@ -704,10 +719,11 @@ END_TEST
 
 START_TEST(test_push_downstream_failure_is_internal)
 {
-	struct standin_opts so = { 0 };
-	struct standin_reply rep = { .status = 400, .content_type = "application/json",
-				     .body = "{\"code\":\"invalid_argument\",\"message\":\"nope\"}",
-				     .times = 2 };
+	struct standin_opts so = {0};
+	struct standin_reply rep = {.status = 400,
+				    .content_type = "application/json",
+				    .body = "{\"code\":\"invalid_argument\",\"message\":\"nope\"}",
+				    .times = 2};
 	struct standin *down;
 	char *err = NULL;
 	size_t len;
@@ -722,8 +738,9 @@ START_TEST(test_push_downstream_failure_is_internal)
 	env_run(NULL);
 	standin_script(down, STANDIN_ROUTE_PUSH, &rep);
 
-	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body,
-				   len, &r), 500);
+	ck_assert_int_eq(
+		http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body, len, &r),
+		500);
 	ck_assert_str_eq(r.ctype, "application/json");
 	ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"internal\""));
 	ck_assert_ptr_nonnull(strstr(r.body, "nope"));
@@ -805,7 +822,8 @@ START_TEST(test_invalid_config_keeps_last_and_reports)
 
 	/* Still delivering with the last valid configuration. */
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, prof,
-				   plen, NULL), 200);
+				   plen, NULL),
+			 200);
 	ck_assert_int_eq(sink_stat(E.sink[0].url, "ingest", "accepted"), 2);
 
 	/* A document the host cannot even read is reported as well. */
@@ -843,13 +861,18 @@ START_TEST(test_metrics_pass_promtool)
 	write_config("test", false);
 	env_run(NULL);
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, prof,
-				   plen, NULL), 200);
-	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, "x", 1,
-				   NULL), 422);
+				   plen, NULL),
+			 200);
+	ck_assert_int_eq(
+		http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, "x", 1, NULL),
+		422);
 	ck_assert_int_eq(http_get(E.run.url, "/metrics", &text), 200);
-	ck_assert_ptr_nonnull(strstr(text, "mockhost_http_requests_total{path=\"/ingest\",code=\"200\"} 1"));
-	ck_assert_ptr_nonnull(strstr(text, "mockhost_http_requests_total{path=\"/ingest\",code=\"422\"} 1"));
-	ck_assert_ptr_nonnull(strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"primary\"} 1"));
+	ck_assert_ptr_nonnull(
+		strstr(text, "mockhost_http_requests_total{path=\"/ingest\",code=\"200\"} 1"));
+	ck_assert_ptr_nonnull(
+		strstr(text, "mockhost_http_requests_total{path=\"/ingest\",code=\"422\"} 1"));
+	ck_assert_ptr_nonnull(
+		strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"primary\"} 1"));
 	ck_assert_ptr_nonnull(strstr(text, "mockhost_inflight_requests_limit 16384"));
 	path = pw_asprintf("%s/metrics.txt", E.dir);
 	f = fopen(path, "w");
@@ -907,7 +930,7 @@ START_TEST(test_clients_during_100_reloads)
 {
 	struct client cl[CLIENTS];
 	int ok = 0, failed = 0;
-	const char *names[2] = { "primary", "secondary" };
+	const char *names[2] = {"primary", "secondary"};
 	char *body = NULL;
 
 	env_init();
@@ -952,14 +975,14 @@ START_TEST(test_clients_during_100_reloads)
 		char series[128];
 		double sent, dropped;
 
-		snprintf(series, sizeof(series), "pyroscope_write_sent_profiles_total{endpoint=\"%s\"}",
-			 names[s]);
+		snprintf(series, sizeof(series),
+			 "pyroscope_write_sent_profiles_total{endpoint=\"%s\"}", names[s]);
 		sent = metric(E.run.url, series);
 		snprintf(series, sizeof(series),
 			 "pyroscope_write_dropped_profiles_total{endpoint=\"%s\"}", names[s]);
 		dropped = metric(E.run.url, series);
-		ck_assert_msg(sent + dropped == ok, "%s: sent %g + dropped %g != %d", names[s], sent,
-			      dropped, ok);
+		ck_assert_msg(sent + dropped == ok, "%s: sent %g + dropped %g != %d", names[s],
+			      sent, dropped, ok);
 		ck_assert_int_eq((long long)sent, sink_stat(E.sink[s].url, "ingest", "accepted"));
 	}
 	write_config("final", true);
@@ -995,8 +1018,8 @@ static void *slow_req_main(void *arg)
 
 static struct standin *slow_downstream(int delay_ms, unsigned times)
 {
-	struct standin_opts so = { 0 };
-	struct standin_reply rep = { .delay_ms = delay_ms, .times = times };
+	struct standin_opts so = {0};
+	struct standin_reply rep = {.delay_ms = delay_ms, .times = times};
 	struct standin *down;
 	char *err = NULL;
 
@@ -1009,8 +1032,8 @@ static struct standin *slow_downstream(int delay_ms, unsigned times)
 
 START_TEST(test_conn_limit)
 {
-	const char *extra[] = { "--conn-limit", "1", NULL };
-	struct slow_req a = { 0 };
+	const char *extra[] = {"--conn-limit", "1", NULL};
+	struct slow_req a = {0};
 	struct standin *down;
 	size_t plen;
 	const uint8_t *prof = th_pprof_gz(&plen);
@@ -1022,8 +1045,9 @@ START_TEST(test_conn_limit)
 
 	ck_assert_int_eq(pthread_create(&a.t, NULL, slow_req_main, &a), 0);
 	wait_metric_ge("mockhost_inflight_requests", 1);
-	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=other&format=pprof", octet_headers, prof,
-				   plen, NULL), 429);
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=other&format=pprof", octet_headers,
+				   prof, plen, NULL),
+			 429);
 	/* Health and metrics are not receivers: they still answer. */
 	ck_assert_int_eq(healthy(NULL), 200);
 	pthread_join(a.t, NULL);
@@ -1036,7 +1060,7 @@ END_TEST
 
 START_TEST(test_sigterm_drains_and_exits_0)
 {
-	struct slow_req a = { 0 }, b = { 0 };
+	struct slow_req a = {0}, b = {0};
 	struct standin *down;
 	struct standin_stats st;
 	int64_t t0;
@@ -1044,7 +1068,7 @@ START_TEST(test_sigterm_drains_and_exits_0)
 	env_init();
 	down = slow_downstream(1000, 4);
 	write_config("test", false);
-	env_run((const char *const[]){ "--drain-timeout", "20s", NULL });
+	env_run((const char *const[]){"--drain-timeout", "20s", NULL});
 
 	ck_assert_int_eq(pthread_create(&a.t, NULL, slow_req_main, &a), 0);
 	ck_assert_int_eq(pthread_create(&b.t, NULL, slow_req_main, &b), 0);
@@ -1067,7 +1091,7 @@ END_TEST
 
 START_TEST(test_sigterm_drain_timeout_bounds_exit)
 {
-	struct slow_req a = { 0 };
+	struct slow_req a = {0};
 	struct standin *down;
 	int64_t t0;
 
@@ -1076,7 +1100,8 @@ START_TEST(test_sigterm_drain_timeout_bounds_exit)
 	 * destroy(), end the request. */
 	down = slow_downstream(60000, 2);
 	write_config("test", false);
-	env_run((const char *const[]){ "--drain-timeout", "300ms", "--request-timeout", "60s", NULL });
+	env_run((const char *const[]){"--drain-timeout", "300ms", "--request-timeout", "60s",
+				      NULL});
 
 	ck_assert_int_eq(pthread_create(&a.t, NULL, slow_req_main, &a), 0);
 	wait_metric_ge("mockhost_inflight_requests", 1);
@@ -1104,8 +1129,9 @@ START_TEST(test_usage_errors)
 	free(cmd);
 	/* An invalid first configuration: nothing to run. */
 	write_file(E.cfg, "{\"endpoint\":[{\"url\":\"\"}]}", false);
-	cmd = pw_asprintf("timeout 20 %s --plugin %s run --config %s --listen 127.0.0.1:0 >/dev/null 2>&1",
-			  E.mockhost, E.plugin, E.cfg);
+	cmd = pw_asprintf(
+		"timeout 20 %s --plugin %s run --config %s --listen 127.0.0.1:0 >/dev/null 2>&1",
+		E.mockhost, E.plugin, E.cfg);
 	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
 	free(cmd);
 	env_fini();

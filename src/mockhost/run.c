@@ -60,21 +60,13 @@
 #define WATCH_SETTLE_MAX_MS 200
 #define MAX_STAT_ROWS 256
 
-enum route {
-	R_INGEST,
-	R_PUSH,
-	R_METRICS,
-	R_HEALTHY,
-	R_READY,
-	R_RELOAD,
-	R_DEBUG,
-	R_OTHER,
-	R_COUNT
-};
+enum route { R_INGEST, R_PUSH, R_METRICS, R_HEALTHY, R_READY, R_RELOAD, R_DEBUG, R_OTHER, R_COUNT };
 
 static const char *const route_paths[R_COUNT] = {
-	"/ingest", "/push.v1.PusherService/Push", "/metrics", "/-/healthy",
-	"/-/ready", "/-/reload", "/debug", "other",
+	"/ingest",  "/push.v1.PusherService/Push",
+	"/metrics", "/-/healthy",
+	"/-/ready", "/-/reload",
+	"/debug",   "other",
 };
 
 struct stat_row {
@@ -100,22 +92,22 @@ struct run {
 	const struct pw_receiver *rx;
 	struct standin_httpd *httpd;
 
-	pthread_mutex_t mu;     /* guards everything below */
-	pthread_cond_t cv;      /* signalled when a counter below drops */
-	int gate_active;        /* calls into the instance under way */
-	bool gate_closed;       /* destroy() is next: no new calls */
-	bool draining;          /* SIGTERM seen: refuse new requests */
-	long inflight;          /* receiver requests being served */
-	uint64_t limited;       /* receiver requests refused by the limit */
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t cv; /* signalled when a counter below drops */
+	int gate_active; /* calls into the instance under way */
+	bool gate_closed; /* destroy() is next: no new calls */
+	bool draining; /* SIGTERM seen: refuse new requests */
+	long inflight; /* receiver requests being served */
+	uint64_t limited; /* receiver requests refused by the limit */
 	uint64_t reloads_ok;
 	uint64_t reloads_failed;
 	bool last_reload_ok;
-	char *host_reason;      /* a reload that never reached update(), or NULL */
+	char *host_reason; /* a reload that never reached update(), or NULL */
 	struct stat_row rows[MAX_STAT_ROWS];
 	size_t nrows;
 
 	pthread_mutex_t reload_mu; /* one reload at a time */
-	char *last_json;           /* the document last handed to update() */
+	char *last_json; /* the document last handed to update() */
 };
 
 /* ---- small helpers ---- */
@@ -138,7 +130,7 @@ static void run_log(struct run *r, enum component_log_level level, const char *m
 static void log1(struct run *r, enum component_log_level level, const char *msg, const char *k1,
 		 const char *v1, const char *k2, const char *v2)
 {
-	struct component_log_field f[2] = { { k1, v1 }, { k2, v2 } };
+	struct component_log_field f[2] = {{k1, v1}, {k2, v2}};
 
 	run_log(r, level, msg, f, k1 ? (k2 ? 2 : 1) : 0);
 }
@@ -246,8 +238,9 @@ static int do_reload(struct run *r, const char *source, bool force, char **why)
 		reason = pw_asprintf("reading %s: %s", r->config_path, err ? err : "failed");
 		free(err);
 		err = NULL;
-		log1(r, COMPONENT_LOG_WARN, "configuration refused, the last valid one stays in use",
-		     "source", source, "reason", reason ? reason : "out of memory");
+		log1(r, COMPONENT_LOG_WARN,
+		     "configuration refused, the last valid one stays in use", "source", source,
+		     "reason", reason ? reason : "out of memory");
 		count_reload(r, false);
 		set_host_reason(r, pw_strdup(reason));
 		goto out;
@@ -272,8 +265,9 @@ static int do_reload(struct run *r, const char *source, bool force, char **why)
 		rc = 0;
 	} else {
 		reason = pw_asprintf("%s: %s", r->d->strerror(st), err ? err : "");
-		log1(r, COMPONENT_LOG_WARN, "configuration refused, the last valid one stays in use",
-		     "source", source, "reason", reason ? reason : "out of memory");
+		log1(r, COMPONENT_LOG_WARN,
+		     "configuration refused, the last valid one stays in use", "source", source,
+		     "reason", reason ? reason : "out of memory");
 		count_reload(r, false);
 	}
 	r->d->free_string(err);
@@ -299,7 +293,7 @@ static void count_request(struct run *r, enum route rt, int code)
 		}
 	}
 	if (r->nrows < MAX_STAT_ROWS)
-		r->rows[r->nrows++] = (struct stat_row){ rt, code, 1 };
+		r->rows[r->nrows++] = (struct stat_row){rt, code, 1};
 out:
 	pthread_mutex_unlock(&r->mu);
 }
@@ -363,8 +357,8 @@ struct waiter {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	size_t pending;
-	int status;       /* first failure, or COMPONENT_OK */
-	int http_status;  /* ingest: the downstream status */
+	int status; /* first failure, or COMPONENT_OK */
+	int http_status; /* ingest: the downstream status */
 	struct strbuf errors;
 };
 
@@ -430,7 +424,7 @@ static void handle_ingest(struct run *r, const struct standin_http_request *req,
 	struct pw_kv *kv = NULL;
 	size_t nkv = 0, nct = 0;
 	char *path_query = NULL, *name = NULL, *err = NULL;
-	struct pw_ingest in = { 0 };
+	struct pw_ingest in = {0};
 	struct waiter w;
 	int st;
 
@@ -443,7 +437,8 @@ static void handle_ingest(struct run *r, const struct standin_http_request *req,
 		answer_text(resp, 413, "request body too large\n");
 		goto out;
 	}
-	path_query = *req->query ? pw_asprintf("%s?%s", req->path, req->query) : pw_strdup(req->path);
+	path_query =
+		*req->query ? pw_asprintf("%s?%s", req->path, req->query) : pw_strdup(req->path);
 	if (!ctypes || !path_query) {
 		answer_text(resp, 500, "out of memory\n");
 		goto out;
@@ -482,7 +477,8 @@ static void handle_ingest(struct run *r, const struct standin_http_request *req,
 		resp->close = true;
 		goto out;
 	}
-	st = r->rx->ingest_async(r->rx->ctx, &in, now_ns() + r->request_timeout_ns, waiter_done, &w);
+	st = r->rx->ingest_async(r->rx->ctx, &in, now_ns() + r->request_timeout_ns, waiter_done,
+				 &w);
 	gate_leave(r);
 	if (st != COMPONENT_OK)
 		waiter_fail(&w, st, 0, r->d->strerror(st));
@@ -492,11 +488,12 @@ static void handle_ingest(struct run *r, const struct standin_http_request *req,
 	if (w.status == COMPONENT_OK) {
 		resp->status = 200;
 	} else {
-		int code = w.http_status > 0 ? w.http_status
-			   : w.status == COMPONENT_ESHUTDOWN ? 503 : 500;
-		const char *text = w.http_status > 0 ? standin_http_reason(code)
+		int code = w.http_status > 0		     ? w.http_status
+			   : w.status == COMPONENT_ESHUTDOWN ? 503
+							     : 500;
+		const char *text = w.http_status > 0		     ? standin_http_reason(code)
 				   : w.status == COMPONENT_ESHUTDOWN ? "shutting down"
-								      : "Failed to process request";
+								     : "Failed to process request";
 		char *body = pw_asprintf("%s\n", text);
 
 		log1(r, COMPONENT_LOG_WARN, "ingest failed", "err",
@@ -536,7 +533,7 @@ static int submit_series(struct run *r, const struct pw_dec_series *s, int64_t d
 {
 	struct pw_label *labels = calloc(s->nlabels + 1, sizeof(*labels));
 	struct pw_sample *samples = calloc(s->nsamples + 1, sizeof(*samples));
-	struct pw_push p = { 0 };
+	struct pw_push p = {0};
 	int st = COMPONENT_ENOMEM;
 
 	if (!labels || !samples)
@@ -574,7 +571,7 @@ static void handle_push(struct run *r, const struct standin_http_request *req,
 	const uint8_t *body = req->body;
 	size_t body_len = req->body_len;
 	uint8_t *inflated = NULL;
-	struct pw_dec_push dec = { 0 };
+	struct pw_dec_push dec = {0};
 	bool decoded = false;
 	char mt[128], *err = NULL;
 	int64_t deadline, ms = 0;
@@ -682,7 +679,8 @@ static int sink_strbuf(void *user, const char *data, size_t len)
 static void host_metrics(struct run *r, struct strbuf *sb)
 {
 	pthread_mutex_lock(&r->mu);
-	strbuf_puts(sb, "# HELP mockhost_http_requests_total HTTP requests served, by route and status code.\n"
+	strbuf_puts(sb, "# HELP mockhost_http_requests_total HTTP requests served, by route and "
+			"status code.\n"
 			"# TYPE mockhost_http_requests_total counter\n");
 	for (size_t i = 0; i < r->nrows; i++)
 		strbuf_printf(sb, "mockhost_http_requests_total{path=\"%s\",code=\"%d\"} %llu\n",
@@ -693,16 +691,20 @@ static void host_metrics(struct run *r, struct strbuf *sb)
 		      "# TYPE mockhost_reloads_total counter\n"
 		      "mockhost_reloads_total{result=\"success\"} %llu\n"
 		      "mockhost_reloads_total{result=\"failure\"} %llu\n"
-		      "# HELP mockhost_config_last_reload_successful Whether the last reload was applied (1) or refused (0).\n"
+		      "# HELP mockhost_config_last_reload_successful Whether the last reload was "
+		      "applied (1) or refused (0).\n"
 		      "# TYPE mockhost_config_last_reload_successful gauge\n"
 		      "mockhost_config_last_reload_successful %d\n"
-		      "# HELP mockhost_inflight_requests Receiver requests (/ingest and Push) being served.\n"
+		      "# HELP mockhost_inflight_requests Receiver requests (/ingest and Push) "
+		      "being served.\n"
 		      "# TYPE mockhost_inflight_requests gauge\n"
 		      "mockhost_inflight_requests %ld\n"
-		      "# HELP mockhost_inflight_requests_limit The most receiver requests served at once.\n"
+		      "# HELP mockhost_inflight_requests_limit The most receiver requests served "
+		      "at once.\n"
 		      "# TYPE mockhost_inflight_requests_limit gauge\n"
 		      "mockhost_inflight_requests_limit %ld\n"
-		      "# HELP mockhost_limited_requests_total Receiver requests refused because the limit was reached.\n"
+		      "# HELP mockhost_limited_requests_total Receiver requests refused because "
+		      "the limit was reached.\n"
 		      "# TYPE mockhost_limited_requests_total counter\n"
 		      "mockhost_limited_requests_total %llu\n"
 		      "# HELP mockhost_build_info The mock host's version.\n"
@@ -937,7 +939,7 @@ static int watch_open(struct watch *w, const char *path, char **err)
 	/* The directory, not the file: an editor or a ConfigMap update
 	 * replaces the file by a rename, which a watch on the file itself
 	 * would not survive. */
-	if (inotify_add_watch(w->fd, w->dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+	if (inotify_add_watch(w->fd, w->dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
 		*err = pw_asprintf("watching %s: %s", w->dir, strerror(errno));
 		return -1;
 	}
@@ -964,8 +966,8 @@ static bool watch_read(struct watch *w)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 
-			if (ev->len && (strcmp(ev->name, w->base) == 0 ||
-					strncmp(ev->name, "..", 2) == 0))
+			if (ev->len &&
+			    (strcmp(ev->name, w->base) == 0 || strncmp(ev->name, "..", 2) == 0))
 				hit = true;
 			if (ev->mask & IN_Q_OVERFLOW)
 				hit = true;
@@ -980,7 +982,7 @@ static bool watch_read(struct watch *w)
 static void watch_settle(struct watch *w)
 {
 	int64_t until = now_ns() + WATCH_SETTLE_MAX_MS * 1000000LL;
-	struct pollfd p = { .fd = w->fd, .events = POLLIN };
+	struct pollfd p = {.fd = w->fd, .events = POLLIN};
 
 	while (now_ns() < until && poll(&p, 1, WATCH_SETTLE_MS) > 0)
 		watch_read(w);
@@ -1043,7 +1045,7 @@ static void shutdown_host(struct run *r)
 
 static int main_loop(struct run *r, int sfd, struct watch *w)
 {
-	struct pollfd p[2] = { { .fd = sfd, .events = POLLIN }, { .fd = w->fd, .events = POLLIN } };
+	struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = w->fd, .events = POLLIN}};
 
 	for (;;) {
 		int n = poll(p, 2, -1);
@@ -1112,16 +1114,16 @@ enum {
 };
 
 static const struct option run_options[] = {
-	{ "config", required_argument, NULL, RO_CONFIG },
-	{ "component", required_argument, NULL, RO_COMPONENT },
-	{ "listen", required_argument, NULL, RO_LISTEN },
-	{ "conn-limit", required_argument, NULL, RO_CONN_LIMIT },
-	{ "request-timeout", required_argument, NULL, RO_REQ_TIMEOUT },
-	{ "drain-timeout", required_argument, NULL, RO_DRAIN_TIMEOUT },
-	{ "log-level", required_argument, NULL, RO_LOG_LEVEL },
-	{ "debug", no_argument, NULL, RO_DEBUG },
-	{ "help", no_argument, NULL, RO_HELP },
-	{ NULL, 0, NULL, 0 },
+	{"config", required_argument, NULL, RO_CONFIG},
+	{"component", required_argument, NULL, RO_COMPONENT},
+	{"listen", required_argument, NULL, RO_LISTEN},
+	{"conn-limit", required_argument, NULL, RO_CONN_LIMIT},
+	{"request-timeout", required_argument, NULL, RO_REQ_TIMEOUT},
+	{"drain-timeout", required_argument, NULL, RO_DRAIN_TIMEOUT},
+	{"log-level", required_argument, NULL, RO_LOG_LEVEL},
+	{"debug", no_argument, NULL, RO_DEBUG},
+	{"help", no_argument, NULL, RO_HELP},
+	{NULL, 0, NULL, 0},
 };
 
 static int usage_err(const char *what, const char *arg)
@@ -1162,7 +1164,8 @@ static int parse_run_opts(struct run *r, int argc, char **argv)
 			errno = 0;
 			r->conn_limit = strtol(optarg, &end, 10);
 			if (errno || *end || end == optarg || r->conn_limit < 1)
-				return usage_err("--conn-limit wants a positive number, got", optarg);
+				return usage_err("--conn-limit wants a positive number, got",
+						 optarg);
 			break;
 		case RO_REQ_TIMEOUT:
 			if (positive_duration(optarg, &r->request_timeout_ns) < 0)
@@ -1176,8 +1179,9 @@ static int parse_run_opts(struct run *r, int argc, char **argv)
 			break;
 		case RO_LOG_LEVEL:
 			if (mockhost_parse_level(optarg, &r->level) < 0)
-				return usage_err("--log-level wants debug, info, warn or error, got",
-						 optarg);
+				return usage_err(
+					"--log-level wants debug, info, warn or error, got",
+					optarg);
 			break;
 		case RO_DEBUG:
 			r->level = COMPONENT_LOG_DEBUG;
@@ -1237,8 +1241,8 @@ static int create_instance(struct run *r)
 int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 {
 	struct run r;
-	struct standin_httpd_opts ho = { 0 };
-	struct watch w = { .fd = -1 };
+	struct standin_httpd_opts ho = {0};
+	struct watch w = {.fd = -1};
 	char errbuf[1024], *err = NULL;
 	sigset_t set;
 	int sfd = -1, rc;
@@ -1300,8 +1304,9 @@ int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 		fprintf(stderr, "mockhost run: %s\n", err ? err : "cannot listen");
 		goto out;
 	}
-	printf("mockhost run listening on http://%s%s%s:%d\n", strchr(r.listen_addr, ':') ? "[" : "",
-	       r.listen_addr, strchr(r.listen_addr, ':') ? "]" : "", standin_httpd_port(r.httpd));
+	printf("mockhost run listening on http://%s%s%s:%d\n",
+	       strchr(r.listen_addr, ':') ? "[" : "", r.listen_addr,
+	       strchr(r.listen_addr, ':') ? "]" : "", standin_httpd_port(r.httpd));
 	fflush(stdout);
 	log1(&r, COMPONENT_LOG_INFO, "running", "config", r.config_path, "plugin", plugin_path);
 
