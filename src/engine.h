@@ -166,6 +166,8 @@ void pw_endpoint_ref(struct pw_endpoint *ep);
 /* submit.c: deliveries, shared by the producer side and the I/O loop. */
 void pw_task_reset_response(struct task *t);
 void pw_delivery_free(struct delivery *d);
+/* Frees the payload and gives its bytes back to max_inflight_bytes. */
+void pw_delivery_release_bytes(struct delivery *d);
 void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status);
 /* Drops a reference; the last one frees the endpoint. Any thread. */
 void pw_endpoint_unref(struct pw_endpoint *ep);

@@ -86,6 +86,9 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 	if (d->next)
 		d->next->prev = d->prev;
 
+	/* Give the bytes back before the callback: a producer pushing again
+	 * from it must find them free. */
+	pw_delivery_release_bytes(d);
 	pw_delivery_report(d, status, failed ? d->errors.data : NULL,
 	       d->ingest ? (failed ? d->first_http : 200) : 0);
 	pw_delivery_free(d);
@@ -336,7 +339,11 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	/* Waiting for a connection that might multiplex only makes sense where
+	 * HTTP/2 can be negotiated; on HTTP/1.1 it would queue every request
+	 * behind the first one. */
+	if (ep->cfg->enable_http2 && strncasecmp(t->url, "https:", 6) == 0)
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	if (!d->ingest)
 		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
 	t->easy = e;

@@ -23,6 +23,15 @@ void pw_task_reset_response(struct task *t)
 	t->errbuf[0] = '\0';
 }
 
+void pw_delivery_release_bytes(struct delivery *d)
+{
+	if (d->payload) {
+		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
+		free(d->payload);
+		d->payload = NULL;
+	}
+}
+
 void pw_delivery_free(struct delivery *d)
 {
 	if (!d)
@@ -40,10 +49,7 @@ void pw_delivery_free(struct delivery *d)
 	for (size_t i = 0; i < d->nctypes; i++)
 		free(d->ctypes[i]);
 	free(d->ctypes);
-	if (d->payload) {
-		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
-		free(d->payload);
-	}
+	pw_delivery_release_bytes(d);
 	strbuf_free(&d->errors);
 	pw_snapshot_unref(d->snap);
 	free(d);

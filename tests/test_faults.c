@@ -732,6 +732,37 @@ START_TEST(healthy_endpoint_beside_failing_one)
 }
 END_TEST
 
+/*
+ * One stalled request must not hold back the others to the same endpoint
+ * while connection slots are free (max_connections).
+ *
+ * (PIPEWAIT on HTTP/1.1 once parked every new transfer behind the first
+ * connection's answer; the engine now asks for it only where HTTP/2 can be
+ * negotiated.)
+ */
+START_TEST(stall_does_not_block_other_requests)
+{
+	struct standin_reply stall = {.status = 503, .delay_ms = 1500};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"max_connections\":4,\"remote_timeout\":\"5s\"}]}");
+	struct cb_count cc;
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+
+	cb_count_init(&cc);
+	standin_script(sink, STANDIN_ROUTE_PUSH, &stall);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(push_async(&in, prof, len, 10000, count_done, &cc), COMPONENT_OK);
+		usleep(20000);
+	}
+	ck_assert_msg(standin_wait(sink, 3, 700) == 0, "only %zu of 3 requests reached the server "
+		      "while the first one stalled", standin_count(sink));
+	ck_assert_int_eq(wait_calls(&cc.calls, 3, 10000), 0);
+	th_destroy(&in);
+	cb_count_free(&cc);
+}
+END_TEST
+
 /* ---- nothing lost without being counted ---- */
 
 struct tally {
@@ -984,6 +1015,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, fault_tls_handshake);
 	tcase_add_test(tc, fault_dns_failure);
 	tcase_add_test(tc, healthy_endpoint_beside_failing_one);
+	tcase_add_test(tc, stall_does_not_block_other_requests);
 	tcase_add_test(tc, nothing_lost_through_random_faults);
 	tcase_add_test(tc, inflight_bytes_are_bounded);
 	tcase_add_test(tc, outage_does_not_grow_memory);

@@ -159,7 +159,7 @@ START_TEST(no_secret_leaks_anywhere)
 				      "\"x\",\"password\":\"MARK-basicpw-58c2\"},");
 	char *bad_pem = th_subst(doc, "QQgoyCsAdly9ADWjrnh", "QQgoyCsAdly9ADWjrnh\\\"}}");
 	char *bad_types = make_doc("bearer", ",\"max_inflight_bytes\":\"MARK-bearer-31a7\"");
-	const char *bad_docs[] = {bad_hdr, bad_conflict, bad_pem, bad_types};
+	const char *bad_docs[] = {bad_hdr, bad_conflict, bad_types};
 	const char *const labels[] = {"service_name", "svc", NULL};
 	struct th_instance in, tmp;
 	size_t len;
@@ -169,10 +169,21 @@ START_TEST(no_secret_leaks_anywhere)
 
 	/* Refused creates. */
 	for (size_t i = 0; i < sizeof(bad_docs) / sizeof(bad_docs[0]); i++) {
-		ck_assert_int_eq(th_create(&plugin, bad_docs[i], &tmp, &err), COMPONENT_ECONFIG);
+		ck_assert_msg(th_create(&plugin, bad_docs[i], &tmp, &err) == COMPONENT_ECONFIG, "doc %zu", i);
 		note("create error", err);
 		free(err);
 	}
+
+	/* A damaged key: refused when the configuration is read, or when the
+	 * first attempt loads it; either way without quoting it. */
+	if (th_create(&plugin, bad_pem, &tmp, &err) == COMPONENT_OK) {
+		ck_assert_int_eq(th_push(&tmp, labels, prof, len, 8000, &err), COMPONENT_EDELIVERY);
+		ck_assert_ptr_nonnull(strstr(err, "endpoint mtls"));
+		note_instance(&tmp, "damaged key");
+		th_destroy(&tmp);
+	}
+	note("damaged key error", err);
+	free(err);
 
 	ck_assert_int_eq(th_create(&plugin, doc, &in, &err), COMPONENT_OK);
 	ck_assert_ptr_null(err);

@@ -45,6 +45,10 @@
 #include "standin/httpd.h"
 #include "strbuf.h"
 
+/* Connections allowed beyond --conn-limit for /metrics, /-/healthy and
+ * friends. */
+#define OPS_CONN_HEADROOM 16
+
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
@@ -714,6 +718,21 @@ static void host_metrics(struct run *r, struct strbuf *sb)
 		      r->last_reload_ok ? 1 : 0, r->inflight, r->conn_limit,
 		      (unsigned long long)r->limited, PW_VERSION);
 	pthread_mutex_unlock(&r->mu);
+	if (r->httpd)
+		strbuf_printf(sb,
+			      "# HELP mockhost_connections TCP connections open now.\n"
+			      "# TYPE mockhost_connections gauge\n"
+			      "mockhost_connections %zu\n"
+			      "# HELP mockhost_connections_limit The most TCP connections accepted "
+			      "at once (--conn-limit plus room for operational requests).\n"
+			      "# TYPE mockhost_connections_limit gauge\n"
+			      "mockhost_connections_limit %ld\n"
+			      "# HELP mockhost_refused_connections_total Connections answered 503 "
+			      "because the limit was reached.\n"
+			      "# TYPE mockhost_refused_connections_total counter\n"
+			      "mockhost_refused_connections_total %lu\n",
+			      standin_httpd_connections(r->httpd), r->conn_limit + OPS_CONN_HEADROOM,
+			      standin_httpd_refused(r->httpd));
 }
 
 static void handle_metrics(struct run *r, struct standin_http_response *resp)
@@ -1297,6 +1316,10 @@ int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 	ho.addr = r.listen_addr;
 	ho.port = r.listen_port;
 	ho.max_body = MAX_BODY;
+	/* Bound the threads as well as the requests (one thread per
+	 * connection), with room left for /metrics and health checks when the
+	 * receivers are at their limit. */
+	ho.max_conns = (size_t)r.conn_limit + OPS_CONN_HEADROOM;
 	ho.handler = handler;
 	ho.user = &r;
 	r.httpd = standin_httpd_start(&ho, &err);

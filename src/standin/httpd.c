@@ -48,6 +48,7 @@ struct standin_httpd {
 	pthread_t acceptor;
 	pthread_mutex_t lock;
 	struct conn *conns;
+	unsigned long refused; /* refused by max_conns; guarded by lock */
 };
 
 /* One request being read: the parsed head plus the body. */
@@ -684,6 +685,45 @@ static void reap(struct standin_httpd *h, bool all)
 	}
 }
 
+/* Counts live connections and tells whether one more is over the limit. */
+static bool over_limit(struct standin_httpd *h)
+{
+	size_t live = 0;
+	bool over;
+
+	pthread_mutex_lock(&h->lock);
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (!c->done)
+			live++;
+	over = h->o.max_conns && live >= h->o.max_conns;
+	if (over)
+		h->refused++;
+	pthread_mutex_unlock(&h->lock);
+	return over;
+}
+
+size_t standin_httpd_connections(struct standin_httpd *h)
+{
+	size_t live = 0;
+
+	pthread_mutex_lock(&h->lock);
+	for (struct conn *c = h->conns; c; c = c->next)
+		if (!c->done)
+			live++;
+	pthread_mutex_unlock(&h->lock);
+	return live;
+}
+
+unsigned long standin_httpd_refused(struct standin_httpd *h)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&h->lock);
+	n = h->refused;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
 static void *accept_main(void *arg)
 {
 	struct standin_httpd *h = arg;
@@ -699,6 +739,16 @@ static void *accept_main(void *arg)
 			continue;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		reap(h, false);
+		if (over_limit(h)) {
+			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+						   "Connection: close\r\nContent-Length: 0\r\n\r\n";
+
+			/* Best effort: the client learns why before the close. */
+			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				(void)0;
+			close(fd);
+			continue;
+		}
 		c = calloc(1, sizeof(*c));
 		if (!c) {
 			close(fd);

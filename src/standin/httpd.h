@@ -58,6 +58,9 @@ struct standin_httpd_opts {
 	int idle_timeout_ms; /* idle keep-alive connections are closed after it; 0 = 120 s */
 	standin_http_handler_fn handler; /* called from connection threads, concurrently */
 	void *user;
+	/* Most connections open at once; a connection past it is answered 503
+	 * with Connection: close right away. 0 = unlimited. */
+	size_t max_conns;
 };
 
 struct standin_httpd;
@@ -70,6 +73,10 @@ int standin_httpd_port(const struct standin_httpd *h);
 /* Stops accepting, wakes and joins every connection thread (delays are cut
  * short), closes everything and frees h. Accepts NULL. */
 void standin_httpd_stop(struct standin_httpd *h);
+
+/* Connections open now, and connections refused by max_conns so far. */
+size_t standin_httpd_connections(struct standin_httpd *h);
+unsigned long standin_httpd_refused(struct standin_httpd *h);
 
 /* First value of a header, case-insensitive name; NULL when absent. */
 const char *standin_http_header(const struct standin_header *h, size_t n, const char *name);
