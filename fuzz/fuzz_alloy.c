@@ -65,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < nlabels && i < 4; i++) {
 			json = NULL;
 			err = NULL;
-			rc = alloy_convert(text, size, "f.alloy", labels[i], &json, &err, NULL, NULL);
+			rc = alloy_convert(text, size, "f.alloy", labels[i], &json, &err, NULL,
+					   NULL);
 			check_result(rc, json, err);
 		}
 		alloy_labels_free(labels, nlabels);

@@ -66,8 +66,8 @@ static void check_set(const struct pw_labelset *ls, const struct pw_kvmap *ext, 
 /* The push encoding decodes back to the same labels. */
 static void check_round_trip(const struct pw_labelset *ls)
 {
-	static const uint8_t data[] = { 1, 2, 3 };
-	struct pw_sample s = { data, sizeof(data), "id" };
+	static const uint8_t data[] = {1, 2, 3};
+	struct pw_sample s = {data, sizeof(data), "id"};
 	struct pw_dec_push d;
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *copy, *strs[MAX_STRINGS];
 	struct pw_label labels[MAX_STRINGS / 2];
 	struct pw_kv ext_items[MAX_STRINGS / 2];
-	struct pw_kvmap ext = { ext_items, 0 };
+	struct pw_kvmap ext = {ext_items, 0};
 	struct pw_labelset ls;
 	size_t nstrs = 0, npairs, next, nlabels;
 	const char *endpoint;

@@ -25,13 +25,8 @@
 #include "strbuf.h"
 
 static const char *const content_types[] = {
-	NULL,
-	"application/json",
-	"application/json; charset=utf-8",
-	"application/proto",
-	"text/html",
-	"application/grpc",
-	"APPLICATION/JSON ; Charset=UTF-8",
+	NULL,	     "application/json", "application/json; charset=utf-8",  "application/proto",
+	"text/html", "application/grpc", "APPLICATION/JSON ; Charset=UTF-8",
 };
 
 #define NTYPES (sizeof(content_types) / sizeof(content_types[0]))
@@ -68,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pw_attempt a = { 0 };
+	struct pw_attempt a = {0};
 	const uint8_t *body;
 	size_t body_len;
 	struct pw_dec_push d;

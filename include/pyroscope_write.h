@@ -37,7 +37,7 @@ struct pw_label {
 struct pw_sample {
 	const uint8_t *data; /* borrowed; len bytes */
 	size_t len;
-	const char *id;      /* borrowed; NULL or "" for none */
+	const char *id; /* borrowed; NULL or "" for none */
 };
 
 /* A push: one label set and its samples, sent as one series. */
@@ -51,11 +51,11 @@ struct pw_push {
 
 /* An SDK request received on /ingest, to be forwarded. */
 struct pw_ingest {
-	uint32_t struct_size;    /* sizeof(struct pw_ingest) */
-	const char *path_query;  /* e.g. "/ingest?name=app%7Benv%3Dx%7D&format=pprof" */
+	uint32_t struct_size; /* sizeof(struct pw_ingest) */
+	const char *path_query; /* e.g. "/ingest?name=app%7Benv%3Dx%7D&format=pprof" */
 	const char *const *content_types; /* the incoming Content-Type values, in order */
 	size_t ncontent_types;
-	const uint8_t *body;     /* borrowed; body_len bytes */
+	const uint8_t *body; /* borrowed; body_len bytes */
 	size_t body_len;
 	const struct pw_label *labels; /* parsed from `name`, see docs/abi.md */
 	size_t nlabels;
@@ -96,8 +96,8 @@ typedef void (*pw_done_fn)(void *user, const struct pw_result *result);
  */
 struct pw_receiver {
 	uint32_t struct_size; /* sizeof(struct pw_receiver) in the plugin */
-	uint32_t version;     /* PW_RECEIVER_VERSION */
-	void *ctx;            /* pass as the first argument of every call */
+	uint32_t version; /* PW_RECEIVER_VERSION */
+	void *ctx; /* pass as the first argument of every call */
 
 	/* Blocking push: returns when every endpoint has accepted the profile or
 	 * given up. Returns result->status; result is filled either way. */

@@ -40,16 +40,16 @@ extern "C" {
  * in the descriptor turns them into text. */
 enum component_status {
 	COMPONENT_OK = 0,
-	COMPONENT_EINVAL = 1,      /* a NULL or malformed argument */
-	COMPONENT_ECONFIG = 2,     /* the configuration document is invalid */
-	COMPONENT_ENOMEM = 3,      /* out of memory */
-	COMPONENT_ENOTFOUND = 4,   /* no such export */
-	COMPONENT_EVERSION = 5,    /* host and plugin ABI versions disagree */
-	COMPONENT_EDELIVERY = 6,   /* at least one destination failed */
-	COMPONENT_ETIMEDOUT = 7,   /* the caller's deadline passed */
-	COMPONENT_ESHUTDOWN = 8,   /* the instance is being destroyed */
-	COMPONENT_EOVERLOAD = 9,   /* a resource limit refused the work */
-	COMPONENT_EINTERNAL = 10   /* a bug or an unexpected library failure */
+	COMPONENT_EINVAL = 1, /* a NULL or malformed argument */
+	COMPONENT_ECONFIG = 2, /* the configuration document is invalid */
+	COMPONENT_ENOMEM = 3, /* out of memory */
+	COMPONENT_ENOTFOUND = 4, /* no such export */
+	COMPONENT_EVERSION = 5, /* host and plugin ABI versions disagree */
+	COMPONENT_EDELIVERY = 6, /* at least one destination failed */
+	COMPONENT_ETIMEDOUT = 7, /* the caller's deadline passed */
+	COMPONENT_ESHUTDOWN = 8, /* the instance is being destroyed */
+	COMPONENT_EOVERLOAD = 9, /* a resource limit refused the work */
+	COMPONENT_EINTERNAL = 10 /* a bug or an unexpected library failure */
 };
 
 enum component_log_level {
@@ -72,9 +72,9 @@ struct component_log_field {
  * except `log_user`, which must stay valid until destroy() returns.
  */
 struct component_host {
-	uint32_t struct_size;    /* sizeof(struct component_host) as the host built it */
-	uint16_t abi_major;      /* COMPONENT_ABI_MAJOR the host was built with */
-	uint16_t abi_minor;      /* COMPONENT_ABI_MINOR the host was built with */
+	uint32_t struct_size; /* sizeof(struct component_host) as the host built it */
+	uint16_t abi_major; /* COMPONENT_ABI_MAJOR the host was built with */
+	uint16_t abi_minor; /* COMPONENT_ABI_MINOR the host was built with */
 	/*
 	 * Logger, optional (NULL: the plugin logs nothing). Called from any
 	 * plugin thread, possibly concurrently: it must be thread-safe. It must
@@ -95,8 +95,8 @@ struct component_host {
 
 /* Health as last reported by the instance. */
 struct component_health {
-	uint32_t struct_size;  /* set by the caller to sizeof(struct component_health) */
-	int healthy;           /* 1 healthy, 0 unhealthy */
+	uint32_t struct_size; /* set by the caller to sizeof(struct component_health) */
+	int healthy; /* 1 healthy, 0 unhealthy */
 	/* Why the instance is unhealthy ("" when healthy). Written into the
 	 * caller's buffer, NUL-terminated and truncated to fit. */
 	char message[4096];
@@ -111,11 +111,11 @@ typedef int (*component_sink_fn)(void *sink_user, const char *data, size_t len);
 struct component_instance; /* opaque */
 
 struct component_descriptor {
-	uint32_t struct_size;      /* sizeof(struct component_descriptor) in the plugin */
+	uint32_t struct_size; /* sizeof(struct component_descriptor) in the plugin */
 	uint16_t abi_major;
 	uint16_t abi_minor;
-	const char *name;          /* component name, e.g. "pyroscope.write"; static */
-	const char *version;       /* plugin version (semantic versioning); static */
+	const char *name; /* component name, e.g. "pyroscope.write"; static */
+	const char *version; /* plugin version (semantic versioning); static */
 
 	/*
 	 * Builds an instance from a configuration document.

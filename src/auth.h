@@ -17,9 +17,9 @@
 struct pw_auth;
 
 enum pw_auth_state {
-	PW_AUTH_READY = 0,   /* *value holds the header value, or NULL for none */
+	PW_AUTH_READY = 0, /* *value holds the header value, or NULL for none */
 	PW_AUTH_PENDING = 1, /* an OAuth2 token request is needed or under way */
-	PW_AUTH_ERROR = 2    /* *err says why (retryable delivery error) */
+	PW_AUTH_ERROR = 2 /* *err says why (retryable delivery error) */
 };
 
 /* Builds the credential state; reads *_file secrets now. NULL + *err on failure. */

@@ -95,18 +95,18 @@ struct pw_oauth2 {
 struct pw_endpoint_config {
 	char *url;
 	char *name;
-	int64_t remote_timeout_ns;        /* default 10s, > 0 */
-	int64_t min_backoff_ns;           /* default 500ms, > 0 */
-	int64_t max_backoff_ns;           /* default 5m, >= min */
-	int64_t max_backoff_retries;      /* default 10, >= 0; 0 = until the deadline */
+	int64_t remote_timeout_ns; /* default 10s, > 0 */
+	int64_t min_backoff_ns; /* default 500ms, > 0 */
+	int64_t max_backoff_ns; /* default 5m, >= min */
+	int64_t max_backoff_retries; /* default 10, >= 0; 0 = until the deadline */
 	int64_t debug_info_upload_timeout_ns; /* accepted and ignored (D10) */
-	bool retry_on_http_429;           /* default true */
-	bool enable_http2;                /* default true */
-	bool follow_redirects;            /* default true */
-	int64_t max_connections;          /* per-endpoint connection bound (D11), default 32 */
+	bool retry_on_http_429; /* default true */
+	bool enable_http2; /* default true */
+	bool follow_redirects; /* default true */
+	int64_t max_connections; /* per-endpoint connection bound (D11), default 32 */
 	struct pw_kvmap headers;
 	struct pw_kvlistmap http_headers; /* values are secrets */
-	char *bearer_token;               /* secret */
+	char *bearer_token; /* secret */
 	char *bearer_token_file;
 	struct pw_authorization authorization;
 	struct pw_basic_auth basic_auth;

@@ -15,7 +15,6 @@
 #include "http.h"
 #include "strbuf.h"
 
-
 static void cfgref_unref(struct pw_cfgref *c)
 {
 	if (c && atomic_fetch_sub(&c->refs, 1) == 1) {
@@ -50,8 +49,9 @@ static bool name_is(const char *a, const char *b)
 static bool push_reserved(const char *name)
 {
 	static const char *const names[] = {
-		"Content-Type", "Connect-Protocol-Version", "Accept-Encoding", "Connect-Timeout-Ms",
-		"Content-Length", "Expect", "Transfer-Encoding",
+		"Content-Type",	      "Connect-Protocol-Version", "Accept-Encoding",
+		"Connect-Timeout-Ms", "Content-Length",		  "Expect",
+		"Transfer-Encoding",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -70,12 +70,12 @@ static int build_static_headers(struct pw_sender *s, struct pw_endpoint *ep, boo
 	const struct pw_sender_identity *id = pw_sender_identity(s);
 	bool own_id = id->instance_id && *id->instance_id;
 
-#define ADD(name, value)                                   \
-	do {                                               \
-		n = pw_slist_add(l, (name), (value));      \
-		if (!n)                                    \
-			goto fail;                         \
-		l = n;                                     \
+#define ADD(name, value)                                                                           \
+	do {                                                                                       \
+		n = pw_slist_add(l, (name), (value));                                              \
+		if (!n)                                                                            \
+			goto fail;                                                                 \
+		l = n;                                                                             \
 	} while (0)
 
 	for (size_t i = 0; i < c->headers.n; i++) {
@@ -135,8 +135,10 @@ static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *c
 	ep->cfg = c;
 	ep->token.kind = XFER_TOKEN;
 	ep->token.ep = ep;
-	ep->max_running = c->max_connections > 0 ? (int)c->max_connections : DEFAULT_MAX_CONNECTIONS;
-	ep->m = pw_metrics_endpoint(pw_sender_identity(s)->metrics, c->display ? c->display : c->url);
+	ep->max_running =
+		c->max_connections > 0 ? (int)c->max_connections : DEFAULT_MAX_CONNECTIONS;
+	ep->m = pw_metrics_endpoint(pw_sender_identity(s)->metrics,
+				    c->display ? c->display : c->url);
 	if (!ep->m)
 		goto oom;
 	/* <url without trailing slashes>/push.v1.PusherService/Push */
@@ -192,7 +194,8 @@ struct pw_snapshot *pw_snapshot_new(struct pw_sender *s, struct pw_config *cfg,
 		struct pw_endpoint *ep = NULL;
 
 		for (size_t j = 0; prev && j < prev->neps; j++) {
-			const char *a = prev->eps[j]->cfg->canonical, *b = cfg->endpoints[i].canonical;
+			const char *a = prev->eps[j]->cfg->canonical,
+				   *b = cfg->endpoints[i].canonical;
 
 			if (a && b && strcmp(a, b) == 0) {
 				ep = prev->eps[j];
@@ -264,8 +267,9 @@ void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
 		pthread_mutex_lock(&ep->dbg_lock);
 		strbuf_puts(sb, "{\"endpoint\":");
 		json_str(sb, ep->cfg->display);
-		strbuf_printf(sb, ",\"in_flight\":%lld,\"last_success_unix_ms\":%lld,\"last_error\":",
-			      (long long)pw_metrics_inflight(ep->m), (long long)ep->last_success_ms);
+		strbuf_printf(
+			sb, ",\"in_flight\":%lld,\"last_success_unix_ms\":%lld,\"last_error\":",
+			(long long)pw_metrics_inflight(ep->m), (long long)ep->last_success_ms);
 		if (ep->last_error)
 			json_str(sb, ep->last_error);
 		else
@@ -275,4 +279,3 @@ void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
 	}
 	strbuf_putc(sb, ']');
 }
-

@@ -57,16 +57,16 @@ struct pw_endpoint {
 	const struct pw_endpoint_config *cfg;
 	struct pw_ep_metrics *m;
 	char *push_url;
-	struct curl_slist *push_hdrs;   /* static part of a push request's headers */
+	struct curl_slist *push_hdrs; /* static part of a push request's headers */
 	struct curl_slist *ingest_hdrs; /* static part of an ingest request's headers */
-	bool user_content_type;         /* `headers` sets Content-Type */
+	bool user_content_type; /* `headers` sets Content-Type */
 	struct pw_auth *auth;
 	int max_running;
 
 	/* I/O thread only. */
 	int running;
 	struct task *waitq_head, *waitq_tail; /* waiting for a connection slot */
-	struct task *authq;                   /* waiting for an OAuth2 token */
+	struct task *authq; /* waiting for an OAuth2 token */
 	struct token_xfer token;
 	struct pw_endpoint *token_next; /* sender's list of token requests */
 
@@ -114,9 +114,9 @@ struct delivery {
 	struct pw_snapshot *snap;
 	uint8_t *payload;
 	size_t len;
-	uint64_t size;      /* bytes counted by the metrics */
+	uint64_t size; /* bytes counted by the metrics */
 	uint64_t nprofiles; /* profiles counted by the metrics */
-	char **ctypes;      /* ingest: incoming Content-Type values */
+	char **ctypes; /* ingest: incoming Content-Type values */
 	size_t nctypes;
 	int64_t deadline_ns, start_ns;
 	size_t remaining;
@@ -157,7 +157,6 @@ struct pw_sender {
 	int64_t next_sweep_ns;
 	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
 };
-
 
 const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s);
 

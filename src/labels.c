@@ -497,7 +497,7 @@ static void query_escape(struct strbuf *sb, const char *s, size_t n)
 		} else if (c == ' ') {
 			strbuf_putc(sb, '+');
 		} else {
-			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
 
 			strbuf_append(sb, e, 3);
 		}
@@ -590,7 +590,7 @@ static int put_joined_path(struct strbuf *sb, const char *a, size_t an, const ch
 		unsigned char c = *p;
 
 		if (c <= 0x20 || c >= 0x7F || strchr("\"<>\\^`{|}", c)) {
-			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
 
 			strbuf_append(sb, e, 3);
 		} else {
@@ -607,7 +607,7 @@ out:
 char *pw_ingest_url(const char *endpoint_url, const char *path_query, const struct pw_labelset *ls,
 		    char **err)
 {
-	struct params ep = { 0 }, inc = { 0 }, all = { 0 };
+	struct params ep = {0}, inc = {0}, all = {0};
 	struct strbuf sb = STRBUF_INIT;
 	const char *auth, *path, *q, *frag;
 	size_t path_n, ip_n, iq_n;

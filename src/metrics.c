@@ -21,7 +21,7 @@ static const double latency_buckets[PW_LATENCY_NBUCKETS] = {
 };
 
 static const char *const latency_type_names[PW_LAT_NTYPES] = {
-	"push_total", "push_endpoint", "push_downstream",
+	"push_total",	"push_endpoint",   "push_downstream",
 	"ingest_total", "ingest_endpoint", "ingest_downstream",
 };
 
@@ -319,7 +319,8 @@ static const struct counter_desc counters[] = {
 	{"pyroscope_write_dropped_bytes_total",
 	 "Total number of compressed bytes dropped by Pyroscope endpoints.",
 	 offsetof(struct pw_ep_metrics, dropped_bytes)},
-	{"pyroscope_write_sent_profiles_total", "Total number of profiles sent to Pyroscope endpoints.",
+	{"pyroscope_write_sent_profiles_total",
+	 "Total number of profiles sent to Pyroscope endpoints.",
 	 offsetof(struct pw_ep_metrics, sent_profiles)},
 	{"pyroscope_write_dropped_profiles_total",
 	 "Total number of profiles dropped by Pyroscope endpoints.",
@@ -352,8 +353,8 @@ static void write_histograms_locked(struct pw_metrics *m, struct strbuf *sb)
 			}
 			strbuf_puts(sb, "pyroscope_write_latency_bucket{endpoint=\"");
 			put_label(sb, e->label);
-			strbuf_printf(sb, "\",type=\"%s\",le=\"+Inf\"} %llu\n", latency_type_names[t],
-				      (unsigned long long)count);
+			strbuf_printf(sb, "\",type=\"%s\",le=\"+Inf\"} %llu\n",
+				      latency_type_names[t], (unsigned long long)count);
 			strbuf_puts(sb, "pyroscope_write_latency_sum{endpoint=\"");
 			put_label(sb, e->label);
 			strbuf_printf(sb, "\",type=\"%s\"} ", latency_type_names[t]);
@@ -371,7 +372,9 @@ static void write_extras_locked(struct pw_metrics *m, struct strbuf *sb)
 	put_header(sb, "pyroscope_write_rejected_profiles_total", "counter",
 		   "Profiles refused before sending because their labels were invalid.");
 	for (struct rejected *r = m->rejected; r; r = r->next)
-		strbuf_printf(sb, "pyroscope_write_rejected_profiles_total{path=\"%s\",reason=\"invalid_labels\"} %llu\n",
+		strbuf_printf(sb,
+			      "pyroscope_write_rejected_profiles_total{path=\"%s\",reason="
+			      "\"invalid_labels\"} %llu\n",
 			      r->path, (unsigned long long)atomic_load(&r->profiles));
 
 	put_header(sb, "pyroscope_write_inflight_requests", "gauge",

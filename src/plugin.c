@@ -32,7 +32,7 @@ struct component_instance {
 	struct pw_receiver receiver;
 
 	pthread_mutex_t update_lock; /* serialises update() */
-	pthread_mutex_t lock;        /* guards snap and the health fields; held briefly */
+	pthread_mutex_t lock; /* guards snap and the health fields; held briefly */
 	struct pw_snapshot *snap;
 	bool healthy;
 	char *health_msg;
@@ -260,10 +260,11 @@ static int create(const struct component_host *host, const char *config,
 	}
 	if (host->abi_major != COMPONENT_ABI_MAJOR || host->struct_size < HOST_MIN_SIZE) {
 		if (error)
-			*error = pw_asprintf("host speaks component ABI %u.%u (host struct %u bytes); "
-					     "this plugin implements ABI %d.%d",
-					     host->abi_major, host->abi_minor, host->struct_size,
-					     COMPONENT_ABI_MAJOR, COMPONENT_ABI_MINOR);
+			*error = pw_asprintf(
+				"host speaks component ABI %u.%u (host struct %u bytes); "
+				"this plugin implements ABI %d.%d",
+				host->abi_major, host->abi_minor, host->struct_size,
+				COMPONENT_ABI_MAJOR, COMPONENT_ABI_MINOR);
 		return COMPONENT_EVERSION;
 	}
 	pthread_once(&curl_once, curl_init);
@@ -330,7 +331,8 @@ static int create(const struct component_host *host, const char *config,
 	inst->receiver.ingest_async = r_ingest_async;
 	inst->receiver.free_result = r_free_result;
 	*out = inst;
-	pw_log(&inst->log, COMPONENT_LOG_INFO, "component started", "version", PW_VERSION, PW_LOG_END);
+	pw_log(&inst->log, COMPONENT_LOG_INFO, "component started", "version", PW_VERSION,
+	       PW_LOG_END);
 	return COMPONENT_OK;
 oom:
 	set_error(error, "out of memory", NULL);
@@ -387,7 +389,8 @@ static int update_serialised(struct component_instance *inst, const char *config
 	/* Deliveries under way hold their own references to the old snapshot. */
 	pw_snapshot_unref(old);
 	pw_metrics_reload(inst->metrics, 1, (double)pw_wall_ms() / 1000.0);
-	pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration reloaded", "endpoints", n, PW_LOG_END);
+	pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration reloaded", "endpoints", n,
+	       PW_LOG_END);
 	return COMPONENT_OK;
 
 refused:
@@ -437,7 +440,8 @@ static int health(struct component_instance *inst, struct component_health *out)
 		return COMPONENT_EINVAL;
 	pthread_mutex_lock(&inst->lock);
 	out->healthy = inst->healthy;
-	snprintf(out->message, sizeof(out->message), "%s", inst->health_msg ? inst->health_msg : "");
+	snprintf(out->message, sizeof(out->message), "%s",
+		 inst->health_msg ? inst->health_msg : "");
 	out->changed_unix_ms = inst->health_changed_ms;
 	pthread_mutex_unlock(&inst->lock);
 	return COMPONENT_OK;

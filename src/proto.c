@@ -17,14 +17,7 @@
 #include "strbuf.h"
 
 /* Wire types. */
-enum {
-	WT_VARINT = 0,
-	WT_I64 = 1,
-	WT_LEN = 2,
-	WT_SGROUP = 3,
-	WT_EGROUP = 4,
-	WT_I32 = 5
-};
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
 
 /* Field numbers are 29 bits wide. */
 #define MAX_FIELD_NUMBER ((UINT64_C(1) << 29) - 1)
@@ -315,7 +308,7 @@ static void *grow_one(struct reader *r, void *arr, size_t *n, size_t elem)
 static int decode_pair(struct reader *outer, const uint8_t *d, size_t n, char **a, char **b,
 		       const char *aname, const char *bname)
 {
-	struct reader r = { d, d + n, outer->err };
+	struct reader r = {d, d + n, outer->err};
 
 	while (r.p < r.end) {
 		const uint8_t *fd;
@@ -336,10 +329,9 @@ static int decode_pair(struct reader *outer, const uint8_t *d, size_t n, char **
 	return 0;
 }
 
-static int decode_sample(struct reader *outer, const uint8_t *d, size_t n,
-			 struct pw_dec_sample *s)
+static int decode_sample(struct reader *outer, const uint8_t *d, size_t n, struct pw_dec_sample *s)
 {
-	struct reader r = { d, d + n, outer->err };
+	struct reader r = {d, d + n, outer->err};
 
 	while (r.p < r.end) {
 		const uint8_t *fd;
@@ -372,10 +364,9 @@ static int fill_empty(struct reader *r, char **s)
 	return 0;
 }
 
-static int decode_series(struct reader *outer, const uint8_t *d, size_t n,
-			 struct pw_dec_series *se)
+static int decode_series(struct reader *outer, const uint8_t *d, size_t n, struct pw_dec_series *se)
 {
-	struct reader r = { d, d + n, outer->err };
+	struct reader r = {d, d + n, outer->err};
 
 	while (r.p < r.end) {
 		const uint8_t *fd;
@@ -431,7 +422,7 @@ static int decode_series(struct reader *outer, const uint8_t *d, size_t n,
 
 int pw_proto_decode_push(const uint8_t *buf, size_t len, struct pw_dec_push *out, char **err)
 {
-	struct reader r = { buf, buf + len, err };
+	struct reader r = {buf, buf + len, err};
 
 	if (err)
 		*err = NULL;

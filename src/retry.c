@@ -92,61 +92,61 @@ static const char *status_text(long status)
 		long code;
 		const char *text;
 	} table[] = {
-		{ 200, "OK" },
-		{ 201, "Created" },
-		{ 202, "Accepted" },
-		{ 203, "Non-Authoritative Information" },
-		{ 204, "No Content" },
-		{ 205, "Reset Content" },
-		{ 206, "Partial Content" },
-		{ 300, "Multiple Choices" },
-		{ 301, "Moved Permanently" },
-		{ 302, "Found" },
-		{ 303, "See Other" },
-		{ 304, "Not Modified" },
-		{ 305, "Use Proxy" },
-		{ 307, "Temporary Redirect" },
-		{ 308, "Permanent Redirect" },
-		{ 400, "Bad Request" },
-		{ 401, "Unauthorized" },
-		{ 402, "Payment Required" },
-		{ 403, "Forbidden" },
-		{ 404, "Not Found" },
-		{ 405, "Method Not Allowed" },
-		{ 406, "Not Acceptable" },
-		{ 407, "Proxy Authentication Required" },
-		{ 408, "Request Timeout" },
-		{ 409, "Conflict" },
-		{ 410, "Gone" },
-		{ 411, "Length Required" },
-		{ 412, "Precondition Failed" },
-		{ 413, "Request Entity Too Large" },
-		{ 414, "Request URI Too Long" },
-		{ 415, "Unsupported Media Type" },
-		{ 416, "Requested Range Not Satisfiable" },
-		{ 417, "Expectation Failed" },
-		{ 418, "I'm a teapot" },
-		{ 421, "Misdirected Request" },
-		{ 422, "Unprocessable Entity" },
-		{ 423, "Locked" },
-		{ 424, "Failed Dependency" },
-		{ 425, "Too Early" },
-		{ 426, "Upgrade Required" },
-		{ 428, "Precondition Required" },
-		{ 429, "Too Many Requests" },
-		{ 431, "Request Header Fields Too Large" },
-		{ 451, "Unavailable For Legal Reasons" },
-		{ 500, "Internal Server Error" },
-		{ 501, "Not Implemented" },
-		{ 502, "Bad Gateway" },
-		{ 503, "Service Unavailable" },
-		{ 504, "Gateway Timeout" },
-		{ 505, "HTTP Version Not Supported" },
-		{ 506, "Variant Also Negotiates" },
-		{ 507, "Insufficient Storage" },
-		{ 508, "Loop Detected" },
-		{ 510, "Not Extended" },
-		{ 511, "Network Authentication Required" },
+		{200, "OK"},
+		{201, "Created"},
+		{202, "Accepted"},
+		{203, "Non-Authoritative Information"},
+		{204, "No Content"},
+		{205, "Reset Content"},
+		{206, "Partial Content"},
+		{300, "Multiple Choices"},
+		{301, "Moved Permanently"},
+		{302, "Found"},
+		{303, "See Other"},
+		{304, "Not Modified"},
+		{305, "Use Proxy"},
+		{307, "Temporary Redirect"},
+		{308, "Permanent Redirect"},
+		{400, "Bad Request"},
+		{401, "Unauthorized"},
+		{402, "Payment Required"},
+		{403, "Forbidden"},
+		{404, "Not Found"},
+		{405, "Method Not Allowed"},
+		{406, "Not Acceptable"},
+		{407, "Proxy Authentication Required"},
+		{408, "Request Timeout"},
+		{409, "Conflict"},
+		{410, "Gone"},
+		{411, "Length Required"},
+		{412, "Precondition Failed"},
+		{413, "Request Entity Too Large"},
+		{414, "Request URI Too Long"},
+		{415, "Unsupported Media Type"},
+		{416, "Requested Range Not Satisfiable"},
+		{417, "Expectation Failed"},
+		{418, "I'm a teapot"},
+		{421, "Misdirected Request"},
+		{422, "Unprocessable Entity"},
+		{423, "Locked"},
+		{424, "Failed Dependency"},
+		{425, "Too Early"},
+		{426, "Upgrade Required"},
+		{428, "Precondition Required"},
+		{429, "Too Many Requests"},
+		{431, "Request Header Fields Too Large"},
+		{451, "Unavailable For Legal Reasons"},
+		{500, "Internal Server Error"},
+		{501, "Not Implemented"},
+		{502, "Bad Gateway"},
+		{503, "Service Unavailable"},
+		{504, "Gateway Timeout"},
+		{505, "HTTP Version Not Supported"},
+		{506, "Variant Also Negotiates"},
+		{507, "Insufficient Storage"},
+		{508, "Loop Detected"},
+		{510, "Not Extended"},
+		{511, "Network Authentication Required"},
 	};
 
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
@@ -370,7 +370,7 @@ static enum pw_verdict push_transport(const struct pw_attempt *a, int *code, cha
 	default:
 		*code = PW_CODE_UNAVAILABLE;
 		*msg = pw_strdup(a->transport_error && *a->transport_error ? a->transport_error
-									  : "transport error");
+									   : "transport error");
 		return PW_VERDICT_RETRY;
 	}
 }
@@ -395,8 +395,8 @@ static enum pw_verdict push_ok_status(const struct pw_attempt *a, int *code, cha
 }
 
 /* A non-200 answer: the Connect error body, else the HTTP status. */
-static enum pw_verdict push_error_status(const struct pw_attempt *a, bool retry_on_429,
-					 int *code, char **msg)
+static enum pw_verdict push_error_status(const struct pw_attempt *a, bool retry_on_429, int *code,
+					 char **msg)
 {
 	const uint8_t *body;
 	size_t len;
@@ -479,10 +479,9 @@ enum pw_verdict pw_classify_ingest(const struct pw_attempt *a, bool retry_on_429
 		return PW_VERDICT_DROP;
 	default:
 		if (err)
-			*err = pw_asprintf("unknown: %s",
-					   a->transport_error && *a->transport_error
-						   ? a->transport_error
-						   : "transport error");
+			*err = pw_asprintf("unknown: %s", a->transport_error && *a->transport_error
+								  ? a->transport_error
+								  : "transport error");
 		return PW_VERDICT_RETRY;
 	}
 
@@ -560,8 +559,8 @@ static int parse_clock(const char **s, int *h, int *m, int *sec)
 /* Skips a day name ("Sun" or "Sunday"); the date itself is authoritative. */
 static bool skip_day_name(const char **s, bool long_form)
 {
-	static const char *const days[] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
-					     "Thursday", "Friday", "Saturday" };
+	static const char *const days[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
+					   "Thursday", "Friday", "Saturday"};
 
 	for (int i = 0; i < 7; i++) {
 		size_t n = long_form ? strlen(days[i]) : 3;

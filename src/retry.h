@@ -39,25 +39,21 @@ int pw_code_parse(const char *name);
 int pw_code_from_http(long http_status);
 
 /* What happens to the delivery to one endpoint after an attempt. */
-enum pw_verdict {
-	PW_VERDICT_DELIVERED = 0,
-	PW_VERDICT_RETRY = 1,
-	PW_VERDICT_DROP = 2
-};
+enum pw_verdict { PW_VERDICT_DELIVERED = 0, PW_VERDICT_RETRY = 1, PW_VERDICT_DROP = 2 };
 
 /* Transport-level outcome of an attempt, independent of libcurl. */
 enum pw_transport {
-	PW_TRANSPORT_OK = 0,       /* an HTTP response was received */
-	PW_TRANSPORT_TIMEOUT = 1,  /* the attempt's deadline passed */
+	PW_TRANSPORT_OK = 0, /* an HTTP response was received */
+	PW_TRANSPORT_TIMEOUT = 1, /* the attempt's deadline passed */
 	PW_TRANSPORT_CANCELED = 2, /* shut down */
-	PW_TRANSPORT_ERROR = 3     /* DNS, connect, TLS, reset, malformed response... */
+	PW_TRANSPORT_ERROR = 3 /* DNS, connect, TLS, reset, malformed response... */
 };
 
 struct pw_attempt {
 	enum pw_transport transport;
 	const char *transport_error; /* text for PW_TRANSPORT_ERROR (may be NULL) */
 	long http_status;
-	const char *content_type;     /* response Content-Type, NULL if absent */
+	const char *content_type; /* response Content-Type, NULL if absent */
 	const char *content_encoding; /* response Content-Encoding, NULL if absent */
 	const uint8_t *body;
 	size_t body_len;
@@ -92,7 +88,7 @@ struct pw_backoff {
 	int64_t min_ns, max_ns;
 	int64_t lo_ns, hi_ns;
 	int64_t max_retries; /* 0 = unlimited */
-	int64_t count;       /* retryable failures so far */
+	int64_t count; /* retryable failures so far */
 };
 
 void pw_backoff_init(struct pw_backoff *b, int64_t min_ns, int64_t max_ns, int64_t max_retries);

@@ -67,7 +67,8 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 {
 	double secs = (double)(pw_now_ns() - d->start_ns) / 1e9;
 	bool failed = d->errors.len > 0;
-	int status = failed ? (d->canceled ? COMPONENT_ESHUTDOWN : COMPONENT_EDELIVERY) : COMPONENT_OK;
+	int status =
+		failed ? (d->canceled ? COMPONENT_ESHUTDOWN : COMPONENT_EDELIVERY) : COMPONENT_OK;
 	char sz[32], n[32], dur[32];
 
 	pw_metrics_observe(s->total_m, d->ingest ? PW_LAT_INGEST_TOTAL : PW_LAT_PUSH_TOTAL, secs);
@@ -75,8 +76,8 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)d->nprofiles);
 	snprintf(dur, sizeof(dur), "%.3fs", secs);
 	pw_log(&s->log, failed ? COMPONENT_LOG_WARN : COMPONENT_LOG_DEBUG,
-	       d->ingest ? "AppendIngest" : "Push", "size", sz, "profiles", n, "duration", dur, "err",
-	       failed ? d->errors.data : NULL, PW_LOG_END);
+	       d->ingest ? "AppendIngest" : "Push", "size", sz, "profiles", n, "duration", dur,
+	       "err", failed ? d->errors.data : NULL, PW_LOG_END);
 
 	/* unlink from the active list */
 	if (d->prev)
@@ -90,7 +91,7 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 	 * from it must find them free. */
 	pw_delivery_release_bytes(d);
 	pw_delivery_report(d, status, failed ? d->errors.data : NULL,
-	       d->ingest ? (failed ? d->first_http : 200) : 0);
+			   d->ingest ? (failed ? d->first_http : 200) : 0);
 	pw_delivery_free(d);
 }
 
@@ -119,8 +120,8 @@ static void finish_task(struct pw_sender *s, struct task *t, bool ok)
 		if (d->errors.len)
 			strbuf_putc(&d->errors, '\n');
 		strbuf_printf(&d->errors, "failed to %s to endpoint %s (%lld retries): %s",
-			      d->ingest ? "ingest" : "push", ep->cfg->display, (long long)t->bo.count,
-			      why);
+			      d->ingest ? "ingest" : "push", ep->cfg->display,
+			      (long long)t->bo.count, why);
 		if (!d->first_http && t->last_http)
 			d->first_http = (int)t->last_http;
 		line = pw_strdup(why);
@@ -272,7 +273,8 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 			for (size_t i = 0; i < ep->cfg->headers.n; i++) {
 				if (strcasecmp(ep->cfg->headers.items[i].key, "Content-Type") != 0)
 					continue;
-				if (!(n = pw_slist_add(l, "Content-Type", ep->cfg->headers.items[i].value)))
+				if (!(n = pw_slist_add(l, "Content-Type",
+						       ep->cfg->headers.items[i].value)))
 					goto fail;
 				l = n;
 			}
@@ -352,8 +354,8 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
 		t->easy = NULL;
 		easy_put(s, e);
-		after_attempt(s, t, PW_VERDICT_RETRY, pw_strdup("unavailable: cannot start the request"),
-			      now);
+		after_attempt(s, t, PW_VERDICT_RETRY,
+			      pw_strdup("unavailable: cannot start the request"), now);
 		return;
 	}
 	t->state = T_RUNNING;
@@ -402,7 +404,8 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 	case PW_AUTH_ERROR:
 	default:
 		t->attempts++;
-		after_attempt(s, t, PW_VERDICT_RETRY, err ? err : pw_strdup("unauthenticated: credentials unavailable"),
+		after_attempt(s, t, PW_VERDICT_RETRY,
+			      err ? err : pw_strdup("unauthenticated: credentials unavailable"),
 			      now);
 		return;
 	}
@@ -641,7 +644,9 @@ static void sweep_queued(struct pw_sender *s, int64_t now)
 				t->ep->waitq_tail = tail;
 			}
 			if (!t->last_err)
-				set_last_err(t, pw_strdup("deadline_exceeded: context deadline exceeded"));
+				set_last_err(
+					t,
+					pw_strdup("deadline_exceeded: context deadline exceeded"));
 			last = d->remaining == 1;
 			finish_task(s, t, false);
 			if (last)
@@ -673,8 +678,8 @@ static void cancel_all(struct pw_sender *s)
 				t->ep->running--;
 			}
 			set_last_err(t, pw_asprintf("canceled: the component is shutting down%s%s",
-						     t->last_err ? "; last error: " : "",
-						     t->last_err ? t->last_err : ""));
+						    t->last_err ? "; last error: " : "",
+						    t->last_err ? t->last_err : ""));
 			last = d->remaining == 1;
 			finish_task(s, t, false);
 			if (last)
@@ -775,7 +780,8 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 	s->log = opts->log;
 	s->metrics = opts->metrics;
 	s->user_agent = pw_strdup(opts->user_agent ? opts->user_agent : "pyroscope-write");
-	s->instance_id = pw_strdup(opts->instance_id && *opts->instance_id ? opts->instance_id : NULL);
+	s->instance_id =
+		pw_strdup(opts->instance_id && *opts->instance_id ? opts->instance_id : NULL);
 	s->id.user_agent = s->user_agent;
 	s->id.instance_id = s->instance_id;
 	s->id.metrics = s->metrics;

@@ -19,7 +19,7 @@ struct pw_snapshot;
 struct pw_sender_opts {
 	struct pw_logger log;
 	struct pw_metrics *metrics;
-	const char *user_agent;  /* full User-Agent value; copied */
+	const char *user_agent; /* full User-Agent value; copied */
 	const char *instance_id; /* NULL or "": no X-Alloy-Id; copied */
 };
 

@@ -12,7 +12,6 @@
 #include "http.h"
 #include "proto.h"
 
-
 void pw_task_reset_response(struct task *t)
 {
 	strbuf_reset(&t->body);
@@ -82,7 +81,8 @@ static struct delivery *delivery_new(struct pw_sender *s, struct pw_snapshot *sn
 		t->ep = snap->eps[i];
 		t->url = t->ep->push_url;
 		strbuf_init(&t->body, RESPONSE_BODY_CAP);
-		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns, c->max_backoff_retries);
+		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns,
+				c->max_backoff_retries);
 	}
 	return d;
 }
@@ -156,7 +156,7 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 		pw_metrics_rejected(s->metrics, "push", p->nsamples);
 		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
 		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
-		       err ? err : "invalid labels in profile", 0);
+				   err ? err : "invalid labels in profile", 0);
 		free(err);
 		return COMPONENT_OK;
 	}
@@ -172,10 +172,12 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 			free(d->payload);
 			d->payload = NULL;
 			drop_everywhere(snap, size, p->nsamples);
-			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
-					  "(%lld) held in flight",
-					  d->len, (long long)cfg->max_inflight_bytes);
-			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, PW_LOG_END);
+			err = pw_asprintf(
+				"profile dropped: %zu bytes would exceed max_inflight_bytes "
+				"(%lld) held in flight",
+				d->len, (long long)cfg->max_inflight_bytes);
+			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err,
+			       PW_LOG_END);
 			pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 0);
 			free(err);
 			pw_delivery_free(d);
@@ -208,7 +210,7 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		pw_metrics_rejected(s->metrics, "ingest", 1);
 		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
 		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
-		       err ? err : "invalid labels in profile", 400);
+				   err ? err : "invalid labels in profile", 400);
 		free(err);
 		return COMPONENT_OK;
 	}
@@ -225,7 +227,8 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 			/* A request that cannot be built is a bad request from the
 			 * SDK, not an endpoint failure. */
 			pw_metrics_rejected(s->metrics, "ingest", 1);
-			pw_delivery_report(d, COMPONENT_EINVAL, err ? err : "invalid ingest request", 400);
+			pw_delivery_report(d, COMPONENT_EINVAL,
+					   err ? err : "invalid ingest request", 400);
 			free(err);
 			pw_delivery_free(d);
 			pw_labelset_free(&ls);
@@ -248,9 +251,10 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 	if (snap->neps > 0 && in->body_len > 0) {
 		if (!reserve_bytes(s, cfg, in->body_len)) {
 			drop_everywhere(snap, in->body_len, 1);
-			err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
-					  "(%lld) held in flight",
-					  in->body_len, (long long)cfg->max_inflight_bytes);
+			err = pw_asprintf(
+				"profile dropped: %zu bytes would exceed max_inflight_bytes "
+				"(%lld) held in flight",
+				in->body_len, (long long)cfg->max_inflight_bytes);
 			pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 429);
 			free(err);
 			pw_delivery_free(d);

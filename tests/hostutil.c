@@ -102,7 +102,8 @@ int th_create(struct th_plugin *p, const char *config, struct th_instance *out, 
 	host.user_agent = "testhost/1.0";
 	rc = p->d->create(&host, config, &out->inst, &err);
 	if (rc == COMPONENT_OK) {
-		ck_assert_int_eq(p->d->get_export(out->inst, PW_RECEIVER_EXPORT, &exp), COMPONENT_OK);
+		ck_assert_int_eq(p->d->get_export(out->inst, PW_RECEIVER_EXPORT, &exp),
+				 COMPONENT_OK);
 		out->rx = exp;
 	}
 	if (error)
@@ -186,11 +187,11 @@ int th_push(struct th_instance *in, const char *const *labels, const void *data,
 /* A hand-built pprof Profile: sample_type {type: "samples", unit: "count"},
  * one sample with value 1, and its string table. */
 static const uint8_t pprof_raw[] = {
-	0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,            /* sample_type: ValueType{1, 2} */
-	0x12, 0x03, 0x12, 0x01, 0x01,                  /* sample: value = [1], packed */
-	0x32, 0x00,                                    /* string_table[0] = "" */
-	0x32, 0x07, 's', 'a', 'm', 'p', 'l', 'e', 's', /* string_table[1] */
-	0x32, 0x05, 'c', 'o', 'u', 'n', 't',           /* string_table[2] */
+	0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, /* sample_type: ValueType{1, 2} */
+	0x12, 0x03, 0x12, 0x01, 0x01, /* sample: value = [1], packed */
+	0x32, 0x00, /* string_table[0] = "" */
+	0x32, 0x07, 's',  'a',	'm',  'p',  'l', 'e', 's', /* string_table[1] */
+	0x32, 0x05, 'c',  'o',	'u',  'n',  't', /* string_table[2] */
 };
 
 static uint8_t pprof_gz[256];

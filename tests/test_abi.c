@@ -44,7 +44,8 @@ static char *config_for(const char *tmpl)
 	return th_subst(tmpl, "{{URL}}", standin_url(sink));
 }
 
-static const char *const svc_labels[] = {"service_name", "abi-test", "__name__", "process_cpu", NULL};
+static const char *const svc_labels[] = {"service_name", "abi-test", "__name__", "process_cpu",
+					 NULL};
 
 START_TEST(descriptor_fields)
 {
@@ -141,7 +142,8 @@ START_TEST(create_invalid_config_names_field)
 	struct th_instance in;
 	char *err = NULL;
 
-	ck_assert_int_eq(th_create(&plugin, "{\"endpoint\":[{\"url\":\"http://x\",\"remote_timeout\":5}]}",
+	ck_assert_int_eq(th_create(&plugin,
+				   "{\"endpoint\":[{\"url\":\"http://x\",\"remote_timeout\":5}]}",
 				   &in, &err),
 			 COMPONENT_ECONFIG);
 	ck_assert_ptr_null(in.inst);
@@ -187,7 +189,8 @@ START_TEST(lifecycle_and_bad_update)
 	ck_assert_int_gt(h.changed_unix_ms, 0);
 	ck_assert_int_eq(th_push(&in, svc_labels, prof, len, 5000, NULL), COMPONENT_OK);
 	ck_assert_int_eq(standin_count(sink), 2);
-	ck_assert_double_eq(th_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"one\"}"), 2);
+	ck_assert_double_eq(th_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"one\"}"),
+			    2);
 	ck_assert_double_eq(th_metric(&in, "pyroscope_write_config_last_reload_successful"), 0);
 
 	/* A valid one restores health; the export keeps its address. */
@@ -199,9 +202,11 @@ START_TEST(lifecycle_and_bad_update)
 	ck_assert_int_eq(plugin.d->get_export(in.inst, "receiver", &after), COMPONENT_OK);
 	ck_assert_ptr_eq(before, after);
 	ck_assert_int_eq(th_push(&in, svc_labels, prof, len, 5000, NULL), COMPONENT_OK);
-	ck_assert_double_eq(th_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"two\"}"), 1);
+	ck_assert_double_eq(th_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"two\"}"),
+			    1);
 	/* Counters of the removed endpoint survive. */
-	ck_assert_double_eq(th_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"one\"}"), 2);
+	ck_assert_double_eq(th_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"one\"}"),
+			    2);
 	ck_assert(th_logs_contain("info configuration reloaded"));
 	ck_assert(th_logs_contain("warn configuration refused"));
 
@@ -249,9 +254,11 @@ START_TEST(exports_and_null_arguments)
 	ck_assert_int_eq(plugin.d->metrics(in.inst, NULL, NULL), COMPONENT_EINVAL);
 	ck_assert_int_eq(plugin.d->create(NULL, "{}", &inst, NULL), COMPONENT_EINVAL);
 	ck_assert_ptr_null(inst);
-	ck_assert_int_eq(in.rx->push(in.rx->ctx, NULL, 0, &(struct pw_result){0}), COMPONENT_EINVAL);
+	ck_assert_int_eq(in.rx->push(in.rx->ctx, NULL, 0, &(struct pw_result){0}),
+			 COMPONENT_EINVAL);
 	ck_assert_int_eq(in.rx->push_async(in.rx->ctx, NULL, 0, NULL, NULL), COMPONENT_EINVAL);
-	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, NULL, 0, &(struct pw_result){0}), COMPONENT_EINVAL);
+	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, NULL, 0, &(struct pw_result){0}),
+			 COMPONENT_EINVAL);
 	{
 		/* A label with a NULL value. */
 		struct pw_label l = {"service_name", NULL};
@@ -298,8 +305,9 @@ static int to_buf(void *user, const char *data, size_t len)
 START_TEST(metrics_and_debug_info)
 {
 	struct th_instance in;
-	char *cfg = config_for("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"dbg\","
-			       "\"basic_auth\":{\"username\":\"u\",\"password\":\"SECRET-abi-1\"}}]}");
+	char *cfg =
+		config_for("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"dbg\","
+			   "\"basic_auth\":{\"username\":\"u\",\"password\":\"SECRET-abi-1\"}}]}");
 	char *text = NULL;
 
 	ck_assert_int_eq(th_create(&plugin, cfg, &in, NULL), COMPONENT_OK);
@@ -337,7 +345,8 @@ START_TEST(destroy_cancels_and_calls_back_once)
 {
 	struct standin_reply slow = {.status = 200, .delay_ms = 3000, .times = 8};
 	struct th_instance in;
-	char *cfg = config_for("{\"endpoint\":[{\"url\":\"{{URL}}\"}],\"shutdown_timeout\":\"200ms\"}");
+	char *cfg =
+		config_for("{\"endpoint\":[{\"url\":\"{{URL}}\"}],\"shutdown_timeout\":\"200ms\"}");
 	struct cb_state st[4];
 	struct pw_label l[] = {{"service_name", "x"}};
 	size_t len;
@@ -350,7 +359,8 @@ START_TEST(destroy_cancels_and_calls_back_once)
 	for (int i = 0; i < 4; i++) {
 		atomic_init(&st[i].calls, 0);
 		atomic_init(&st[i].status, -1);
-		ck_assert_int_eq(in.rx->push_async(in.rx->ctx, &p, 0, count_cb, &st[i]), COMPONENT_OK);
+		ck_assert_int_eq(in.rx->push_async(in.rx->ctx, &p, 0, count_cb, &st[i]),
+				 COMPONENT_OK);
 	}
 	ck_assert_int_eq(standin_wait(sink, 4, 5000), 0);
 	th_destroy(&in);

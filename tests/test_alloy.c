@@ -73,7 +73,8 @@ static void ok(const char *text, const char *expected)
 }
 
 /* Converts text and checks that it fails with exactly `expected`. */
-static void fails_as(const char *text, const char *filename, const char *label, const char *expected)
+static void fails_as(const char *text, const char *filename, const char *label,
+		     const char *expected)
 {
 	char *json = (char *)"untouched", *err = NULL;
 	int rc;
@@ -96,7 +97,7 @@ static void fails(const char *text, const char *expected)
 static void check_fixture(const char *name, const char *label, const char *want_notices)
 {
 	char *alloy_name = pw_asprintf("%s.alloy", name), *json_name = pw_asprintf("%s.json", name);
-	struct notices nt = { STRBUF_INIT, 0 };
+	struct notices nt = {STRBUF_INIT, 0};
 	size_t len;
 	char *text = read_fixture("tests/data/alloy", alloy_name, &len);
 	char *expected = read_fixture("tests/data/alloy", json_name, NULL);
@@ -132,14 +133,15 @@ START_TEST(docs_chain)
 	char *w2 = read_fixture("tests/data/alloy", "docs-w2.alloy", NULL);
 	char *want = read_fixture("tests/data/alloy", "docs-w2.json", NULL);
 	char *all = pw_asprintf("%s\n%s\n%s", recv, w1, w2);
-	struct notices nt = { STRBUF_INIT, 0 };
+	struct notices nt = {STRBUF_INIT, 0};
 
 	check_convert(all, strlen(all), "w2", want, &nt);
 	ck_assert_int_eq(nt.count, 2);
 	ck_assert_str_eq(nt.sb.data, "skipping pyroscope.receive_http \"example\"\n"
 				     "skipping pyroscope.write \"w1\"");
 	fails_as(all, "chain.alloy", NULL,
-		 "chain.alloy: found 2 pyroscope.write blocks (\"w1\", \"w2\"); choose one by its label");
+		 "chain.alloy: found 2 pyroscope.write blocks (\"w1\", \"w2\"); choose one by its "
+		 "label");
 	fails_as(all, "chain.alloy", "w3",
 		 "chain.alloy: no pyroscope.write block labelled \"w3\" (found \"w1\", \"w2\")");
 	fails_as(recv, "recv.alloy", NULL, "recv.alloy: no pyroscope.write block found");
@@ -183,14 +185,16 @@ START_TEST(examples_match_json)
 
 		text = read_fixture("examples", alloy_name, &len);
 		expected = read_fixture("examples", json_name, NULL);
-		ck_assert_msg(alloy_convert(text, len, alloy_name, NULL, &json, &err, NULL, NULL) == 0,
+		ck_assert_msg(alloy_convert(text, len, alloy_name, NULL, &json, &err, NULL, NULL) ==
+				      0,
 			      "%s", err);
 		got = json_loads(json, 0, NULL);
 		want = json_loads(expected, 0, NULL);
 		ck_assert_ptr_nonnull(got);
 		ck_assert_msg(want != NULL, "%s is not JSON", json_name);
 		normalise_endpoints(want);
-		ck_assert_msg(json_equal(got, want), "%s differs from %s:\n%s", alloy_name, json_name, json);
+		ck_assert_msg(json_equal(got, want), "%s differs from %s:\n%s", alloy_name,
+			      json_name, json);
 		json_decref(got);
 		json_decref(want);
 		free(json);
@@ -276,18 +280,22 @@ END_TEST
 
 START_TEST(bad_strings)
 {
-	fails("pyroscope.write \"a\" {\n  s = \"ab\\qc\"\n}", "t.alloy:2:10: unknown escape sequence \\q");
+	fails("pyroscope.write \"a\" {\n  s = \"ab\\qc\"\n}",
+	      "t.alloy:2:10: unknown escape sequence \\q");
 	fails("pyroscope.write \"a\" {\n  s = \"\\u12\"\n}",
 	      "t.alloy:2:8: escape sequence needs 4 hexadecimal digits");
 	fails("pyroscope.write \"a\" {\n  s = \"\\uD800\"\n}",
 	      "t.alloy:2:8: escape sequence is not a valid Unicode code point");
-	fails("pyroscope.write \"a\" {\n  s = \"\\xff\"\n}", "t.alloy:2:7: string is not valid UTF-8");
+	fails("pyroscope.write \"a\" {\n  s = \"\\xff\"\n}",
+	      "t.alloy:2:7: string is not valid UTF-8");
 	fails("pyroscope.write \"a\" {\n  s = \"\\x00\"\n}",
 	      "t.alloy:2:7: strings may not contain NUL characters");
 	fails("pyroscope.write \"a\" {\n  s = 'x'\n}",
 	      "t.alloy:2:7: single-quoted strings are not supported; use double quotes");
-	fails("pyroscope.write \"a\" {\n  s = `never closed\n}\n", "t.alloy:2:7: string literal not terminated");
-	fails("pyroscope.write \"a\" {\n  s = \"ends with backslash\\", "t.alloy:2:27: escape sequence not terminated");
+	fails("pyroscope.write \"a\" {\n  s = `never closed\n}\n",
+	      "t.alloy:2:7: string literal not terminated");
+	fails("pyroscope.write \"a\" {\n  s = \"ends with backslash\\",
+	      "t.alloy:2:27: escape sequence not terminated");
 }
 END_TEST
 
@@ -303,7 +311,8 @@ START_TEST(comments)
 	   "  }\n"
 	   "}\n"
 	   "// last line without newline",
-	   "{\"endpoint\":[{\"url\":\"http://x:1\",\"name\":\"a // not a comment # nor this /* */\"}]}");
+	   "{\"endpoint\":[{\"url\":\"http://x:1\",\"name\":\"a // not a comment # nor this /* "
+	   "*/\"}]}");
 }
 END_TEST
 
@@ -317,8 +326,10 @@ START_TEST(trailing_commas)
 	   "}",
 	   "{\"l1\":[1,2],\"l2\":[1,2],\"o1\":{\"a\":1},\"o2\":{\"a\":1,\"b\":2}}");
 	fails("pyroscope.write \"a\" {\n  l = [1,,2]\n}", "t.alloy:2:10: missing value before ','");
-	fails("pyroscope.write \"a\" {\n  l = [1 2]\n}", "t.alloy:2:10: expected ',' or ']' in list");
-	fails("pyroscope.write \"a\" {\n  o = {a = 1 b = 2}\n}", "t.alloy:2:14: expected ',' or '}' in object");
+	fails("pyroscope.write \"a\" {\n  l = [1 2]\n}",
+	      "t.alloy:2:10: expected ',' or ']' in list");
+	fails("pyroscope.write \"a\" {\n  o = {a = 1 b = 2}\n}",
+	      "t.alloy:2:14: expected ',' or '}' in object");
 }
 END_TEST
 
@@ -349,11 +360,13 @@ START_TEST(nested_blocks)
 	   "}",
 	   "{\"endpoint\":["
 	   "{\"url\":\"https://one\",\"oauth2\":{\"client_id\":\"id\",\"scopes\":[\"a\",\"b\"],"
-	   "\"tls_config\":{\"insecure_skip_verify\":true}},\"tls_config\":{\"server_name\":\"one\"}},"
+	   "\"tls_config\":{\"insecure_skip_verify\":true}},\"tls_config\":{\"server_name\":"
+	   "\"one\"}},"
 	   "{\"url\":\"https://two\",\"basic_auth\":{\"username\":\"u\"},\"authorization\":{}}],"
 	   "\"tracing\":{}}");
 	/* One endpoint is still an array. */
-	ok("pyroscope.write \"a\" { endpoint { url = \"u\" } }", "{\"endpoint\":[{\"url\":\"u\"}]}");
+	ok("pyroscope.write \"a\" { endpoint { url = \"u\" } }",
+	   "{\"endpoint\":[{\"url\":\"u\"}]}");
 	ok("pyroscope.write \"a\" {}", "{}");
 }
 END_TEST
@@ -374,15 +387,21 @@ START_TEST(block_errors)
 	      "t.alloy:3:9: missing '=' after attribute name url");
 	fails("pyroscope.write \"a\" {\n  endpoint {\n    url\n  }\n}",
 	      "t.alloy:4:3: missing '=' after attribute name url");
-	fails("pyroscope.write \"a\" {\n  a = 1 b = 2\n}", "t.alloy:2:9: expected a line break before 'b'");
-	fails("pyroscope.write \"a\" {\n  endpoint {\n", "t.alloy:2:12: block endpoint is never closed");
+	fails("pyroscope.write \"a\" {\n  a = 1 b = 2\n}",
+	      "t.alloy:2:9: expected a line break before 'b'");
+	fails("pyroscope.write \"a\" {\n  endpoint {\n",
+	      "t.alloy:2:12: block endpoint is never closed");
 	fails("pyroscope.write \"a\" {\n  = 1\n}",
 	      "t.alloy:2:3: expected an attribute or block name in pyroscope.write, found '='");
 	fails("pyroscope.write \"a\" {\n  \"secret\" = 1\n}",
-	      "t.alloy:2:3: expected an attribute or block name in pyroscope.write, found a string");
-	fails("pyroscope.write {\n}", "t.alloy:1:1: pyroscope.write needs a label, e.g. pyroscope.write \"default\" { ... }");
-	fails("pyroscope.write \"a\" {}\npyroscope.write \"a\" {}", "t.alloy:2:1: pyroscope.write \"a\" is declared more than once");
-	fails("pyroscope.write \"a\" {} pyroscope.write \"b\" {}", "t.alloy:1:24: expected a line break before 'pyroscope'");
+	      "t.alloy:2:3: expected an attribute or block name in pyroscope.write, found a "
+	      "string");
+	fails("pyroscope.write {\n}", "t.alloy:1:1: pyroscope.write needs a label, e.g. "
+				      "pyroscope.write \"default\" { ... }");
+	fails("pyroscope.write \"a\" {}\npyroscope.write \"a\" {}",
+	      "t.alloy:2:1: pyroscope.write \"a\" is declared more than once");
+	fails("pyroscope.write \"a\" {} pyroscope.write \"b\" {}",
+	      "t.alloy:1:24: expected a line break before 'pyroscope'");
 	fails("pyroscope.write \"a\" {\n  url =\n}", "t.alloy:3:1: missing value before '}'");
 }
 END_TEST
@@ -392,16 +411,20 @@ START_TEST(select_by_label)
 	const char *text = "pyroscope.write \"one\" {\n  endpoint { url = \"http://1\" }\n}\n"
 			   "pyroscope.write \"two\" {\n  endpoint { url = env(\"X\") }\n}\n"
 			   "pyroscope.write \"three\" {\n  endpoint { url = \"http://3\" }\n}\n";
-	struct notices nt = { STRBUF_INIT, 0 };
+	struct notices nt = {STRBUF_INIT, 0};
 	char **labels = NULL, *err = NULL;
 	size_t n = 0;
 
 	check_convert(text, strlen(text), "three", "{\"endpoint\":[{\"url\":\"http://3\"}]}", &nt);
 	/* "two" holds a call, but it is skipped unread when not selected. */
-	ck_assert_str_eq(nt.sb.data, "skipping pyroscope.write \"one\"\nskipping pyroscope.write \"two\"");
+	ck_assert_str_eq(nt.sb.data,
+			 "skipping pyroscope.write \"one\"\nskipping pyroscope.write \"two\"");
 	check_convert(text, strlen(text), "one", "{\"endpoint\":[{\"url\":\"http://1\"}]}", NULL);
-	fails_as(text, "t.alloy", "two", "t.alloy:5:20: function calls are not supported: env(...)");
-	fails_as(text, NULL, NULL, "found 3 pyroscope.write blocks (\"one\", \"two\", \"three\"); choose one by its label");
+	fails_as(text, "t.alloy", "two",
+		 "t.alloy:5:20: function calls are not supported: env(...)");
+	fails_as(text, NULL, NULL,
+		 "found 3 pyroscope.write blocks (\"one\", \"two\", \"three\"); choose one by its "
+		 "label");
 
 	ck_assert_int_eq(alloy_list_labels(text, strlen(text), NULL, &labels, &n, &err), 0);
 	ck_assert_ptr_null(err);
@@ -424,43 +447,57 @@ END_TEST
 START_TEST(unsupported_values)
 {
 	fails("pyroscope.write \"a\" {\n  max_backoff_retries = 1 + 2\n}",
-	      "t.alloy:2:27: expressions are not supported: operator '+' (only literal values are accepted)");
+	      "t.alloy:2:27: expressions are not supported: operator '+' (only literal values are "
+	      "accepted)");
 	fails("pyroscope.write \"a\" {\n  x = \"a\" == \"b\"\n}",
-	      "t.alloy:2:11: expressions are not supported: operator '==' (only literal values are accepted)");
+	      "t.alloy:2:11: expressions are not supported: operator '==' (only literal values are "
+	      "accepted)");
 	fails("pyroscope.write \"a\" {\n  x = !true\n}",
-	      "t.alloy:2:7: expressions are not supported: operator '!' (only literal values are accepted)");
+	      "t.alloy:2:7: expressions are not supported: operator '!' (only literal values are "
+	      "accepted)");
 	fails("pyroscope.write \"a\" {\n  x = -y\n}",
-	      "t.alloy:2:7: expressions are not supported: operator '-' (only literal values are accepted)");
+	      "t.alloy:2:7: expressions are not supported: operator '-' (only literal values are "
+	      "accepted)");
 	fails("pyroscope.write \"a\" {\n  x = (1)\n}",
-	      "t.alloy:2:7: expressions are not supported: operator '(' (only literal values are accepted)");
+	      "t.alloy:2:7: expressions are not supported: operator '(' (only literal values are "
+	      "accepted)");
 	fails("pyroscope.write \"a\" {\n  x = [1, 2][0]\n}",
-	      "t.alloy:2:13: expressions are not supported: operator '[' (only literal values are accepted)");
-	fails("pyroscope.write \"a\" {\n  endpoint {\n    bearer_token = local.file.token.content\n  }\n}",
+	      "t.alloy:2:13: expressions are not supported: operator '[' (only literal values are "
+	      "accepted)");
+	fails("pyroscope.write \"a\" {\n  endpoint {\n    bearer_token = "
+	      "local.file.token.content\n  }\n}",
 	      "t.alloy:3:20: references are not supported: local.file.token.content");
 	fails("pyroscope.write \"a\" {\n  x = [pyroscope.write.staging.receiver]\n}",
 	      "t.alloy:2:8: references are not supported: pyroscope.write.staging.receiver");
-	fails("pyroscope.write \"a\" {\n  x = env(\"HOME\")\n}", "t.alloy:2:7: function calls are not supported: env(...)");
+	fails("pyroscope.write \"a\" {\n  x = env(\"HOME\")\n}",
+	      "t.alloy:2:7: function calls are not supported: env(...)");
 	fails("pyroscope.write \"a\" {\n  x = { k = sys.env(\"HOME\") }\n}",
 	      "t.alloy:2:13: function calls are not supported: sys.env(...)");
-	fails_as("pyroscope.write \"a\" {\n  x = y\n}", NULL, NULL, "2:7: references are not supported: y");
+	fails_as("pyroscope.write \"a\" {\n  x = y\n}", NULL, NULL,
+		 "2:7: references are not supported: y");
 }
 END_TEST
 
 START_TEST(lexical_errors)
 {
-	fails("pyroscope.write \"a\" {\n  url = \"http://x\n}", "t.alloy:2:9: string literal not terminated");
-	fails("pyroscope.write \"a\" {\n  /* open\n\n}", "t.alloy:2:3: block comment not terminated");
+	fails("pyroscope.write \"a\" {\n  url = \"http://x\n}",
+	      "t.alloy:2:9: string literal not terminated");
+	fails("pyroscope.write \"a\" {\n  /* open\n\n}",
+	      "t.alloy:2:3: block comment not terminated");
 	fails("pyroscope.write \"a\" {\n  x = 10s\n}",
-	      "t.alloy:2:7: invalid number literal (durations and sizes are strings, e.g. \"10s\")");
+	      "t.alloy:2:7: invalid number literal (durations and sizes are strings, e.g. "
+	      "\"10s\")");
 	fails("pyroscope.write \"a\" {\n  x = 1e\n}", "t.alloy:2:7: exponent has no digits");
 	fails("pyroscope.write \"a\" {\n  x = 99999999999999999999\n}",
 	      "t.alloy:2:7: integer 99999999999999999999 is out of range");
 	fails("pyroscope.write \"a\" {\n  x = -9223372036854775809\n}",
 	      "t.alloy:2:8: integer -9223372036854775809 is out of range");
-	fails("pyroscope.write \"a\" {\n  x = 1e999\n}", "t.alloy:2:7: number 1e999 is out of range");
+	fails("pyroscope.write \"a\" {\n  x = 1e999\n}",
+	      "t.alloy:2:7: number 1e999 is out of range");
 	fails("pyroscope.write \"a\" {\n  x = @\n}", "t.alloy:2:7: illegal character '@'");
 	/* Columns count characters, not bytes. */
-	fails("pyroscope.write \"a\" {\n  x = [\"é\", @]\n}", "t.alloy:2:13: illegal character '@'");
+	fails("pyroscope.write \"a\" {\n  x = [\"é\", @]\n}",
+	      "t.alloy:2:13: illegal character '@'");
 }
 END_TEST
 
@@ -471,7 +508,8 @@ START_TEST(binary_input)
 	static const char bom[] = "\xEF\xBB\xBFpyroscope.write \"a\" { x = @ }";
 	char *json = NULL, *err = NULL;
 
-	ck_assert_int_eq(alloy_convert(nul, sizeof(nul) - 1, "b", NULL, &json, &err, NULL, NULL), -1);
+	ck_assert_int_eq(alloy_convert(nul, sizeof(nul) - 1, "b", NULL, &json, &err, NULL, NULL),
+			 -1);
 	ck_assert_str_eq(err, "b:2:2: illegal character NUL");
 	free(err);
 	fails(bad_utf8, "t.alloy:2:8: the file is not valid UTF-8");
@@ -481,7 +519,9 @@ START_TEST(binary_input)
 	ck_assert_str_eq(err, "no pyroscope.write block found");
 	free(err);
 	/* The length is honoured: nothing after it is read. */
-	ck_assert_int_eq(alloy_convert("pyroscope.write \"a\" {}garbage", 22, NULL, NULL, &json, &err, NULL, NULL), 0);
+	ck_assert_int_eq(alloy_convert("pyroscope.write \"a\" {}garbage", 22, NULL, NULL, &json,
+				       &err, NULL, NULL),
+			 0);
 	ck_assert_str_eq(json, "{}");
 	free(json);
 }
@@ -523,16 +563,18 @@ START_TEST(skipped_components)
 		"logging {\n  level = \"debug\"\n  format = \"logfmt\"\n}\n"
 		"top_level = 1 + 2\n"
 		"spread = [\n  1,\n]\n"
-		"local.file \"token\" {\n  filename = env(\"HOME\") + \"/token\"\n  is_secret = true\n}\n"
+		"local.file \"token\" {\n  filename = env(\"HOME\") + \"/token\"\n  is_secret = "
+		"true\n}\n"
 		"pyroscope.write \"w\" {\n  endpoint {\n    url = \"http://x\"\n  }\n}\n"
 		"pyroscope.scrape \"s\" {\n"
 		"  targets = [{\"__address__\" = \"a:1\"}, discovery.kubernetes.pods.targets[0]]\n"
 		"  forward_to = [pyroscope.write.w.receiver]\n"
-		"  profiling_config { profile.process_cpu { enabled = !false && (1 >= 2 || 3 != 4) } }\n"
+		"  profiling_config { profile.process_cpu { enabled = !false && (1 >= 2 || 3 != 4) "
+		"} }\n"
 		"  tricky = \"}\" // }\n"
 		"  /* } */ raw = `}\n}`\n"
 		"}\n";
-	struct notices nt = { STRBUF_INIT, 0 };
+	struct notices nt = {STRBUF_INIT, 0};
 
 	check_convert(text, strlen(text), NULL, "{\"endpoint\":[{\"url\":\"http://x\"}]}", &nt);
 	ck_assert_int_eq(nt.count, 5);

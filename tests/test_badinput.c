@@ -153,12 +153,12 @@ START_TEST(receiver_null_and_malformed)
 	struct pw_sample s_null = {NULL, 10, NULL};
 	struct pw_push ok = {sizeof(ok), good, 1, &s, 1};
 	struct pw_push bad[] = {
-		{0, good, 1, &s, 1},                 /* struct_size 0 */
-		{sizeof(ok), NULL, 1, &s, 1},        /* labels NULL with a count */
-		{sizeof(ok), good, 1, NULL, 1},      /* samples NULL with a count */
-		{sizeof(ok), null_name, 1, &s, 1},   /* a NULL label name */
-		{sizeof(ok), null_value, 1, &s, 1},  /* a NULL label value */
-		{sizeof(ok), good, 1, &s_null, 1},   /* sample data NULL with a length */
+		{0, good, 1, &s, 1}, /* struct_size 0 */
+		{sizeof(ok), NULL, 1, &s, 1}, /* labels NULL with a count */
+		{sizeof(ok), good, 1, NULL, 1}, /* samples NULL with a count */
+		{sizeof(ok), null_name, 1, &s, 1}, /* a NULL label name */
+		{sizeof(ok), null_value, 1, &s, 1}, /* a NULL label value */
+		{sizeof(ok), good, 1, &s_null, 1}, /* sample data NULL with a length */
 	};
 	struct pw_ingest ing = {sizeof(ing), NULL, NULL, 0, prof, len, NULL, 0};
 	struct pw_result r = {0};
@@ -217,7 +217,7 @@ START_TEST(oversized_and_odd_labels)
 	char *huge = malloc(big + 1);
 	size_t nmany = 10000;
 	struct pw_label *many = calloc(nmany + 1, sizeof(*many));
-	char (*names)[16] = calloc(nmany, sizeof(*names));
+	char(*names)[16] = calloc(nmany, sizeof(*names));
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -268,7 +268,8 @@ START_TEST(oversized_and_odd_labels)
 
 		/* Either delivered whole or refused with a reason, not cut. */
 		if (rc == COMPONENT_OK) {
-			struct standin_request *r = standin_request_get(sink, standin_count(sink) - 1);
+			struct standin_request *r =
+				standin_request_get(sink, standin_count(sink) - 1);
 
 			ck_assert_ptr_nonnull(strstr(r->series_labels[0], "l09999=v"));
 			standin_request_free(r);
@@ -350,8 +351,10 @@ START_TEST(large_bodies)
 	/* The same through ingest. */
 	{
 		struct pw_label il[] = {{"__name__", "app"}, {"service_name", "app"}};
-		struct pw_ingest ing = {sizeof(ing), "/ingest?name=app&format=pprof", NULL, 0,
-					body, 16u << 20, il, 2};
+		struct pw_ingest ing = {sizeof(ing), "/ingest?name=app&format=pprof",
+					NULL,	     0,
+					body,	     16u << 20,
+					il,	     2};
 		struct pw_result r = {0};
 
 		ck_assert_int_eq(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &r),
@@ -362,7 +365,8 @@ START_TEST(large_bodies)
 		/* A query that is not an ingest request at all. */
 		ing.path_query = "\xff\xfe?name=%zz";
 		ing.body_len = 10;
-		ck_assert_int_ne(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &r), COMPONENT_OK);
+		ck_assert_int_ne(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &r),
+				 COMPONENT_OK);
 		ck_assert_ptr_nonnull(r.error);
 		in.rx->free_result(&r);
 	}
@@ -407,7 +411,8 @@ START_TEST(bad_documents)
 	refuse_doc(deep, "");
 	refuse_doc("{\"endpoint\":[{\"url\":\"http://a\",\"remote_timeout\":\"\xe2\x82\"}]}",
 		   "not valid UTF-8");
-	refuse_doc("{\"endpoint\":[{\"url\":\"http://a\",\"headers\":{\"X\":\"a\\r\\nInjected: 1\"}}]}",
+	refuse_doc("{\"endpoint\":[{\"url\":\"http://a\",\"headers\":{\"X\":\"a\\r\\nInjected: "
+		   "1\"}}]}",
 		   "headers");
 	refuse_doc("{\"endpoint\":[{\"url\":\"http://a\",\"name\":\"a\\u0000b\"}]}", "NUL");
 	memset(huge, ' ', 17u << 20);

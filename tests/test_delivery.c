@@ -89,14 +89,15 @@ static double now_s(void)
 
 START_TEST(push_wire_format_labels_and_headers)
 {
-	struct th_instance in = make(
-		"{\"external_labels\":{\"env\":\"prod\",\"job\":\"\",\"cluster\":\"c1\"},"
-		"\"endpoint\":[{\"url\":\"{{A}}/\",\"name\":\"a\","
-		"\"headers\":{\"X-Scope-OrgID\":\"tenant-1\",\"Content-Type\":\"text/plain\"},"
-		"\"http_headers\":{\"X-Extra\":[\"one\",\"two\"]}}]}");
-	const char *const labels[] = {"service_name", "svc", "__name__", "process_cpu",
-				      "__delta__", "false", "__hidden", "x", "job", "j",
-				      "env", "staging", "zone", "z1", NULL};
+	struct th_instance in =
+		make("{\"external_labels\":{\"env\":\"prod\",\"job\":\"\",\"cluster\":\"c1\"},"
+		     "\"endpoint\":[{\"url\":\"{{A}}/\",\"name\":\"a\","
+		     "\"headers\":{\"X-Scope-OrgID\":\"tenant-1\",\"Content-Type\":\"text/plain\"},"
+		     "\"http_headers\":{\"X-Extra\":[\"one\",\"two\"]}}]}");
+	const char *const labels[] = {"service_name", "svc",   "__name__", "process_cpu",
+				      "__delta__",    "false", "__hidden", "x",
+				      "job",	      "j",     "env",	   "staging",
+				      "zone",	      "z1",    NULL};
 	struct standin_request *r;
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
@@ -148,13 +149,13 @@ END_TEST
  * the profile, the call reports the failing one with its attempt count. */
 START_TEST(fanout_one_failing)
 {
-	struct standin_reply fail = {.status = 500, .body = "boom", .content_type = "text/plain",
-				     .times = 100};
-	struct th_instance in = make(
-		"{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"},"
-		"{\"url\":\"{{B}}\",\"name\":\"b\",\"min_backoff_period\":\"10ms\","
-		"\"max_backoff_period\":\"20ms\",\"max_backoff_retries\":3},"
-		"{\"url\":\"{{C}}\",\"name\":\"c\"}]}");
+	struct standin_reply fail = {
+		.status = 500, .body = "boom", .content_type = "text/plain", .times = 100};
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"},"
+		     "{\"url\":\"{{B}}\",\"name\":\"b\",\"min_backoff_period\":\"10ms\","
+		     "\"max_backoff_period\":\"20ms\",\"max_backoff_retries\":3},"
+		     "{\"url\":\"{{C}}\",\"name\":\"c\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -162,7 +163,8 @@ START_TEST(fanout_one_failing)
 	standin_script(sink2, STANDIN_ROUTE_PUSH, &fail);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, &err), COMPONENT_EDELIVERY);
 	ck_assert_ptr_nonnull(err);
-	ck_assert_str_eq(err, "failed to push to endpoint b (3 retries): unknown: Internal Server Error");
+	ck_assert_str_eq(
+		err, "failed to push to endpoint b (3 retries): unknown: Internal Server Error");
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 1);
 	ck_assert_int_eq(standin_count(sink2), 3);
@@ -183,8 +185,10 @@ END_TEST
 START_TEST(connect_error_not_retried)
 {
 	struct standin_reply r = {
-		.status = 400, .content_type = "application/json",
-		.body = "{\"code\":\"invalid_argument\",\"message\":\"no profiles received\"}", .times = 10};
+		.status = 400,
+		.content_type = "application/json",
+		.body = "{\"code\":\"invalid_argument\",\"message\":\"no profiles received\"}",
+		.times = 10};
 	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
 				     "\"min_backoff_period\":\"10ms\"}]}");
 	size_t len;
@@ -193,7 +197,9 @@ START_TEST(connect_error_not_retried)
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
-	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): invalid_argument: no profiles received");
+	ck_assert_str_eq(
+		err,
+		"failed to push to endpoint a (0 retries): invalid_argument: no profiles received");
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 1);
 	th_destroy(&in);
@@ -204,7 +210,9 @@ END_TEST
 START_TEST(connect_error_gzip_body)
 {
 	struct standin_reply r = {
-		.status = 401, .content_type = "application/json", .gzip = true,
+		.status = 401,
+		.content_type = "application/json",
+		.gzip = true,
 		.body = "{\"code\":\"unauthenticated\",\"message\":\"no org id\"}"};
 	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
 	size_t len;
@@ -213,7 +221,8 @@ START_TEST(connect_error_gzip_body)
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
-	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): unauthenticated: no org id");
+	ck_assert_str_eq(err,
+			 "failed to push to endpoint a (0 retries): unauthenticated: no org id");
 	free(err);
 	th_destroy(&in);
 }
@@ -223,18 +232,22 @@ END_TEST
 START_TEST(rate_limit_respects_retry_on_429)
 {
 	struct standin_reply rl = {
-		.status = 429, .content_type = "application/json",
-		.body = "{\"code\":\"resource_exhausted\",\"message\":\"rate limited\"}", .times = 10};
+		.status = 429,
+		.content_type = "application/json",
+		.body = "{\"code\":\"resource_exhausted\",\"message\":\"rate limited\"}",
+		.times = 10};
 	struct standin_reply plain = {.status = 429, .body = "slow down", .times = 10};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"retry_on_http_429\":false,\"min_backoff_period\":\"10ms\"}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"retry_on_http_429\":false,\"min_backoff_period\":\"10ms\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &rl);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
-	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): resource_exhausted: rate limited");
+	ck_assert_str_eq(
+		err, "failed to push to endpoint a (0 retries): resource_exhausted: rate limited");
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 1);
 	standin_script_clear(sink);
@@ -244,7 +257,8 @@ START_TEST(rate_limit_respects_retry_on_429)
 	th_destroy(&in);
 
 	/* With retries on, the same answer is retried until it clears. */
-	in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\",\"min_backoff_period\":\"10ms\"}]}");
+	in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\",\"min_backoff_period\":"
+		  "\"10ms\"}]}");
 	standin_script_clear(sink);
 	rl.times = 2;
 	standin_script(sink, STANDIN_ROUTE_PUSH, &rl);
@@ -259,8 +273,9 @@ END_TEST
 START_TEST(retry_after_is_honoured)
 {
 	struct standin_reply r = {.status = 503, .retry_after = "1", .body = "busy"};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"5s\"}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"5s\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	double t0 = now_s(), dt;
@@ -278,10 +293,11 @@ END_TEST
 /* An attempt that outlives remote_timeout is cut and retried. */
 START_TEST(remote_timeout_cuts_attempt)
 {
-	struct standin_reply slow = {.status = 200, .content_type = "application/proto",
-				     .delay_ms = 3000};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"remote_timeout\":\"300ms\",\"min_backoff_period\":\"10ms\"}]}");
+	struct standin_reply slow = {
+		.status = 200, .content_type = "application/proto", .delay_ms = 3000};
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"remote_timeout\":\"300ms\",\"min_backoff_period\":\"10ms\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	double t0 = now_s(), dt;
@@ -315,7 +331,8 @@ START_TEST(caller_deadline_ends_retries)
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 500, &err), COMPONENT_EDELIVERY);
 	dt = now_s() - t0;
 	ck_assert_msg(dt < 1.5, "took %.3fs", dt);
-	ck_assert_str_eq(err, "failed to push to endpoint a (1 retries): unavailable: Service Unavailable");
+	ck_assert_str_eq(
+		err, "failed to push to endpoint a (1 retries): unavailable: Service Unavailable");
 	free(err);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
 	th_destroy(&in);
@@ -324,16 +341,18 @@ END_TEST
 
 START_TEST(connection_refused_is_retried)
 {
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"dead\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
-				     "{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"dead\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
+		     "{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
 
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
-	ck_assert_msg(strncmp(err, "failed to push to endpoint dead (2 retries): unavailable: ", 58) == 0,
-		      "%s", err);
+	ck_assert_msg(
+		strncmp(err, "failed to push to endpoint dead (2 retries): unavailable: ", 58) == 0,
+		"%s", err);
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 1);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
@@ -356,7 +375,9 @@ START_TEST(invalid_labels_rejected_before_sending)
 	ck_assert_str_eq(err, "invalid labels in profile: service name is required");
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 0);
-	ck_assert_double_eq(th_metric(&in, "pyroscope_write_rejected_profiles_total{path=\"push\",reason=\"invalid_labels\"}"), 2);
+	ck_assert_double_eq(th_metric(&in, "pyroscope_write_rejected_profiles_total{path=\"push\","
+					   "reason=\"invalid_labels\"}"),
+			    2);
 	th_destroy(&in);
 }
 END_TEST
@@ -387,16 +408,23 @@ END_TEST
 
 START_TEST(ingest_forwarding)
 {
-	struct th_instance in = make(
-		"{\"external_labels\":{\"env\":\"prod\"},"
-		"\"endpoint\":[{\"url\":\"{{A}}/prefix?orgkey=1\",\"name\":\"a\"}]}");
-	struct pw_label labels[] = {{"__name__", "myapp.cpu"}, {"env", "dev"},
-				    {"service_name", "myapp.cpu"}};
+	struct th_instance in =
+		make("{\"external_labels\":{\"env\":\"prod\"},"
+		     "\"endpoint\":[{\"url\":\"{{A}}/prefix?orgkey=1\",\"name\":\"a\"}]}");
+	struct pw_label labels[] = {
+		{"__name__", "myapp.cpu"}, {"env", "dev"}, {"service_name", "myapp.cpu"}};
 	const char *ct[] = {"application/octet-stream"};
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
-	struct pw_ingest ing = {sizeof(ing), "/ingest?name=myapp.cpu%7Benv%3Ddev%7D&format=pprof&from=1700000000&spyName=gospy",
-				ct, 1, prof, len, labels, 3};
+	struct pw_ingest ing = {
+		sizeof(ing),
+		"/ingest?name=myapp.cpu%7Benv%3Ddev%7D&format=pprof&from=1700000000&spyName=gospy",
+		ct,
+		1,
+		prof,
+		len,
+		labels,
+		3};
 	struct pw_result res = {0};
 	struct standin_request *r;
 
@@ -423,20 +451,25 @@ END_TEST
 /* The downstream status reaches the caller; a 4xx is final. */
 START_TEST(ingest_error_status)
 {
-	struct standin_reply r = {.status = 422, .content_type = "application/json",
-				  .body = "{\"code\":\"unknown\",\"message\":\"bad profile\"}", .times = 10};
+	struct standin_reply r = {.status = 422,
+				  .content_type = "application/json",
+				  .body = "{\"code\":\"unknown\",\"message\":\"bad profile\"}",
+				  .times = 10};
 	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
 				     "\"min_backoff_period\":\"10ms\"}]}");
 	struct pw_label labels[] = {{"__name__", "app"}, {"service_name", "app"}};
-	struct pw_ingest ing = {sizeof(ing), "/ingest?name=app", NULL, 0,
-				(const uint8_t *)"a;b 1\n", 6, labels, 2};
+	struct pw_ingest ing = {
+		sizeof(ing), "/ingest?name=app", NULL, 0, (const uint8_t *)"a;b 1\n", 6, labels, 2};
 	struct pw_result res = {0};
 
 	standin_script(sink, STANDIN_ROUTE_INGEST, &r);
-	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &res), COMPONENT_EDELIVERY);
+	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &res),
+			 COMPONENT_EDELIVERY);
 	ck_assert_int_eq(res.http_status, 422);
-	ck_assert_str_eq(res.error, "failed to ingest to endpoint a (0 retries): remote error: pyroscope "
-				    "write error: status=422 msg={\"code\":\"unknown\",\"message\":\"bad profile\"}");
+	ck_assert_str_eq(
+		res.error,
+		"failed to ingest to endpoint a (0 retries): remote error: pyroscope "
+		"write error: status=422 msg={\"code\":\"unknown\",\"message\":\"bad profile\"}");
 	in.rx->free_result(&res);
 	ck_assert_int_eq(standin_count(sink), 1);
 	th_destroy(&in);

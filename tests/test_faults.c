@@ -131,16 +131,16 @@ static int attempt_lines(const char *ep)
 static void assert_prefix(const char *s, const char *prefix)
 {
 	ck_assert_ptr_nonnull(s);
-	ck_assert_msg(strncmp(s, prefix, strlen(prefix)) == 0, "\"%s\" does not start with \"%s\"", s,
-		      prefix);
+	ck_assert_msg(strncmp(s, prefix, strlen(prefix)) == 0, "\"%s\" does not start with \"%s\"",
+		      s, prefix);
 }
 
 /* ---- a raw HTTP/1.1 server for answers the stand-in will not give ---- */
 
 enum raw_mode {
-	RAW_GARBAGE,   /* a line that is not HTTP at all, then close */
+	RAW_GARBAGE, /* a line that is not HTTP at all, then close */
 	RAW_TRUNCATED, /* a 200 whose body stops short of Content-Length, then close */
-	RAW_HANGUP,    /* a valid keep-alive 200, then a silent close */
+	RAW_HANGUP, /* a valid keep-alive 200, then a silent close */
 	RAW_PLAIN_400, /* a plain-HTTP server answering whatever arrives with 400 */
 };
 
@@ -283,8 +283,9 @@ static void raw_stop(struct raw_server *r)
 
 START_TEST(fault_connection_refused)
 {
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"dead\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":3}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"dead\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":3}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -306,8 +307,9 @@ END_TEST
 START_TEST(fault_reset_mid_request)
 {
 	struct standin_reply rst = {.reset = true, .times = 2};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":5}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":5}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -348,11 +350,12 @@ END_TEST
  * timeout, not at the server's pace. */
 START_TEST(fault_stall_past_remote_timeout)
 {
-	struct standin_reply stall = {.status = 200, .content_type = "application/proto",
-				      .delay_ms = 2000, .times = 3};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"remote_timeout\":\"200ms\",\"min_backoff_period\":\"10ms\","
-				     "\"max_backoff_period\":\"20ms\",\"max_backoff_retries\":3}]}");
+	struct standin_reply stall = {
+		.status = 200, .content_type = "application/proto", .delay_ms = 2000, .times = 3};
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"remote_timeout\":\"200ms\",\"min_backoff_period\":\"10ms\","
+		     "\"max_backoff_period\":\"20ms\",\"max_backoff_retries\":3}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -361,8 +364,9 @@ START_TEST(fault_stall_past_remote_timeout)
 	standin_script(sink, STANDIN_ROUTE_PUSH, &stall);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, &err), COMPONENT_EDELIVERY);
 	dt = now_s() - t0;
-	ck_assert_str_eq(err, "failed to push to endpoint a (3 retries): deadline_exceeded: context "
-			      "deadline exceeded");
+	ck_assert_str_eq(err,
+			 "failed to push to endpoint a (3 retries): deadline_exceeded: context "
+			 "deadline exceeded");
 	free(err);
 	ck_assert_msg(dt >= 0.55 && dt < 1.8, "three 200 ms attempts took %.3fs", dt);
 	ck_assert_int_eq(standin_wait(sink, 3, 1000), 0);
@@ -376,9 +380,11 @@ END_TEST
 START_TEST(fault_5xx_without_retry_after)
 {
 	struct standin_reply r500 = {.status = 500, .body = "oops", .content_type = "text/plain"};
-	struct standin_reply r502 = {.status = 502, .body = "bad gateway", .content_type = "text/html"};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":5}]}");
+	struct standin_reply r502 = {
+		.status = 502, .body = "bad gateway", .content_type = "text/html"};
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":5}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -405,8 +411,9 @@ START_TEST(fault_retry_after)
 	struct standin_reply r503 = {.status = 503, .retry_after = "1", .body = "busy"};
 	struct standin_reply r429 = {.status = 429, .retry_after = "1", .body = "slow down"};
 	struct standin_reply r500 = {.status = 500, .retry_after = "30", .body = "oops"};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"5s\"}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"5s\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	double t0, dt;
@@ -433,7 +440,8 @@ START_TEST(fault_retry_after)
 	t0 = now_s();
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
 	dt = now_s() - t0;
-	ck_assert_msg(dt >= 0.19 && dt < 1.5, "503 Retry-After: 30 capped at 200ms waited %.3fs", dt);
+	ck_assert_msg(dt >= 0.19 && dt < 1.5, "503 Retry-After: 30 capped at 200ms waited %.3fs",
+		      dt);
 	ck_assert_int_eq(standin_count(sink), 6);
 	assert_sent_once(&in, "a", 1, len);
 	th_destroy(&in);
@@ -465,7 +473,8 @@ START_TEST(fault_429_without_retry_after)
 	r429.times = 1;
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r429);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, &err), COMPONENT_EDELIVERY);
-	ck_assert_str_eq(err, "failed to push to endpoint a (0 retries): unavailable: Too Many Requests");
+	ck_assert_str_eq(
+		err, "failed to push to endpoint a (0 retries): unavailable: Too Many Requests");
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 4);
 	ck_assert_int_eq(attempt_lines("a"), 1);
@@ -478,14 +487,20 @@ END_TEST
  * "JSON" body is garbage are both retried with a readable error. */
 START_TEST(fault_garbage_response_bodies)
 {
-	struct standin_reply html = {.status = 200, .content_type = "text/html",
-				     .body = "<html>captive portal</html>"};
-	struct standin_reply junk = {.status = 500, .content_type = "application/json",
-				     .body = "{\"code\":", .times = 1};
-	struct standin_reply bin = {.status = 503, .content_type = "application/json",
-				    .body = "\xff\xfe\x00\x01", .body_len = 4, .times = 1};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":3}]}");
+	struct standin_reply html = {
+		.status = 200, .content_type = "text/html", .body = "<html>captive portal</html>"};
+	struct standin_reply junk = {.status = 500,
+				     .content_type = "application/json",
+				     .body = "{\"code\":",
+				     .times = 1};
+	struct standin_reply bin = {.status = 503,
+				    .content_type = "application/json",
+				    .body = "\xff\xfe\x00\x01",
+				    .body_len = 4,
+				    .times = 1};
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":3}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -524,7 +539,8 @@ START_TEST(fault_garbage_and_truncated_http)
 		in = make_url("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"raw\","
 			      "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2}]}",
 			      raw.url);
-		ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_EDELIVERY);
+		ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err),
+				 COMPONENT_EDELIVERY);
 		assert_prefix(err, "failed to push to endpoint raw (2 retries): ");
 		ck_assert_msg(strstr(err, "deadline") == NULL, "%s", err);
 		free(err);
@@ -545,10 +561,11 @@ END_TEST
  * attempt, on a fresh connection. */
 START_TEST(fault_keepalive_closed_by_server)
 {
-	struct standin_reply closing = {.status = 200, .content_type = "application/proto",
-					.close = true, .times = 5};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":1}]}");
+	struct standin_reply closing = {
+		.status = 200, .content_type = "application/proto", .close = true, .times = 5};
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":1}]}");
 	struct raw_server raw;
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
@@ -612,9 +629,10 @@ END_TEST
 /* A name that can never resolve (RFC 2606 .invalid). */
 START_TEST(fault_dns_failure)
 {
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"http://pyroscope.does-not-exist.invalid:4040\","
-				     "\"name\":\"dns\",\"remote_timeout\":\"3s\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"http://pyroscope.does-not-exist.invalid:4040\","
+		     "\"name\":\"dns\",\"remote_timeout\":\"3s\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
@@ -695,9 +713,10 @@ static int push_async(struct th_instance *in, const uint8_t *data, size_t len, i
 START_TEST(healthy_endpoint_beside_failing_one)
 {
 	struct standin_reply stall = {.status = 503, .delay_ms = 1500, .times = 1000};
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"good\"},"
-				     "{\"url\":\"{{B}}\",\"name\":\"bad\",\"remote_timeout\":\"400ms\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":3}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"good\"},"
+		     "{\"url\":\"{{B}}\",\"name\":\"bad\",\"remote_timeout\":\"400ms\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":3}]}");
 	const int n = 20;
 	struct cb_count cc;
 	size_t len;
@@ -711,8 +730,7 @@ START_TEST(healthy_endpoint_beside_failing_one)
 		ck_assert_int_eq(push_async(&in, prof, len, 20000, count_done, &cc), COMPONENT_OK);
 	/* All of them are delivered to the healthy endpoint well inside one
 	 * attempt of the stalled one. */
-	while (metric(&in, "pyroscope_write_sent_profiles_total", "good") < n &&
-	       now_s() - t0 < 10)
+	while (metric(&in, "pyroscope_write_sent_profiles_total", "good") < n && now_s() - t0 < 10)
 		usleep(2000);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
 	ck_assert_msg(now_s() - t0 < (under_valgrind() ? 5.0 : 0.35), "healthy endpoint took %.3fs",
@@ -720,8 +738,9 @@ START_TEST(healthy_endpoint_beside_failing_one)
 	ck_assert_int_eq(atomic_load(&cc.calls), 0);
 	ck_assert_int_eq(wait_calls(&cc.calls, n, 20000), 0);
 	ck_assert_int_eq(atomic_load(&cc.ok), 0);
-	ck_assert_str_eq(cc.last_error, "failed to push to endpoint bad (3 retries): deadline_exceeded: "
-					"context deadline exceeded");
+	ck_assert_str_eq(cc.last_error,
+			 "failed to push to endpoint bad (3 retries): deadline_exceeded: "
+			 "context deadline exceeded");
 	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "good"), 0);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "bad"), n);
@@ -755,8 +774,10 @@ START_TEST(stall_does_not_block_other_requests)
 		ck_assert_int_eq(push_async(&in, prof, len, 10000, count_done, &cc), COMPONENT_OK);
 		usleep(20000);
 	}
-	ck_assert_msg(standin_wait(sink, 3, 700) == 0, "only %zu of 3 requests reached the server "
-		      "while the first one stalled", standin_count(sink));
+	ck_assert_msg(standin_wait(sink, 3, 700) == 0,
+		      "only %zu of 3 requests reached the server "
+		      "while the first one stalled",
+		      standin_count(sink));
 	ck_assert_int_eq(wait_calls(&cc.calls, 3, 10000), 0);
 	th_destroy(&in);
 	cb_count_free(&cc);
@@ -852,12 +873,13 @@ static size_t recorded_ok(struct standin *s)
 START_TEST(nothing_lost_through_random_faults)
 {
 	const int n = under_valgrind() ? 40 : 300;
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"remote_timeout\":\"150ms\",\"min_backoff_period\":\"5ms\","
-				     "\"max_backoff_period\":\"40ms\",\"max_backoff_retries\":3},"
-				     "{\"url\":\"{{B}}\",\"name\":\"b\",\"remote_timeout\":\"150ms\","
-				     "\"min_backoff_period\":\"5ms\",\"max_backoff_period\":\"40ms\","
-				     "\"max_backoff_retries\":4,\"max_connections\":4}]}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"remote_timeout\":\"150ms\",\"min_backoff_period\":\"5ms\","
+		     "\"max_backoff_period\":\"40ms\",\"max_backoff_retries\":3},"
+		     "{\"url\":\"{{B}}\",\"name\":\"b\",\"remote_timeout\":\"150ms\","
+		     "\"min_backoff_period\":\"5ms\",\"max_backoff_period\":\"40ms\","
+		     "\"max_backoff_retries\":4,\"max_connections\":4}]}");
 	struct tally t = {0};
 	struct tally_ref *refs = calloc((size_t)n, sizeof(*refs));
 	unsigned seed = 20240611;
@@ -875,7 +897,8 @@ START_TEST(nothing_lost_through_random_faults)
 	for (int i = 0; i < n; i++) {
 		refs[i].t = &t;
 		refs[i].idx = i;
-		ck_assert_int_eq(push_async(&in, prof, len, 60000, tally_done, &refs[i]), COMPONENT_OK);
+		ck_assert_int_eq(push_async(&in, prof, len, 60000, tally_done, &refs[i]),
+				 COMPONENT_OK);
 		if (i % 16 == 0)
 			usleep(2000);
 	}
@@ -907,8 +930,10 @@ START_TEST(nothing_lost_through_random_faults)
 		ck_assert_double_ge((double)requests, n + retries);
 		ck_assert_double_le((double)requests, n + retries + resets);
 		ck_assert_double_eq(metric(&in, "pyroscope_write_inflight_requests", ep[e]), 0);
-		ck_assert_msg(sent > 0 && dropped > 0, "endpoint %s: sent %g dropped %g: the faults "
-			      "should produce both", ep[e], sent, dropped);
+		ck_assert_msg(sent > 0 && dropped > 0,
+			      "endpoint %s: sent %g dropped %g: the faults "
+			      "should produce both",
+			      ep[e], sent, dropped);
 	}
 	th_destroy(&in);
 	free(refs);
@@ -920,8 +945,8 @@ END_TEST
 
 START_TEST(inflight_bytes_are_bounded)
 {
-	struct standin_reply slow = {.status = 200, .content_type = "application/proto",
-				     .delay_ms = 600, .times = 2};
+	struct standin_reply slow = {
+		.status = 200, .content_type = "application/proto", .delay_ms = 600, .times = 2};
 	struct th_instance in = make("{\"max_inflight_bytes\":4096,"
 				     "\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
 	static uint8_t big[1500];
@@ -971,9 +996,10 @@ END_TEST
 START_TEST(outage_does_not_grow_memory)
 {
 	const int n = under_valgrind() ? 100 : 2000;
-	struct th_instance in = make("{\"max_inflight_bytes\":16384,\"shutdown_timeout\":\"0s\","
-				     "\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"down\","
-				     "\"min_backoff_period\":\"10s\",\"max_backoff_period\":\"10s\"}]}");
+	struct th_instance in =
+		make("{\"max_inflight_bytes\":16384,\"shutdown_timeout\":\"0s\","
+		     "\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"down\","
+		     "\"min_backoff_period\":\"10s\",\"max_backoff_period\":\"10s\"}]}");
 	static uint8_t blob[1000];
 	struct cb_count cc;
 	int accepted;
@@ -981,13 +1007,15 @@ START_TEST(outage_does_not_grow_memory)
 	memset(blob, 'y', sizeof(blob));
 	cb_count_init(&cc);
 	for (int i = 0; i < n; i++)
-		ck_assert_int_eq(push_async(&in, blob, sizeof(blob), 0, count_done, &cc), COMPONENT_OK);
+		ck_assert_int_eq(push_async(&in, blob, sizeof(blob), 0, count_done, &cc),
+				 COMPONENT_OK);
 	accepted = n - atomic_load(&cc.overload);
 	/* Each request holds a little over 1000 bytes: at most 16 fit. */
 	ck_assert_int_le(accepted, 16);
 	ck_assert_int_ge(accepted, 10);
 	ck_assert_int_eq(atomic_load(&cc.calls), n - accepted);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "down"), n - accepted);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "down"),
+			    n - accepted);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_inflight_requests", "down"), accepted);
 	th_destroy(&in);
 	/* The ones held were cancelled at destroy and counted too. */

@@ -27,7 +27,8 @@ static void setup(void)
 	ck_assert_msg(sink != NULL, "standin: %s", err ? err : "?");
 	th_load(&plugin, NULL);
 	cfg = th_subst("{\"external_labels\":{\"cluster\":\"eu-1\"},"
-		       "\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"a\",\"min_backoff_period\":\"10ms\"}]}",
+		       "\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"a\",\"min_backoff_period\":"
+		       "\"10ms\"}]}",
 		       "{{URL}}", standin_url(sink));
 	ck_assert_int_eq(th_create(&plugin, cfg, &in, NULL), COMPONENT_OK);
 	free(cfg);
@@ -47,7 +48,8 @@ static int ingest(const char *path_query, const char *ctype, const void *body, s
 		  struct standin_request **r)
 {
 	const char *ct[] = {ctype};
-	struct pw_ingest ing = {sizeof(ing), path_query, ct, ctype ? 1 : 0, body, len, labels, nlabels};
+	struct pw_ingest ing = {sizeof(ing), path_query, ct,	 ctype ? 1 : 0,
+				body,	     len,	 labels, nlabels};
 	size_t before = standin_count(sink);
 	int rc = in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), res);
 
@@ -62,7 +64,8 @@ static uint8_t *gzip_bytes(const void *data, size_t len, size_t *outlen)
 	z_stream z = {0};
 	uint8_t *out = malloc(len + 128);
 
-	ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	ck_assert_int_eq(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+			 Z_OK);
 	z.next_in = (Bytef *)data;
 	z.avail_in = (uInt)len;
 	z.next_out = out;
@@ -81,8 +84,8 @@ START_TEST(pprof_gzip_and_raw)
 	const uint8_t *raw = standin_pprof_sample(&rawlen);
 	uint8_t *gz = gzip_bytes(raw, rawlen, &gzlen);
 
-	ck_assert_int_eq(ingest("/ingest?name=shop&format=pprof&spyName=gospy", "application/octet-stream",
-				gz, gzlen, app_labels, 2, &res, &r),
+	ck_assert_int_eq(ingest("/ingest?name=shop&format=pprof&spyName=gospy",
+				"application/octet-stream", gz, gzlen, app_labels, 2, &res, &r),
 			 COMPONENT_OK);
 	ck_assert_int_eq(res.http_status, 200);
 	ck_assert_ptr_nonnull(r);
@@ -113,17 +116,23 @@ START_TEST(multipart_with_sample_type_config)
 	char ctype[128];
 
 	snprintf(ctype, sizeof(ctype), "multipart/form-data; boundary=%s", b);
-	strbuf_printf(&body, "--%s\r\nContent-Disposition: form-data; name=\"profile\"; "
-			     "filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-		      b);
+	strbuf_printf(
+		&body,
+		"--%s\r\nContent-Disposition: form-data; name=\"profile\"; "
+		"filename=\"profile.pprof\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+		b);
 	strbuf_append(&body, raw, rawlen);
-	strbuf_printf(&body, "\r\n--%s\r\nContent-Disposition: form-data; name=\"sample_type_config\"; "
-			     "filename=\"sample_type_config.json\"\r\n\r\n"
-			     "{\"samples\":{\"units\":\"samples\",\"display-name\":\"cpu\"}}\r\n--%s--\r\n",
-		      b, b);
+	strbuf_printf(
+		&body,
+		"\r\n--%s\r\nContent-Disposition: form-data; name=\"sample_type_config\"; "
+		"filename=\"sample_type_config.json\"\r\n\r\n"
+		"{\"samples\":{\"units\":\"samples\",\"display-name\":\"cpu\"}}\r\n--%s--\r\n",
+		b, b);
 	ck_assert_int_eq(ingest("/ingest?name=shop%7Benv%3Dprod%7D&spyName=pyspy", ctype, body.data,
-				body.len, (struct pw_label[]){{"__name__", "shop"}, {"env", "prod"},
-							      {"service_name", "shop"}},
+				body.len,
+				(struct pw_label[]){{"__name__", "shop"},
+						    {"env", "prod"},
+						    {"service_name", "shop"}},
 				3, &res, &r),
 			 COMPONENT_OK);
 	ck_assert_int_eq(r->status, 200);
@@ -152,10 +161,11 @@ START_TEST(jfr_and_collapsed)
 	standin_request_free(r);
 	in.rx->free_result(&res);
 
-	ck_assert_int_eq(ingest("/ingest?name=shop.cpu&units=samples&aggregationType=sum&sampleRate=100",
-				"text/plain", folded, strlen(folded),
-				(struct pw_label[]){{"__name__", "shop.cpu"}}, 1, &res, &r),
-			 COMPONENT_OK);
+	ck_assert_int_eq(
+		ingest("/ingest?name=shop.cpu&units=samples&aggregationType=sum&sampleRate=100",
+		       "text/plain", folded, strlen(folded),
+		       (struct pw_label[]){{"__name__", "shop.cpu"}}, 1, &res, &r),
+		COMPONENT_OK);
 	ck_assert_int_eq(r->status, 200);
 	ck_assert_ptr_nonnull(strstr(r->query, "sampleRate=100"));
 	ck_assert_ptr_nonnull(strstr(r->query, "aggregationType=sum"));
@@ -173,7 +183,8 @@ START_TEST(name_edge_cases)
 	const char *folded = "a;b 1\n";
 
 	/* No labels: refused before sending, with the status for the SDK. */
-	ck_assert_int_eq(ingest("/ingest?name=", NULL, folded, 6, NULL, 0, &res, &r), COMPONENT_EINVAL);
+	ck_assert_int_eq(ingest("/ingest?name=", NULL, folded, 6, NULL, 0, &res, &r),
+			 COMPONENT_EINVAL);
 	ck_assert_ptr_null(r);
 	ck_assert_int_eq(res.http_status, 400);
 	ck_assert_str_eq(res.error, "invalid labels in profile: service name is required");
@@ -192,10 +203,11 @@ START_TEST(name_edge_cases)
 	in.rx->free_result(&res);
 
 	/* Values with spaces, '&', '+' and '/' survive the query encoding. */
-	ck_assert_int_eq(ingest("/ingest?name=svc", NULL, folded, 6,
-				(struct pw_label[]){{"__name__", "my-app/api"}, {"path", "/a b&c+d"}},
-				2, &res, &r),
-			 COMPONENT_OK);
+	ck_assert_int_eq(
+		ingest("/ingest?name=svc", NULL, folded, 6,
+		       (struct pw_label[]){{"__name__", "my-app/api"}, {"path", "/a b&c+d"}}, 2,
+		       &res, &r),
+		COMPONENT_OK);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_str_eq(r->name, "my-app/api{cluster=eu-1,path=/a b&c+d}");
 	ck_assert_ptr_nonnull(strstr(r->query, "%2Fa+b%26c%2Bd"));

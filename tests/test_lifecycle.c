@@ -131,7 +131,8 @@ START_TEST(create_destroy_cycles)
 
 		ck_assert_int_eq(th_create(&p, cfg, &in, NULL), COMPONENT_OK);
 		if (i % 25 == 0) {
-			ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, NULL), COMPONENT_OK);
+			ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, NULL),
+					 COMPONENT_OK);
 			pushed++;
 		}
 		th_destroy(&in);
@@ -284,12 +285,13 @@ static void *updater(void *arg)
 		int rc;
 
 		if (i % 2) {
-			rc = l->in->p->d->update(l->in->inst, "{\"endpoint\":[{\"url\":\"ftp://x\"}]}",
-						 &err);
+			rc = l->in->p->d->update(l->in->inst,
+						 "{\"endpoint\":[{\"url\":\"ftp://x\"}]}", &err);
 			if (rc == COMPONENT_ECONFIG && err && *err)
 				l->updates_refused++;
 		} else {
-			rc = l->in->p->d->update(l->in->inst, (i / 2) % 2 ? l->cfg_a : l->cfg_b, &err);
+			rc = l->in->p->d->update(l->in->inst, (i / 2) % 2 ? l->cfg_a : l->cfg_b,
+						 &err);
 			if (rc == COMPONENT_OK && !err)
 				l->updates_ok++;
 		}
@@ -422,7 +424,8 @@ START_TEST(destroy_with_work_under_way)
 	for (int i = 0; i < 6; i++) {
 		atomic_init(&o[i].calls, 0);
 		atomic_init(&o[i].status, -1);
-		ck_assert_int_eq(in.rx->push_async(in.rx->ctx, &pp, 0, once_done, &o[i]), COMPONENT_OK);
+		ck_assert_int_eq(in.rx->push_async(in.rx->ctx, &pp, 0, once_done, &o[i]),
+				 COMPONENT_OK);
 	}
 	ck_assert_int_eq(standin_wait(sink, 1, 5000), 0);
 	usleep(100000);

@@ -78,14 +78,23 @@ START_TEST(histogram_buckets_are_cumulative)
 	pw_metrics_observe(total, PW_LAT_PUSH_TOTAL, 1.0);
 	ck_assert_uint_eq(pw_metrics_hist_count(a, PW_LAT_PUSH_DOWNSTREAM), 3);
 	text = expose(m);
-	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_downstream\",le=\"0.005\"} 1"));
-	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_downstream\",le=\"0.1\"} 1"));
-	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_downstream\",le=\"0.25\"} 2"));
-	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_downstream\",le=\"10\"} 2"));
-	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_downstream\",le=\"+Inf\"} 3"));
-	ck_assert(has_line(text, "pyroscope_write_latency_count{endpoint=\"a\",type=\"push_downstream\"} 3"));
-	ck_assert(has_line(text, "pyroscope_write_latency_sum{endpoint=\"a\",type=\"push_downstream\"} 30.203"));
-	ck_assert(has_line(text, "pyroscope_write_latency_count{endpoint=\"-\",type=\"push_total\"} 1"));
+	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_"
+				 "downstream\",le=\"0.005\"} 1"));
+	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_"
+				 "downstream\",le=\"0.1\"} 1"));
+	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_"
+				 "downstream\",le=\"0.25\"} 2"));
+	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_"
+				 "downstream\",le=\"10\"} 2"));
+	ck_assert(has_line(text, "pyroscope_write_latency_bucket{endpoint=\"a\",type=\"push_"
+				 "downstream\",le=\"+Inf\"} 3"));
+	ck_assert(has_line(
+		text, "pyroscope_write_latency_count{endpoint=\"a\",type=\"push_downstream\"} 3"));
+	ck_assert(has_line(
+		text,
+		"pyroscope_write_latency_sum{endpoint=\"a\",type=\"push_downstream\"} 30.203"));
+	ck_assert(has_line(text,
+			   "pyroscope_write_latency_count{endpoint=\"-\",type=\"push_total\"} 1"));
 	/* Types never observed are not exposed. */
 	ck_assert_ptr_null(strstr(text, "type=\"ingest_downstream\""));
 	/* The "-" series carries only the whole-call latency. */
@@ -102,7 +111,8 @@ START_TEST(label_values_escaped)
 
 	pw_metrics_sent(pw_metrics_endpoint(m, "we\"ird\\name\nx"), 1, 1);
 	text = expose(m);
-	ck_assert(has_line(text, "pyroscope_write_sent_bytes_total{endpoint=\"we\\\"ird\\\\name\\nx\"} 1"));
+	ck_assert(has_line(
+		text, "pyroscope_write_sent_bytes_total{endpoint=\"we\\\"ird\\\\name\\nx\"} 1"));
 	free(text);
 	pw_metrics_free(m);
 }
@@ -123,11 +133,16 @@ START_TEST(extras_and_reload_state)
 	pw_metrics_reload(m, 0, 1700000002);
 	text = expose(m);
 	ck_assert(has_line(text, "pyroscope_write_inflight_requests{endpoint=\"a\"} 2"));
-	ck_assert(has_line(text, "pyroscope_write_last_success_timestamp_seconds{endpoint=\"a\"} 1700000000.5"));
-	ck_assert(has_line(text, "pyroscope_write_rejected_profiles_total{path=\"push\",reason=\"invalid_labels\"} 4"));
-	ck_assert(has_line(text, "pyroscope_write_rejected_profiles_total{path=\"ingest\",reason=\"invalid_labels\"} 1"));
+	ck_assert(has_line(
+		text,
+		"pyroscope_write_last_success_timestamp_seconds{endpoint=\"a\"} 1700000000.5"));
+	ck_assert(has_line(text, "pyroscope_write_rejected_profiles_total{path=\"push\",reason="
+				 "\"invalid_labels\"} 4"));
+	ck_assert(has_line(text, "pyroscope_write_rejected_profiles_total{path=\"ingest\",reason="
+				 "\"invalid_labels\"} 1"));
 	ck_assert(has_line(text, "pyroscope_write_config_last_reload_successful 0"));
-	ck_assert(has_line(text, "pyroscope_write_config_last_reload_success_timestamp_seconds 1700000001"));
+	ck_assert(has_line(
+		text, "pyroscope_write_config_last_reload_success_timestamp_seconds 1700000001"));
 	free(text);
 	pw_metrics_free(m);
 }

@@ -15,15 +15,15 @@
 #include "strbuf.h"
 
 static struct pw_kv kv_abc[] = {
-	{ "__name__", "process_cpu" },
-	{ "env", "prod" },
-	{ "service_name", "app" },
+	{"__name__", "process_cpu"},
+	{"env", "prod"},
+	{"service_name", "app"},
 };
 
-static const struct pw_labelset ls_abc = { kv_abc, 3 };
+static const struct pw_labelset ls_abc = {kv_abc, 3};
 
-static const uint8_t prof1[] = { 0x1f, 0x8b, 0x00, 0x01, 0xff };
-static const uint8_t prof2[] = { 'x' };
+static const uint8_t prof1[] = {0x1f, 0x8b, 0x00, 0x01, 0xff};
+static const uint8_t prof2[] = {'x'};
 
 /* Encodes, asserting success. */
 static uint8_t *encode(const struct pw_labelset *ls, const struct pw_sample *s, size_t n,
@@ -61,14 +61,13 @@ static void expect_accept(const uint8_t *buf, size_t len, struct pw_dec_push *d)
 
 START_TEST(test_exact_bytes)
 {
-	struct pw_kv kv[] = { { "a", "b" } };
-	struct pw_labelset ls = { kv, 1 };
-	struct pw_sample s[] = { { prof2, 1, "i" } };
+	struct pw_kv kv[] = {{"a", "b"}};
+	struct pw_labelset ls = {kv, 1};
+	struct pw_sample s[] = {{prof2, 1, "i"}};
 	static const uint8_t want[] = {
-		0x0A, 0x10,                   /* series, 16 bytes */
-		0x0A, 0x06,                   /* labels */
-		0x0A, 0x01, 'a', 0x12, 0x01, 'b',
-		0x12, 0x06,                   /* samples */
+		0x0A, 0x10, /* series, 16 bytes */
+		0x0A, 0x06, /* labels */
+		0x0A, 0x01, 'a', 0x12, 0x01, 'b', 0x12, 0x06, /* samples */
 		0x0A, 0x01, 'x', 0x12, 0x01, 'i',
 	};
 	size_t len;
@@ -83,12 +82,10 @@ END_TEST
 START_TEST(test_empty_fields_omitted)
 {
 	/* Empty raw_profile and absent/empty IDs drop the fields, not the sample. */
-	struct pw_sample s[] = { { NULL, 0, NULL }, { prof2, 1, "" }, { NULL, 0, "id" } };
+	struct pw_sample s[] = {{NULL, 0, NULL}, {prof2, 1, ""}, {NULL, 0, "id"}};
 	static const uint8_t want[] = {
-		0x0A, 0x0D,
-		0x12, 0x00,
-		0x12, 0x03, 0x0A, 0x01, 'x',
-		0x12, 0x04, 0x12, 0x02, 'i', 'd',
+		0x0A, 0x0D, 0x12, 0x00, 0x12, 0x03, 0x0A, 0x01,
+		'x',  0x12, 0x04, 0x12, 0x02, 'i',  'd',
 	};
 	size_t len;
 	uint8_t *buf = encode(NULL, s, 3, &len);
@@ -112,7 +109,7 @@ END_TEST
 
 START_TEST(test_nothing_to_send)
 {
-	struct pw_labelset ls = { NULL, 0 };
+	struct pw_labelset ls = {NULL, 0};
 	size_t len;
 	uint8_t *buf = encode(&ls, NULL, 0, &len);
 	struct pw_dec_push d;
@@ -130,7 +127,7 @@ END_TEST
 
 START_TEST(test_round_trip)
 {
-	struct pw_sample s[] = { { prof1, sizeof(prof1), "uuid-1" }, { prof2, 1, NULL } };
+	struct pw_sample s[] = {{prof1, sizeof(prof1), "uuid-1"}, {prof2, 1, NULL}};
 	size_t len;
 	uint8_t *buf = encode(&ls_abc, s, 2, &len);
 	struct pw_dec_push d;
@@ -162,7 +159,7 @@ START_TEST(test_large_profile)
 	/* 3 MiB needs a four-byte length varint at two nesting levels. */
 	size_t big = (size_t)3 << 20, len;
 	uint8_t *data = malloc(big);
-	struct pw_sample s[] = { { NULL, 0, "big" } };
+	struct pw_sample s[] = {{NULL, 0, "big"}};
 	struct pw_dec_push d;
 	uint8_t *buf;
 
@@ -186,7 +183,7 @@ END_TEST
 START_TEST(test_encode_overflow)
 {
 	/* A length that cannot be represented must fail before allocating. */
-	struct pw_sample s[] = { { prof2, SIZE_MAX - 4, NULL } };
+	struct pw_sample s[] = {{prof2, SIZE_MAX - 4, NULL}};
 	uint8_t *buf = (uint8_t *)"x";
 	size_t len = 7;
 
@@ -246,9 +243,9 @@ static char *protoc_decode(const uint8_t *buf, size_t len)
 
 START_TEST(test_protoc_cross_check)
 {
-	struct pw_kv kv[] = { { "__name__", "cpu" }, { "job", "\xc3\xa9t\xc3\xa9" } };
-	struct pw_labelset ls = { kv, 2 };
-	struct pw_sample s[] = { { prof1, sizeof(prof1), "ab\"c" }, { NULL, 0, NULL } };
+	struct pw_kv kv[] = {{"__name__", "cpu"}, {"job", "\xc3\xa9t\xc3\xa9"}};
+	struct pw_labelset ls = {kv, 2};
+	struct pw_sample s[] = {{prof1, sizeof(prof1), "ab\"c"}, {NULL, 0, NULL}};
 	const char *want = "series {\n"
 			   "  labels {\n"
 			   "    name: \"__name__\"\n"
@@ -281,17 +278,17 @@ START_TEST(test_skips_unknown_fields)
 		0x08, 0x96, 0x01, /* PushRequest.series as a varint */
 	};
 	static const uint8_t ok[] = {
-		0x10, 0x96, 0x01,                     /* field 2 varint */
-		0x1D, 1, 2, 3, 4,                     /* field 3 fixed32 */
-		0x21, 1, 2, 3, 4, 5, 6, 7, 8,         /* field 4 fixed64 */
-		0x2A, 0x02, 'h', 'i',                 /* field 5 bytes */
-		0x33, 0x08, 0x01, 0x34,               /* field 6 group { field 1 varint } */
-		0x0A, 0x20,                           /* series */
-		0x20, 0x05,                           /* unknown varint in series */
+		0x10, 0x96, 0x01, /* field 2 varint */
+		0x1D, 1,    2,	  3,	4, /* field 3 fixed32 */
+		0x21, 1,    2,	  3,	4,   5,	   6,	 7,   8, /* field 4 fixed64 */
+		0x2A, 0x02, 'h',  'i', /* field 5 bytes */
+		0x33, 0x08, 0x01, 0x34, /* field 6 group { field 1 varint } */
+		0x0A, 0x20, /* series */
+		0x20, 0x05, /* unknown varint in series */
 		0x0A, 0x08, 0x0A, 0x01, 'k', 0x12, 0x01, 'v', 0x18, 0x0A, /* label + unknown */
-		0x12, 0x08, 0x0A, 0x01, 'p', 0x25, 0, 0, 0, 0, /* sample + fixed32 */
-		0x1A, 0x06, 0x0A, 0x01, 'a', 0x12, 0x01, 'b',  /* annotation */
-		0x3A, 0x00,                           /* unknown empty bytes */
+		0x12, 0x08, 0x0A, 0x01, 'p', 0x25, 0,	 0,   0,    0, /* sample + fixed32 */
+		0x1A, 0x06, 0x0A, 0x01, 'a', 0x12, 0x01, 'b', /* annotation */
+		0x3A, 0x00, /* unknown empty bytes */
 	};
 	struct pw_dec_push d;
 
@@ -315,9 +312,8 @@ START_TEST(test_missing_and_repeated_scalars)
 {
 	/* A label without a value decodes to ""; a repeated ID keeps the last. */
 	static const uint8_t msg[] = {
-		0x0A, 0x0F,
-		0x0A, 0x03, 0x0A, 0x01, 'k',
-		0x12, 0x08, 0x12, 0x01, '1', 0x12, 0x01, '2', 0x0A, 0x00,
+		0x0A, 0x0F, 0x0A, 0x03, 0x0A, 0x01, 'k',  0x12, 0x08,
+		0x12, 0x01, '1',  0x12, 0x01, '2',  0x0A, 0x00,
 	};
 	struct pw_dec_push d;
 
@@ -341,8 +337,10 @@ struct bad_case {
 	const char *err;
 };
 
-#define BAD(n, e, ...)                                                                           \
-	{ n, (const uint8_t[]){ __VA_ARGS__ }, sizeof((const uint8_t[]){ __VA_ARGS__ }), e }
+#define BAD(n, e, ...)                                                                             \
+	{                                                                                          \
+		n, (const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}), e       \
+	}
 
 static const struct bad_case bad_cases[] = {
 	BAD("truncated tag", "truncated varint", 0x80),
@@ -412,7 +410,7 @@ END_TEST
 START_TEST(test_truncation_everywhere)
 {
 	/* Every proper prefix of a valid message either decodes or fails cleanly. */
-	struct pw_sample s[] = { { prof1, sizeof(prof1), "uuid" } };
+	struct pw_sample s[] = {{prof1, sizeof(prof1), "uuid"}};
 	size_t len, rejected = 0;
 	uint8_t *buf = encode(&ls_abc, s, 1, &len);
 

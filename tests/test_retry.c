@@ -21,7 +21,7 @@ struct push_row {
 	long status;
 	const char *ctype;
 	const char *body;
-	enum pw_verdict v429;   /* retry_on_429 = true */
+	enum pw_verdict v429; /* retry_on_429 = true */
 	enum pw_verdict vno429; /* retry_on_429 = false */
 	int code;
 	const char *err; /* NULL when delivered */
@@ -35,128 +35,129 @@ struct push_row {
 
 static const struct push_row push_rows[] = {
 	/* Transport outcomes. */
-	{ "timeout", PW_TRANSPORT_TIMEOUT, NULL, 0, NULL, NULL, R, R, PW_CODE_DEADLINE_EXCEEDED,
-	  "deadline_exceeded: context deadline exceeded" },
-	{ "dial error", PW_TRANSPORT_ERROR, "Failed to connect to x port 1", 0, NULL, NULL, R, R,
-	  PW_CODE_UNAVAILABLE, "unavailable: Failed to connect to x port 1" },
-	{ "error without text", PW_TRANSPORT_ERROR, NULL, 0, NULL, NULL, R, R, PW_CODE_UNAVAILABLE,
-	  "unavailable: transport error" },
-	{ "canceled", PW_TRANSPORT_CANCELED, NULL, 0, NULL, NULL, D, D, PW_CODE_CANCELED,
-	  "canceled: context canceled" },
+	{"timeout", PW_TRANSPORT_TIMEOUT, NULL, 0, NULL, NULL, R, R, PW_CODE_DEADLINE_EXCEEDED,
+	 "deadline_exceeded: context deadline exceeded"},
+	{"dial error", PW_TRANSPORT_ERROR, "Failed to connect to x port 1", 0, NULL, NULL, R, R,
+	 PW_CODE_UNAVAILABLE, "unavailable: Failed to connect to x port 1"},
+	{"error without text", PW_TRANSPORT_ERROR, NULL, 0, NULL, NULL, R, R, PW_CODE_UNAVAILABLE,
+	 "unavailable: transport error"},
+	{"canceled", PW_TRANSPORT_CANCELED, NULL, 0, NULL, NULL, D, D, PW_CODE_CANCELED,
+	 "canceled: context canceled"},
 
 	/* 200 answers. */
-	{ "200 proto", T_OK, NULL, 200, "application/proto", "", OK, OK, PW_CODE_OK, NULL },
-	{ "200 proto with params", T_OK, NULL, 200, "application/proto; x=y", "", OK, OK,
-	  PW_CODE_OK, NULL },
-	{ "200 html", T_OK, NULL, 200, "text/html", "<html>", R, R, PW_CODE_UNKNOWN,
-	  "unknown: invalid content-type: \"text/html\"; expecting \"application/proto\"" },
-	{ "200 no content type", T_OK, NULL, 200, NULL, "", R, R, PW_CODE_UNKNOWN,
-	  "unknown: invalid content-type: \"\"; expecting \"application/proto\"" },
-	{ "200 type not UTF-8", T_OK, NULL, 200, "text/\xff", "", R, R, PW_CODE_UNKNOWN,
-	  "unknown: invalid content-type: \"text/\\xFF\"; expecting \"application/proto\"" },
-	{ "200 other codec", T_OK, NULL, 200, "application/json", "{}", R, R, PW_CODE_INTERNAL,
-	  "internal: invalid content-type: \"application/json\"; expecting \"application/proto\"" },
+	{"200 proto", T_OK, NULL, 200, "application/proto", "", OK, OK, PW_CODE_OK, NULL},
+	{"200 proto with params", T_OK, NULL, 200, "application/proto; x=y", "", OK, OK, PW_CODE_OK,
+	 NULL},
+	{"200 html", T_OK, NULL, 200, "text/html", "<html>", R, R, PW_CODE_UNKNOWN,
+	 "unknown: invalid content-type: \"text/html\"; expecting \"application/proto\""},
+	{"200 no content type", T_OK, NULL, 200, NULL, "", R, R, PW_CODE_UNKNOWN,
+	 "unknown: invalid content-type: \"\"; expecting \"application/proto\""},
+	{"200 type not UTF-8", T_OK, NULL, 200, "text/\xff", "", R, R, PW_CODE_UNKNOWN,
+	 "unknown: invalid content-type: \"text/\\xFF\"; expecting \"application/proto\""},
+	{"200 other codec", T_OK, NULL, 200, "application/json", "{}", R, R, PW_CODE_INTERNAL,
+	 "internal: invalid content-type: \"application/json\"; expecting \"application/proto\""},
 
 	/* Connect JSON errors: the code wins over the status. */
-	{ "json canceled", T_OK, NULL, 499, JSON, "{\"code\":\"canceled\",\"message\":\"m\"}", D,
-	  D, PW_CODE_CANCELED, "canceled: m" },
-	{ "json unknown", T_OK, NULL, 500, JSON, "{\"code\":\"unknown\",\"message\":\"test\"}", R,
-	  R, PW_CODE_UNKNOWN, "unknown: test" },
-	{ "json invalid_argument", T_OK, NULL, 400, JSON,
-	  "{\"code\":\"invalid_argument\",\"message\":\"no profiles received\"}", D, D,
-	  PW_CODE_INVALID_ARGUMENT, "invalid_argument: no profiles received" },
-	{ "json deadline_exceeded", T_OK, NULL, 504, JSON,
-	  "{\"code\":\"deadline_exceeded\",\"message\":\"m\"}", R, R, PW_CODE_DEADLINE_EXCEEDED,
-	  "deadline_exceeded: m" },
-	{ "json not_found", T_OK, NULL, 404, JSON, "{\"code\":\"not_found\",\"message\":\"m\"}", D,
-	  D, PW_CODE_NOT_FOUND, "not_found: m" },
-	{ "json already_exists", T_OK, NULL, 409, JSON,
-	  "{\"code\":\"already_exists\",\"message\":\"m\"}", D, D, PW_CODE_ALREADY_EXISTS,
-	  "already_exists: m" },
-	{ "json permission_denied", T_OK, NULL, 403, JSON,
-	  "{\"code\":\"permission_denied\",\"message\":\"m\"}", D, D, PW_CODE_PERMISSION_DENIED,
-	  "permission_denied: m" },
-	{ "json resource_exhausted", T_OK, NULL, 429, JSON,
-	  "{\"code\":\"resource_exhausted\",\"message\":\"rate limited\"}", R, D,
-	  PW_CODE_RESOURCE_EXHAUSTED, "resource_exhausted: rate limited" },
-	{ "json failed_precondition", T_OK, NULL, 400, JSON,
-	  "{\"code\":\"failed_precondition\",\"message\":\"m\"}", D, D,
-	  PW_CODE_FAILED_PRECONDITION, "failed_precondition: m" },
-	{ "json aborted", T_OK, NULL, 409, JSON, "{\"code\":\"aborted\",\"message\":\"m\"}", R, R,
-	  PW_CODE_ABORTED, "aborted: m" },
-	{ "json out_of_range", T_OK, NULL, 400, JSON, "{\"code\":\"out_of_range\",\"message\":\"m\"}",
-	  D, D, PW_CODE_OUT_OF_RANGE, "out_of_range: m" },
-	{ "json unimplemented", T_OK, NULL, 501, JSON,
-	  "{\"code\":\"unimplemented\",\"message\":\"m\"}", D, D, PW_CODE_UNIMPLEMENTED,
-	  "unimplemented: m" },
-	{ "json internal", T_OK, NULL, 500, JSON, "{\"code\":\"internal\",\"message\":\"m\"}", R, R,
-	  PW_CODE_INTERNAL, "internal: m" },
-	{ "json unavailable", T_OK, NULL, 503, JSON, "{\"code\":\"unavailable\",\"message\":\"m\"}",
-	  R, R, PW_CODE_UNAVAILABLE, "unavailable: m" },
-	{ "json data_loss", T_OK, NULL, 500, JSON, "{\"code\":\"data_loss\",\"message\":\"m\"}", R,
-	  R, PW_CODE_DATA_LOSS, "data_loss: m" },
-	{ "json unauthenticated", T_OK, NULL, 401, JSON,
-	  "{\"code\":\"unauthenticated\",\"message\":\"no org id\"}", D, D,
-	  PW_CODE_UNAUTHENTICATED, "unauthenticated: no org id" },
-	{ "json code on an unrelated status", T_OK, NULL, 400, JSON,
-	  "{\"code\":\"unavailable\",\"message\":\"m\"}", R, R, PW_CODE_UNAVAILABLE,
-	  "unavailable: m" },
-	{ "json charset", T_OK, NULL, 500, "application/json; charset=utf-8",
-	  "{\"code\":\"invalid_argument\",\"message\":\"m\",\"details\":[]}", D, D,
-	  PW_CODE_INVALID_ARGUMENT, "invalid_argument: m" },
+	{"json canceled", T_OK, NULL, 499, JSON, "{\"code\":\"canceled\",\"message\":\"m\"}", D, D,
+	 PW_CODE_CANCELED, "canceled: m"},
+	{"json unknown", T_OK, NULL, 500, JSON, "{\"code\":\"unknown\",\"message\":\"test\"}", R, R,
+	 PW_CODE_UNKNOWN, "unknown: test"},
+	{"json invalid_argument", T_OK, NULL, 400, JSON,
+	 "{\"code\":\"invalid_argument\",\"message\":\"no profiles received\"}", D, D,
+	 PW_CODE_INVALID_ARGUMENT, "invalid_argument: no profiles received"},
+	{"json deadline_exceeded", T_OK, NULL, 504, JSON,
+	 "{\"code\":\"deadline_exceeded\",\"message\":\"m\"}", R, R, PW_CODE_DEADLINE_EXCEEDED,
+	 "deadline_exceeded: m"},
+	{"json not_found", T_OK, NULL, 404, JSON, "{\"code\":\"not_found\",\"message\":\"m\"}", D,
+	 D, PW_CODE_NOT_FOUND, "not_found: m"},
+	{"json already_exists", T_OK, NULL, 409, JSON,
+	 "{\"code\":\"already_exists\",\"message\":\"m\"}", D, D, PW_CODE_ALREADY_EXISTS,
+	 "already_exists: m"},
+	{"json permission_denied", T_OK, NULL, 403, JSON,
+	 "{\"code\":\"permission_denied\",\"message\":\"m\"}", D, D, PW_CODE_PERMISSION_DENIED,
+	 "permission_denied: m"},
+	{"json resource_exhausted", T_OK, NULL, 429, JSON,
+	 "{\"code\":\"resource_exhausted\",\"message\":\"rate limited\"}", R, D,
+	 PW_CODE_RESOURCE_EXHAUSTED, "resource_exhausted: rate limited"},
+	{"json failed_precondition", T_OK, NULL, 400, JSON,
+	 "{\"code\":\"failed_precondition\",\"message\":\"m\"}", D, D, PW_CODE_FAILED_PRECONDITION,
+	 "failed_precondition: m"},
+	{"json aborted", T_OK, NULL, 409, JSON, "{\"code\":\"aborted\",\"message\":\"m\"}", R, R,
+	 PW_CODE_ABORTED, "aborted: m"},
+	{"json out_of_range", T_OK, NULL, 400, JSON,
+	 "{\"code\":\"out_of_range\",\"message\":\"m\"}", D, D, PW_CODE_OUT_OF_RANGE,
+	 "out_of_range: m"},
+	{"json unimplemented", T_OK, NULL, 501, JSON,
+	 "{\"code\":\"unimplemented\",\"message\":\"m\"}", D, D, PW_CODE_UNIMPLEMENTED,
+	 "unimplemented: m"},
+	{"json internal", T_OK, NULL, 500, JSON, "{\"code\":\"internal\",\"message\":\"m\"}", R, R,
+	 PW_CODE_INTERNAL, "internal: m"},
+	{"json unavailable", T_OK, NULL, 503, JSON, "{\"code\":\"unavailable\",\"message\":\"m\"}",
+	 R, R, PW_CODE_UNAVAILABLE, "unavailable: m"},
+	{"json data_loss", T_OK, NULL, 500, JSON, "{\"code\":\"data_loss\",\"message\":\"m\"}", R,
+	 R, PW_CODE_DATA_LOSS, "data_loss: m"},
+	{"json unauthenticated", T_OK, NULL, 401, JSON,
+	 "{\"code\":\"unauthenticated\",\"message\":\"no org id\"}", D, D, PW_CODE_UNAUTHENTICATED,
+	 "unauthenticated: no org id"},
+	{"json code on an unrelated status", T_OK, NULL, 400, JSON,
+	 "{\"code\":\"unavailable\",\"message\":\"m\"}", R, R, PW_CODE_UNAVAILABLE,
+	 "unavailable: m"},
+	{"json charset", T_OK, NULL, 500, "application/json; charset=utf-8",
+	 "{\"code\":\"invalid_argument\",\"message\":\"m\",\"details\":[]}", D, D,
+	 PW_CODE_INVALID_ARGUMENT, "invalid_argument: m"},
 
 	/* JSON without a usable code: the status decides, the message stays. */
-	{ "json unrecognised code", T_OK, NULL, 503, JSON, "{\"code\":\"bogus\",\"message\":\"m\"}",
-	  R, R, PW_CODE_UNAVAILABLE, "unavailable: m" },
-	{ "json code ok", T_OK, NULL, 500, JSON, "{\"code\":\"ok\",\"message\":\"m\"}", R, R,
-	  PW_CODE_UNKNOWN, "unknown: m" },
-	{ "json without code", T_OK, NULL, 401, JSON, "{\"message\":\"who\"}", D, D,
-	  PW_CODE_UNAUTHENTICATED, "unauthenticated: who" },
-	{ "json without message", T_OK, NULL, 500, JSON, "{\"code\":\"internal\"}", R, R,
-	  PW_CODE_INTERNAL, "internal: Internal Server Error" },
-	{ "json 429 without code", T_OK, NULL, 429, JSON, "{\"message\":\"slow down\"}", R, D,
-	  PW_CODE_UNAVAILABLE, "unavailable: slow down" },
-	{ "json 400 without code", T_OK, NULL, 400, JSON, "{}", D, D, PW_CODE_INTERNAL,
-	  "internal: Bad Request" },
-	{ "malformed json", T_OK, NULL, 500, JSON, "{\"code\":", R, R, PW_CODE_UNKNOWN,
-	  "unknown: Internal Server Error" },
-	{ "json code not a string", T_OK, NULL, 503, JSON, "{\"code\":3,\"message\":\"m\"}", R, R,
-	  PW_CODE_UNAVAILABLE, "unavailable: Service Unavailable" },
-	{ "json array", T_OK, NULL, 403, JSON, "[]", D, D, PW_CODE_PERMISSION_DENIED,
-	  "permission_denied: Forbidden" },
-	{ "json with trailing garbage", T_OK, NULL, 404, JSON, "{} x", D, D,
-	  PW_CODE_UNIMPLEMENTED, "unimplemented: Not Found" },
-	{ "json body but other type", T_OK, NULL, 500, "text/plain",
-	  "{\"code\":\"invalid_argument\",\"message\":\"m\"}", R, R, PW_CODE_UNKNOWN,
-	  "unknown: Internal Server Error" },
+	{"json unrecognised code", T_OK, NULL, 503, JSON, "{\"code\":\"bogus\",\"message\":\"m\"}",
+	 R, R, PW_CODE_UNAVAILABLE, "unavailable: m"},
+	{"json code ok", T_OK, NULL, 500, JSON, "{\"code\":\"ok\",\"message\":\"m\"}", R, R,
+	 PW_CODE_UNKNOWN, "unknown: m"},
+	{"json without code", T_OK, NULL, 401, JSON, "{\"message\":\"who\"}", D, D,
+	 PW_CODE_UNAUTHENTICATED, "unauthenticated: who"},
+	{"json without message", T_OK, NULL, 500, JSON, "{\"code\":\"internal\"}", R, R,
+	 PW_CODE_INTERNAL, "internal: Internal Server Error"},
+	{"json 429 without code", T_OK, NULL, 429, JSON, "{\"message\":\"slow down\"}", R, D,
+	 PW_CODE_UNAVAILABLE, "unavailable: slow down"},
+	{"json 400 without code", T_OK, NULL, 400, JSON, "{}", D, D, PW_CODE_INTERNAL,
+	 "internal: Bad Request"},
+	{"malformed json", T_OK, NULL, 500, JSON, "{\"code\":", R, R, PW_CODE_UNKNOWN,
+	 "unknown: Internal Server Error"},
+	{"json code not a string", T_OK, NULL, 503, JSON, "{\"code\":3,\"message\":\"m\"}", R, R,
+	 PW_CODE_UNAVAILABLE, "unavailable: Service Unavailable"},
+	{"json array", T_OK, NULL, 403, JSON, "[]", D, D, PW_CODE_PERMISSION_DENIED,
+	 "permission_denied: Forbidden"},
+	{"json with trailing garbage", T_OK, NULL, 404, JSON, "{} x", D, D, PW_CODE_UNIMPLEMENTED,
+	 "unimplemented: Not Found"},
+	{"json body but other type", T_OK, NULL, 500, "text/plain",
+	 "{\"code\":\"invalid_argument\",\"message\":\"m\"}", R, R, PW_CODE_UNKNOWN,
+	 "unknown: Internal Server Error"},
 
 	/* Non-JSON answers (proxies, load balancers): SPEC 6.2 fallback + D2. */
-	{ "html 400", T_OK, NULL, 400, "text/html", "<html>", D, D, PW_CODE_INTERNAL,
-	  "internal: Bad Request" },
-	{ "html 401", T_OK, NULL, 401, "text/html", "", D, D, PW_CODE_UNAUTHENTICATED,
-	  "unauthenticated: Unauthorized" },
-	{ "html 403", T_OK, NULL, 403, NULL, "", D, D, PW_CODE_PERMISSION_DENIED,
-	  "permission_denied: Forbidden" },
-	{ "html 404", T_OK, NULL, 404, "text/plain", "404 page not found", D, D,
-	  PW_CODE_UNIMPLEMENTED, "unimplemented: Not Found" },
-	{ "html 429", T_OK, NULL, 429, "text/html", "", R, D, PW_CODE_UNAVAILABLE,
-	  "unavailable: Too Many Requests" },
-	{ "html 502", T_OK, NULL, 502, "text/html", "", R, R, PW_CODE_UNAVAILABLE,
-	  "unavailable: Bad Gateway" },
-	{ "html 503", T_OK, NULL, 503, "text/html", "", R, R, PW_CODE_UNAVAILABLE,
-	  "unavailable: Service Unavailable" },
-	{ "html 504", T_OK, NULL, 504, "text/html", "", R, R, PW_CODE_UNAVAILABLE,
-	  "unavailable: Gateway Timeout" },
-	{ "html 408", T_OK, NULL, 408, "text/html", "", R, R, PW_CODE_UNKNOWN,
-	  "unknown: Request Timeout" },
-	{ "html 413", T_OK, NULL, 413, "text/html", "", R, R, PW_CODE_UNKNOWN,
-	  "unknown: Request Entity Too Large" },
-	{ "html 500", T_OK, NULL, 500, "text/html", "", R, R, PW_CODE_UNKNOWN,
-	  "unknown: Internal Server Error" },
-	{ "redirect not followed", T_OK, NULL, 302, "text/html", "", R, R, PW_CODE_UNKNOWN,
-	  "unknown: Found" },
-	{ "status without phrase", T_OK, NULL, 599, NULL, "", R, R, PW_CODE_UNKNOWN,
-	  "unknown: HTTP status 599" },
+	{"html 400", T_OK, NULL, 400, "text/html", "<html>", D, D, PW_CODE_INTERNAL,
+	 "internal: Bad Request"},
+	{"html 401", T_OK, NULL, 401, "text/html", "", D, D, PW_CODE_UNAUTHENTICATED,
+	 "unauthenticated: Unauthorized"},
+	{"html 403", T_OK, NULL, 403, NULL, "", D, D, PW_CODE_PERMISSION_DENIED,
+	 "permission_denied: Forbidden"},
+	{"html 404", T_OK, NULL, 404, "text/plain", "404 page not found", D, D,
+	 PW_CODE_UNIMPLEMENTED, "unimplemented: Not Found"},
+	{"html 429", T_OK, NULL, 429, "text/html", "", R, D, PW_CODE_UNAVAILABLE,
+	 "unavailable: Too Many Requests"},
+	{"html 502", T_OK, NULL, 502, "text/html", "", R, R, PW_CODE_UNAVAILABLE,
+	 "unavailable: Bad Gateway"},
+	{"html 503", T_OK, NULL, 503, "text/html", "", R, R, PW_CODE_UNAVAILABLE,
+	 "unavailable: Service Unavailable"},
+	{"html 504", T_OK, NULL, 504, "text/html", "", R, R, PW_CODE_UNAVAILABLE,
+	 "unavailable: Gateway Timeout"},
+	{"html 408", T_OK, NULL, 408, "text/html", "", R, R, PW_CODE_UNKNOWN,
+	 "unknown: Request Timeout"},
+	{"html 413", T_OK, NULL, 413, "text/html", "", R, R, PW_CODE_UNKNOWN,
+	 "unknown: Request Entity Too Large"},
+	{"html 500", T_OK, NULL, 500, "text/html", "", R, R, PW_CODE_UNKNOWN,
+	 "unknown: Internal Server Error"},
+	{"redirect not followed", T_OK, NULL, 302, "text/html", "", R, R, PW_CODE_UNKNOWN,
+	 "unknown: Found"},
+	{"status without phrase", T_OK, NULL, 599, NULL, "", R, R, PW_CODE_UNKNOWN,
+	 "unknown: HTTP status 599"},
 };
 
 static void check_push_row(const struct push_row *r, bool retry_on_429)
@@ -174,8 +175,8 @@ static void check_push_row(const struct push_row *r, bool retry_on_429)
 	char *err = (char *)"unset";
 	enum pw_verdict v = pw_classify_push(&a, retry_on_429, &code, &err);
 
-	ck_assert_msg(v == want, "%s (retry_on_429=%d): verdict %d, want %d", r->name,
-		      retry_on_429, v, want);
+	ck_assert_msg(v == want, "%s (retry_on_429=%d): verdict %d, want %d", r->name, retry_on_429,
+		      v, want);
 	ck_assert_msg(code == r->code, "%s: code %d, want %d", r->name, code, r->code);
 	if (r->err) {
 		ck_assert_ptr_nonnull(err);
@@ -222,8 +223,11 @@ START_TEST(test_push_gzip_json)
 	const char *body = "{\"code\":\"resource_exhausted\",\"message\":\"too big\"}";
 	size_t zlen;
 	uint8_t *z = gzip_bytes(body, strlen(body), &zlen);
-	struct pw_attempt a = { .http_status = 429, .content_type = JSON,
-				.content_encoding = "gzip", .body = z, .body_len = zlen };
+	struct pw_attempt a = {.http_status = 429,
+			       .content_type = JSON,
+			       .content_encoding = "gzip",
+			       .body = z,
+			       .body_len = zlen};
 	int code;
 	char *err;
 
@@ -255,8 +259,8 @@ START_TEST(test_push_gzip_bomb)
 	size_t n = (size_t)2 << 20, zlen;
 	char *big = malloc(n);
 	uint8_t *z;
-	struct pw_attempt a = { .http_status = 403, .content_type = JSON,
-				.content_encoding = "gzip" };
+	struct pw_attempt a = {
+		.http_status = 403, .content_type = JSON, .content_encoding = "gzip"};
 	const char *head = "{\"code\":\"internal\",\"message\":\"x\"}";
 	int code;
 	char *err;
@@ -290,8 +294,10 @@ START_TEST(test_push_message_escaping)
 	/* JSON \u0000 is refused by the parser: the status text is used. */
 	const char *nul = "{\"code\":\"internal\",\"message\":\"a\\u0000b\"}";
 	const char *utf = "{\"code\":\"internal\",\"message\":\"caf\\u00e9\"}";
-	struct pw_attempt a = { .http_status = 500, .content_type = JSON,
-				.body = (const uint8_t *)nul, .body_len = strlen(nul) };
+	struct pw_attempt a = {.http_status = 500,
+			       .content_type = JSON,
+			       .body = (const uint8_t *)nul,
+			       .body_len = strlen(nul)};
 	char *err;
 
 	pw_classify_push(&a, true, NULL, &err);
@@ -336,25 +342,28 @@ struct ingest_row {
 };
 
 static const struct ingest_row ingest_rows[] = {
-	{ 200, OK, OK }, { 201, OK, OK }, { 202, OK, OK }, { 204, OK, OK }, { 299, OK, OK },
-	{ 429, R, D },   { 408, R, R },   { 500, R, R },   { 502, R, R },   { 503, R, R },
-	{ 599, R, R },   { 100, D, D },   { 301, D, D },   { 304, D, D },   { 400, D, D },
-	{ 401, D, D },   { 403, D, D },   { 404, D, D },   { 413, D, D },   { 422, D, D },
+	{200, OK, OK}, {201, OK, OK}, {202, OK, OK}, {204, OK, OK}, {299, OK, OK},
+	{429, R, D},   {408, R, R},   {500, R, R},   {502, R, R},   {503, R, R},
+	{599, R, R},   {100, D, D},   {301, D, D},   {304, D, D},   {400, D, D},
+	{401, D, D},   {403, D, D},   {404, D, D},   {413, D, D},   {422, D, D},
 };
 
 START_TEST(test_ingest_table)
 {
 	const struct ingest_row *r = &ingest_rows[_i];
 	const char *body = "{\"code\":\"x\",\"message\":\"y\"}";
-	struct pw_attempt a = { .http_status = r->status, .content_type = "application/json",
-				.body = (const uint8_t *)body, .body_len = strlen(body) };
+	struct pw_attempt a = {.http_status = r->status,
+			       .content_type = "application/json",
+			       .body = (const uint8_t *)body,
+			       .body_len = strlen(body)};
 
 	for (int flag = 0; flag <= 1; flag++) {
 		enum pw_verdict want = flag ? r->v429 : r->vno429;
 		char *err = (char *)"unset";
 		enum pw_verdict v = pw_classify_ingest(&a, flag, &err);
 
-		ck_assert_msg(v == want, "status %ld flag %d: %d want %d", r->status, flag, v, want);
+		ck_assert_msg(v == want, "status %ld flag %d: %d want %d", r->status, flag, v,
+			      want);
 		if (want == OK) {
 			ck_assert_ptr_null(err);
 		} else {
@@ -373,7 +382,7 @@ END_TEST
 
 START_TEST(test_ingest_transport)
 {
-	struct pw_attempt a = { .transport = PW_TRANSPORT_TIMEOUT };
+	struct pw_attempt a = {.transport = PW_TRANSPORT_TIMEOUT};
 	char *err;
 
 	ck_assert_int_eq(pw_classify_ingest(&a, false, &err), PW_VERDICT_RETRY);
@@ -399,8 +408,8 @@ START_TEST(test_ingest_body)
 {
 	size_t n = 5000, zlen;
 	uint8_t *big = malloc(n);
-	const uint8_t odd[] = { 'a', 0x00, 'b', 0xFF, 0xC3, 0xA9, 0xE2, 0x82 };
-	struct pw_attempt a = { .http_status = 422 };
+	const uint8_t odd[] = {'a', 0x00, 'b', 0xFF, 0xC3, 0xA9, 0xE2, 0x82};
+	struct pw_attempt a = {.http_status = 422};
 	char *err;
 	uint8_t *z;
 
@@ -414,8 +423,8 @@ START_TEST(test_ingest_body)
 	a.body = big;
 	a.body_len = n;
 	pw_classify_ingest(&a, true, &err);
-	ck_assert_uint_eq(strlen(err), strlen("remote error: pyroscope write error: status=422 msg=") +
-						 2048);
+	ck_assert_uint_eq(strlen(err),
+			  strlen("remote error: pyroscope write error: status=422 msg=") + 2048);
 	free(err);
 
 	/* NUL and bytes that are not UTF-8 are escaped, valid UTF-8 is kept. */
@@ -462,7 +471,8 @@ START_TEST(test_retry_after)
 	ck_assert_int_gt(pw_retry_after_parse("999999999", 0), 0);
 
 	/* The three HTTP-date forms. */
-	ck_assert_int_eq(pw_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", T1994 - 30), 30 * SEC);
+	ck_assert_int_eq(pw_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", T1994 - 30),
+			 30 * SEC);
 	ck_assert_int_eq(pw_retry_after_parse("Sunday, 06-Nov-94 08:49:37 GMT", T1994 - 30),
 			 30 * SEC);
 	ck_assert_int_eq(pw_retry_after_parse("Sun Nov  6 08:49:37 1994", T1994 - 30), 30 * SEC);
@@ -501,8 +511,8 @@ END_TEST
 START_TEST(test_backoff_defaults)
 {
 	/* 500ms, 5m, 10 attempts: nine sleeps, each from a doubling range. */
-	static const int64_t lo[] = { 500 * MS, 1 * SEC, 2 * SEC,  4 * SEC,  8 * SEC,
-				      16 * SEC, 32 * SEC, 64 * SEC, 128 * SEC };
+	static const int64_t lo[] = {500 * MS, 1 * SEC,	 2 * SEC,  4 * SEC,  8 * SEC,
+				     16 * SEC, 32 * SEC, 64 * SEC, 128 * SEC};
 	struct pw_backoff b, b2;
 
 	pw_backoff_init(&b, 500 * MS, 300 * SEC, 10);
@@ -527,11 +537,11 @@ START_TEST(test_backoff_exact_jitter)
 	pw_backoff_init(&b, 100, 1000, 0);
 	ck_assert_int_eq(b.lo_ns, 100);
 	ck_assert_int_eq(b.hi_ns, 200);
-	ck_assert_int_eq(pw_backoff_next(&b, 7), 107);  /* [100,200) */
-	ck_assert_int_eq(pw_backoff_next(&b, 7), 207);  /* [200,400) */
-	ck_assert_int_eq(pw_backoff_next(&b, 7), 407);  /* [400,800) */
-	ck_assert_int_eq(pw_backoff_next(&b, 7), 807);  /* [800,1000): capped */
-	ck_assert_int_eq(pw_backoff_next(&b, 7), 807);  /* stays */
+	ck_assert_int_eq(pw_backoff_next(&b, 7), 107); /* [100,200) */
+	ck_assert_int_eq(pw_backoff_next(&b, 7), 207); /* [200,400) */
+	ck_assert_int_eq(pw_backoff_next(&b, 7), 407); /* [400,800) */
+	ck_assert_int_eq(pw_backoff_next(&b, 7), 807); /* [800,1000): capped */
+	ck_assert_int_eq(pw_backoff_next(&b, 7), 807); /* stays */
 	ck_assert_int_eq(pw_backoff_next(&b, 250), 850); /* 250 % 200 = 50 */
 	ck_assert_int_eq(b.lo_ns, 800);
 	ck_assert_int_eq(b.hi_ns, 1000);

@@ -21,10 +21,16 @@ static struct th_plugin plugin;
 static struct strbuf seen = STRBUF_INIT;
 
 static const char *markers[] = {
-	"MARK-bearer-31a7", "MARK-basicpw-58c2", "MARK-authz-9d14", "MARK-oauth-secret-4e6b",
-	"MARK-httphdr-77f0", "MARK-proxyhdr-0b95", "MARK-urlpw-c3d8",
+	"MARK-bearer-31a7",
+	"MARK-basicpw-58c2",
+	"MARK-authz-9d14",
+	"MARK-oauth-secret-4e6b",
+	"MARK-httphdr-77f0",
+	"MARK-proxyhdr-0b95",
+	"MARK-urlpw-c3d8",
 	/* Pieces of the private key in tests/data/secrets/client.key. */
-	"QQgoyCsAdly9ADWjrnh", "esNTVhH1/Mch48K3px5WQZY",
+	"QQgoyCsAdly9ADWjrnh",
+	"esNTVhH1/Mch48K3px5WQZY",
 };
 
 static void setup(void)
@@ -107,15 +113,18 @@ static const char *doc_tmpl =
 	" \"http_headers\":{\"X-Api-Key\":[\"MARK-httphdr-77f0\"]},"
 	" \"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
 	"{\"name\":\"basic\",\"url\":\"{{A}}\",\"basic_auth\":{\"username\":\"u\","
-	" \"password\":\"MARK-basicpw-58c2\"},\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
+	" \"password\":\"MARK-basicpw-58c2\"},\"min_backoff_period\":\"10ms\",\"max_backoff_"
+	"retries\":2},"
 	"{\"name\":\"authz\",\"url\":\"{{A}}\",\"authorization\":{\"type\":\"Token\","
-	" \"credentials\":\"MARK-authz-9d14\"},\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
+	" \"credentials\":\"MARK-authz-9d14\"},\"min_backoff_period\":\"10ms\",\"max_backoff_"
+	"retries\":2},"
 	"{\"url\":\"http://user:MARK-urlpw-c3d8@127.0.0.1:{{APORT}}\","
 	" \"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
 	"{\"name\":\"oauth\",\"url\":\"{{A}}\",\"oauth2\":{\"client_id\":\"id\","
 	" \"client_secret\":\"MARK-oauth-secret-4e6b\",\"token_url\":\"http://127.0.0.1:1/token\"},"
 	" \"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
-	"{\"name\":\"mtls\",\"url\":\"https://127.0.0.1:1\",\"tls_config\":{\"cert_pem\":\"{{CERT}}\","
+	"{\"name\":\"mtls\",\"url\":\"https://"
+	"127.0.0.1:1\",\"tls_config\":{\"cert_pem\":\"{{CERT}}\","
 	" \"key_pem\":\"{{KEY}}\"},\"min_backoff_period\":\"10ms\",\"max_backoff_retries\":2},"
 	"{\"name\":\"proxied\",\"url\":\"https://pyroscope.example.invalid\","
 	" \"proxy_url\":\"http://127.0.0.1:1\","
@@ -148,15 +157,18 @@ static char *make_doc(const char *name, const char *extra)
 START_TEST(no_secret_leaks_anywhere)
 {
 	struct standin_reply unauth = {
-		.status = 401, .content_type = "application/json",
-		.body = "{\"code\":\"unauthenticated\",\"message\":\"bad credentials\"}", .times = 3};
+		.status = 401,
+		.content_type = "application/json",
+		.body = "{\"code\":\"unauthenticated\",\"message\":\"bad credentials\"}",
+		.times = 3};
 	struct standin_reply down = {.status = 503, .body = "down", .times = 4};
 	char *doc = make_doc("bearer", NULL), *doc2 = make_doc("bearer2", NULL);
 	/* Invalid in ways that sit right next to a secret. */
 	char *bad_hdr = th_subst(doc, "MARK-httphdr-77f0", "MARK-httphdr-77f0\\r\\nX-Evil: 1");
-	char *bad_conflict = th_subst(doc, "\"bearer_token\":\"MARK-bearer-31a7\",",
-				      "\"bearer_token\":\"MARK-bearer-31a7\",\"basic_auth\":{\"username\":"
-				      "\"x\",\"password\":\"MARK-basicpw-58c2\"},");
+	char *bad_conflict =
+		th_subst(doc, "\"bearer_token\":\"MARK-bearer-31a7\",",
+			 "\"bearer_token\":\"MARK-bearer-31a7\",\"basic_auth\":{\"username\":"
+			 "\"x\",\"password\":\"MARK-basicpw-58c2\"},");
 	char *bad_pem = th_subst(doc, "QQgoyCsAdly9ADWjrnh", "QQgoyCsAdly9ADWjrnh\\\"}}");
 	char *bad_types = make_doc("bearer", ",\"max_inflight_bytes\":\"MARK-bearer-31a7\"");
 	const char *bad_docs[] = {bad_hdr, bad_conflict, bad_types};
@@ -169,7 +181,8 @@ START_TEST(no_secret_leaks_anywhere)
 
 	/* Refused creates. */
 	for (size_t i = 0; i < sizeof(bad_docs) / sizeof(bad_docs[0]); i++) {
-		ck_assert_msg(th_create(&plugin, bad_docs[i], &tmp, &err) == COMPONENT_ECONFIG, "doc %zu", i);
+		ck_assert_msg(th_create(&plugin, bad_docs[i], &tmp, &err) == COMPONENT_ECONFIG,
+			      "doc %zu", i);
 		note("create error", err);
 		free(err);
 	}

@@ -29,24 +29,23 @@
 /* A minimal CPU profile: one sample type (cpu/nanoseconds), one sample
  * with one location in function "main", and its string table. */
 static const uint8_t PPROF[] = {
-	0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,                   /* sample_type {1, 2} */
-	0x12, 0x06, 0x0a, 0x01, 0x01, 0x12, 0x01, 0x0a,       /* sample {loc [1], value [10]} */
-	0x22, 0x06, 0x08, 0x01, 0x22, 0x02, 0x08, 0x01,       /* location {id 1, line {fn 1}} */
-	0x2a, 0x04, 0x08, 0x01, 0x10, 0x03,                   /* function {id 1, name 3} */
-	0x32, 0x00,                                           /* "" */
-	0x32, 0x03, 'c', 'p', 'u',
-	0x32, 0x0b, 'n', 'a', 'n', 'o', 's', 'e', 'c', 'o', 'n', 'd', 's',
-	0x32, 0x04, 'm', 'a', 'i', 'n',
-	0x5a, 0x04, 0x08, 0x01, 0x10, 0x02,                   /* period_type */
-	0x60, 0x0a,                                           /* period 10 */
+	0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, /* sample_type {1, 2} */
+	0x12, 0x06, 0x0a, 0x01, 0x01, 0x12, 0x01, 0x0a, /* sample {loc [1], value [10]} */
+	0x22, 0x06, 0x08, 0x01, 0x22, 0x02, 0x08, 0x01, /* location {id 1, line {fn 1}} */
+	0x2a, 0x04, 0x08, 0x01, 0x10, 0x03, /* function {id 1, name 3} */
+	0x32, 0x00, /* "" */
+	0x32, 0x03, 'c',  'p',	'u',  0x32, 0x0b, 'n',	'a',  'n',
+	'o',  's',  'e',  'c',	'o',  'n',  'd',  's',	0x32, 0x04,
+	'm',  'a',  'i',  'n',	0x5a, 0x04, 0x08, 0x01, 0x10, 0x02, /* period_type */
+	0x60, 0x0a, /* period 10 */
 };
 
-static const uint8_t JFR[] = { 'F', 'L', 'R', 0, 0, 2, 0, 1, 0, 0, 0, 0 };
+static const uint8_t JFR[] = {'F', 'L', 'R', 0, 0, 2, 0, 1, 0, 0, 0, 0};
 
 /* gzip with zlib directly, independent of the code under test. */
 static uint8_t *gz(const void *in, size_t len, size_t *outlen)
 {
-	z_stream zs = { 0 };
+	z_stream zs = {0};
 	uint8_t *out = malloc(len + 128);
 
 	ck_assert_ptr_nonnull(out);
@@ -86,8 +85,8 @@ static void put_msg(struct strbuf *sb, unsigned field, struct strbuf *m)
 }
 
 /* One series: labels as "k", "v", ... NULL; nsamples copies of profile. */
-static void add_series(struct strbuf *req, const char *const *kv, const void *profile,
-		       size_t plen, int nsamples)
+static void add_series(struct strbuf *req, const char *const *kv, const void *profile, size_t plen,
+		       int nsamples)
 {
 	struct strbuf series = STRBUF_INIT;
 
@@ -108,7 +107,7 @@ static void add_series(struct strbuf *req, const char *const *kv, const void *pr
 	put_msg(req, 1, &series);
 }
 
-static const char *const APP[] = { "__name__", "process_cpu", "service_name", "app", NULL };
+static const char *const APP[] = {"__name__", "process_cpu", "service_name", "app", NULL};
 
 /* ---- a raw HTTP client ---- */
 
@@ -149,7 +148,7 @@ static const char *resp_header(const struct resp *r, const char *name)
 
 static int conn_open(int port)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	ck_assert_int_ge(fd, 0);
@@ -161,7 +160,7 @@ static int conn_open(int port)
 static int recv_some(int fd, struct strbuf *in)
 {
 	char tmp[8192];
-	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	ssize_t n;
 
 	if (poll(&p, 1, 10000) != 1)
@@ -227,8 +226,8 @@ static int roundtrip(int fd, const char *method, const char *target, const char 
 }
 
 /* One request on a fresh connection. Returns the status, or -1. */
-static int one_shot(struct standin *s, const char *method, const char *target,
-		    const char *headers, const void *body, size_t len, struct resp *out)
+static int one_shot(struct standin *s, const char *method, const char *target, const char *headers,
+		    const void *body, size_t len, struct resp *out)
 {
 	int fd = conn_open(standin_port(s)), rc;
 
@@ -270,7 +269,7 @@ static void assert_json_error(const struct resp *r, const char *code, const char
 
 static struct standin *start(bool require_tenant, size_t max_body)
 {
-	struct standin_opts o = { .require_tenant = require_tenant, .max_body = max_body };
+	struct standin_opts o = {.require_tenant = require_tenant, .max_body = max_body};
 	char *err = NULL;
 	struct standin *s = standin_start(&o, &err);
 
@@ -370,13 +369,15 @@ START_TEST(push_gzip_request_and_json)
 			strbuf_putc(&e, left > 1 ? tbl[(v >> 6) & 63] : '=');
 			strbuf_putc(&e, left > 2 ? tbl[v & 63] : '=');
 		}
-		b64json = pw_asprintf("{\"series\":[{\"labels\":[{\"name\":\"service_name\","
-				      "\"value\":\"j\"}],\"samples\":[{\"ID\":\"x\",\"rawProfile\":\"%s\"}]}]}",
-				      e.data);
+		b64json = pw_asprintf(
+			"{\"series\":[{\"labels\":[{\"name\":\"service_name\","
+			"\"value\":\"j\"}],\"samples\":[{\"ID\":\"x\",\"rawProfile\":\"%s\"}]}]}",
+			e.data);
 		strbuf_free(&e);
 	}
 	ck_assert_int_eq(one_shot(s, "POST", PUSH_PATH, "Content-Type: application/json\r\n",
-				  b64json, strlen(b64json), &r), 200);
+				  b64json, strlen(b64json), &r),
+			 200);
 	resp_free(&r);
 	free(b64json);
 	{
@@ -387,13 +388,14 @@ START_TEST(push_gzip_request_and_json)
 		standin_request_free(rec);
 	}
 	/* JSON whose raw profile is not pprof */
-	ck_assert_int_eq(one_shot(s, "POST", PUSH_PATH, "Content-Type: application/json\r\n",
-				  "{\"series\":[{\"labels\":[{\"name\":\"a\",\"value\":\"b\"}],"
-				  "\"samples\":[{\"rawProfile\":\"aGVsbG8=\"}]}]}",
-				  strlen("{\"series\":[{\"labels\":[{\"name\":\"a\",\"value\":\"b\"}],"
-					 "\"samples\":[{\"rawProfile\":\"aGVsbG8=\"}]}]}"),
-				  &r),
-			 400);
+	ck_assert_int_eq(
+		one_shot(s, "POST", PUSH_PATH, "Content-Type: application/json\r\n",
+			 "{\"series\":[{\"labels\":[{\"name\":\"a\",\"value\":\"b\"}],"
+			 "\"samples\":[{\"rawProfile\":\"aGVsbG8=\"}]}]}",
+			 strlen("{\"series\":[{\"labels\":[{\"name\":\"a\",\"value\":\"b\"}],"
+				"\"samples\":[{\"rawProfile\":\"aGVsbG8=\"}]}]}"),
+			 &r),
+		400);
 	resp_free(&r);
 	standin_stop(s);
 }
@@ -405,13 +407,14 @@ START_TEST(push_rejections)
 	struct strbuf b = STRBUF_INIT;
 	struct resp r;
 	struct standin_stats st;
-	static const char *const BADNAME[] = { "service_name", "a", "bad-name", "x", NULL };
-	static const char *const DUP[] = { "a", "1", "a", "2", NULL };
-	static const char *const EMPTYNAME[] = { "", "v", NULL };
-	static const char *const DUNDER[] = { "__name__", "x", "__bad-ok?", "y", NULL };
+	static const char *const BADNAME[] = {"service_name", "a", "bad-name", "x", NULL};
+	static const char *const DUP[] = {"a", "1", "a", "2", NULL};
+	static const char *const EMPTYNAME[] = {"", "v", NULL};
+	static const char *const DUNDER[] = {"__name__", "x", "__bad-ok?", "y", NULL};
 
 	/* wrong path: Connect unimplemented */
-	ck_assert_int_eq(one_shot(s, "POST", "/push.v1.PusherService/Nope", PROTO_HDRS, "", 0, &r), 404);
+	ck_assert_int_eq(one_shot(s, "POST", "/push.v1.PusherService/Nope", PROTO_HDRS, "", 0, &r),
+			 404);
 	assert_json_error(&r, "unimplemented", NULL);
 	resp_free(&r);
 	ck_assert_int_eq(one_shot(s, "POST", "/elsewhere", PROTO_HDRS, "", 0, &r), 404);
@@ -434,8 +437,10 @@ START_TEST(push_rejections)
 
 	/* protocol headers */
 	add_series(&b, APP, PPROF, sizeof(PPROF), 1);
-	ck_assert_int_eq(push(s, "Content-Type: application/proto\r\nConnect-Protocol-Version: 2\r\n",
-			      &b, &r), 400);
+	ck_assert_int_eq(push(s,
+			      "Content-Type: application/proto\r\nConnect-Protocol-Version: 2\r\n",
+			      &b, &r),
+			 400);
 	assert_json_error(&r, "invalid_argument", "Connect-Protocol-Version");
 	resp_free(&r);
 	add_series(&b, APP, PPROF, sizeof(PPROF), 1);
@@ -546,8 +551,9 @@ START_TEST(tenant_required)
 	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app", NULL, "a;b 1\n", 6, &r), 401);
 	assert_json_error(&r, "unauthenticated", NULL);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app", "X-Scope-OrgID: t\r\n", "a;b 1\n", 6,
-				  &r), 200);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/ingest?name=app", "X-Scope-OrgID: t\r\n", "a;b 1\n", 6, &r),
+		200);
 	resp_free(&r);
 	standin_stop(s);
 }
@@ -578,7 +584,8 @@ static char *multipart(const char *boundary, const char *const *names, const voi
 	struct strbuf sb = STRBUF_INIT;
 
 	for (size_t i = 0; i < n; i++) {
-		strbuf_printf(&sb, "--%s\r\nContent-Disposition: form-data; name=\"%s\"; "
+		strbuf_printf(&sb,
+			      "--%s\r\nContent-Disposition: form-data; name=\"%s\"; "
 			      "filename=\"%s\"\r\nContent-Type: application/octet-stream\r\n\r\n",
 			      boundary, names[i], names[i]);
 		strbuf_append(&sb, data[i], lens[i]);
@@ -601,7 +608,8 @@ START_TEST(ingest_pprof)
 	char *m;
 
 	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=my.app%7Benv%3Dprod%7D&format=pprof",
-				  NULL, PPROF, sizeof(PPROF), &r), 200);
+				  NULL, PPROF, sizeof(PPROF), &r),
+			 200);
 	ck_assert_uint_eq(r.body_len, 0);
 	resp_free(&r);
 	rec = last(s);
@@ -611,56 +619,61 @@ START_TEST(ingest_pprof)
 	ck_assert_uint_eq(rec->body_len, sizeof(PPROF));
 	standin_request_free(rec);
 
-	ck_assert_int_eq(one_shot(s, "POST", "/pyroscope/ingest?name=app&format=pprof", NULL, z,
-				  zlen, &r), 200);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/pyroscope/ingest?name=app&format=pprof", NULL, z, zlen, &r),
+		200);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app&format=pprof", NULL, "garbage!", 8,
-				  &r), 422);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/ingest?name=app&format=pprof", NULL, "garbage!", 8, &r), 422);
 	assert_json_error(&r, "invalid_argument", "pprof");
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app&format=pprof", NULL, "", 0, &r), 422);
+	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app&format=pprof", NULL, "", 0, &r),
+			 422);
 	resp_free(&r);
 
 	/* multipart: profile + sample_type_config (format implied by the form) */
 	{
-		const char *names[] = { "profile", "sample_type_config" };
-		const void *data[] = { z, stc };
-		size_t lens[] = { zlen, strlen(stc) };
+		const char *names[] = {"profile", "sample_type_config"};
+		const void *data[] = {z, stc};
+		size_t lens[] = {zlen, strlen(stc)};
 
 		m = multipart("XyZ123", names, data, lens, 2, &mlen);
-		ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app&spyName=gospy", MP_HDR, m,
-					  mlen, &r), 200);
+		ck_assert_int_eq(
+			one_shot(s, "POST", "/ingest?name=app&spyName=gospy", MP_HDR, m, mlen, &r),
+			200);
 		resp_free(&r);
 		free(m);
 	}
 	{
-		const char *names[] = { "profile", "sample_type_config" };
-		const void *data[] = { z, "[1,2]" };
-		size_t lens[] = { zlen, 5 };
+		const char *names[] = {"profile", "sample_type_config"};
+		const void *data[] = {z, "[1,2]"};
+		size_t lens[] = {zlen, 5};
 
 		m = multipart("XyZ123", names, data, lens, 2, &mlen);
-		ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app&format=pprof", MP_HDR, m, mlen,
-					  &r), 422);
+		ck_assert_int_eq(
+			one_shot(s, "POST", "/ingest?name=app&format=pprof", MP_HDR, m, mlen, &r),
+			422);
 		assert_json_error(&r, "invalid_argument", "sample_type_config");
 		resp_free(&r);
 		free(m);
 	}
 	{
-		const char *names[] = { "profile", "prev_profile" };
-		const void *data[] = { z, z };
-		size_t lens[] = { zlen, zlen };
+		const char *names[] = {"profile", "prev_profile"};
+		const void *data[] = {z, z};
+		size_t lens[] = {zlen, zlen};
 
 		m = multipart("XyZ123", names, data, lens, 2, &mlen);
-		ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app&format=pprof", MP_HDR, m, mlen,
-					  &r), 422);
+		ck_assert_int_eq(
+			one_shot(s, "POST", "/ingest?name=app&format=pprof", MP_HDR, m, mlen, &r),
+			422);
 		assert_json_error(&r, "invalid_argument", "unsupported client version");
 		resp_free(&r);
 		free(m);
 	}
 	{
-		const char *names[] = { "other" };
-		const void *data[] = { z };
-		size_t lens[] = { zlen };
+		const char *names[] = {"other"};
+		const void *data[] = {z};
+		size_t lens[] = {zlen};
 
 		m = multipart("XyZ123", names, data, lens, 1, &mlen);
 		ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app", MP_HDR, m, mlen, &r), 422);
@@ -686,46 +699,49 @@ START_TEST(ingest_jfr_folded_lines)
 	char *m;
 	static const char folded[] = "main;work;compute 12\nmain;idle 3\n\nmain 1\r\n";
 
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=j&format=jfr", NULL, JFR, sizeof(JFR), &r),
-			 200);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/ingest?name=j&format=jfr", NULL, JFR, sizeof(JFR), &r), 200);
 	resp_free(&r);
 	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=j&format=jfr", NULL, z, zlen, &r), 200);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=j&format=jfr", NULL, PPROF, sizeof(PPROF),
-				  &r), 422);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/ingest?name=j&format=jfr", NULL, PPROF, sizeof(PPROF), &r),
+		422);
 	resp_free(&r);
 	{
-		const char *names[] = { "jfr", "labels" };
-		const void *data[] = { z, "" };
-		size_t lens[] = { zlen, 0 };
+		const char *names[] = {"jfr", "labels"};
+		const void *data[] = {z, ""};
+		size_t lens[] = {zlen, 0};
 
 		m = multipart("XyZ123", names, data, lens, 2, &mlen);
-		ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=j&format=jfr", MP_HDR, m, mlen, &r),
-				 200);
+		ck_assert_int_eq(
+			one_shot(s, "POST", "/ingest?name=j&format=jfr", MP_HDR, m, mlen, &r), 200);
 		resp_free(&r);
 		free(m);
 		m = multipart("XyZ123", names + 1, data + 1, lens + 1, 1, &mlen);
-		ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=j&format=jfr", MP_HDR, m, mlen, &r),
-				 422);
+		ck_assert_int_eq(
+			one_shot(s, "POST", "/ingest?name=j&format=jfr", MP_HDR, m, mlen, &r), 422);
 		resp_free(&r);
 		free(m);
 	}
 
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=f", "Content-Type: text/plain\r\n", folded,
-				  strlen(folded), &r), 200);
+	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=f", "Content-Type: text/plain\r\n",
+				  folded, strlen(folded), &r),
+			 200);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/prefix/ingest?name=f&format=folded", NULL, "a;b 1\n",
-				  6, &r), 200);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/prefix/ingest?name=f&format=folded", NULL, "a;b 1\n", 6, &r),
+		200);
 	resp_free(&r);
 	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=f", NULL, "a;b\n", 4, &r), 422);
 	resp_free(&r);
 	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=f", NULL, "a;b x1\n", 7, &r), 422);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=f&format=lines", NULL, "a;b\na;c\n", 8, &r),
-			 200);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/ingest?name=f&format=lines", NULL, "a;b\na;c\n", 8, &r), 200);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=f&format=speedscope", NULL, "nope", 4, &r),
-			 422);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/ingest?name=f&format=speedscope", NULL, "nope", 4, &r), 422);
 	resp_free(&r);
 	free(z);
 	standin_stop(s);
@@ -743,8 +759,8 @@ START_TEST(ingest_name_errors)
 	resp_free(&r);
 	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=bad%20app%21", NULL, "a 1", 3, &r), 400);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app%7Bbad-key%3Dv%7D", NULL, "a 1", 3, &r),
-			 400);
+	ck_assert_int_eq(
+		one_shot(s, "POST", "/ingest?name=app%7Bbad-key%3Dv%7D", NULL, "a 1", 3, &r), 400);
 	assert_json_error(&r, "invalid_argument", "bad-key");
 	resp_free(&r);
 	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=%7Bk%3Dv%7D", NULL, "a 1", 3, &r), 400);
@@ -766,13 +782,14 @@ START_TEST(scripted_sequence)
 	struct strbuf b = STRBUF_INIT;
 	struct resp r;
 	struct standin_request *rec;
-	struct standin_reply busy = { .status = 503, .times = 2 };
+	struct standin_reply busy = {.status = 503, .times = 2};
 	struct standin_reply limited = {
-		.status = 429, .content_type = "application/json",
+		.status = 429,
+		.content_type = "application/json",
 		.body = "{\"code\":\"resource_exhausted\",\"message\":\"slow down\"}",
 		.retry_after = "7",
 	};
-	struct standin_reply ing = { .status = 500, .body = "oops", .content_type = "text/plain" };
+	struct standin_reply ing = {.status = 500, .body = "oops", .content_type = "text/plain"};
 
 	standin_script(s, STANDIN_ROUTE_PUSH, &busy);
 	standin_script(s, STANDIN_ROUTE_INGEST, &ing);
@@ -834,12 +851,14 @@ START_TEST(scripted_delay_reset_gzip_close)
 	struct standin *s = start(false, 0);
 	struct resp r;
 	struct standin_request *rec;
-	struct standin_reply delay = { .status = 200, .delay_ms = 300 };
-	struct standin_reply reset = { .reset = true };
-	struct standin_reply zipped = { .status = 400, .content_type = "application/json",
-					.body = "{\"code\":\"invalid_argument\",\"message\":\"zip\"}",
-					.gzip = true };
-	struct standin_reply closing = { .status = 200, .close = true };
+	struct standin_reply delay = {.status = 200, .delay_ms = 300};
+	struct standin_reply reset = {.reset = true};
+	struct standin_reply zipped = {
+		.status = 400,
+		.content_type = "application/json",
+		.body = "{\"code\":\"invalid_argument\",\"message\":\"zip\"}",
+		.gzip = true};
+	struct standin_reply closing = {.status = 200, .close = true};
 	double t0;
 	int fd;
 	uint8_t *plain = NULL;
@@ -883,7 +902,7 @@ END_TEST
 START_TEST(stop_cuts_delay)
 {
 	struct standin *s = start(false, 0);
-	struct standin_reply slow = { .delay_ms = 60000 };
+	struct standin_reply slow = {.delay_ms = 60000};
 	int fd;
 	double t0;
 
@@ -912,7 +931,8 @@ START_TEST(keep_alive_chunked_and_repeated_headers)
 		"4;ext=1\r\na;b \r\n2\r\n12\r\n1\r\n\n\r\n0\r\nTrailer: x\r\n\r\n";
 
 	for (int i = 0; i < 3; i++) {
-		ck_assert_int_eq(roundtrip(fd, "POST", "/ingest?name=k", NULL, "a;b 1\n", 6, &r), 0);
+		ck_assert_int_eq(roundtrip(fd, "POST", "/ingest?name=k", NULL, "a;b 1\n", 6, &r),
+				 0);
 		ck_assert_int_eq(r.status, 200);
 		ck_assert_ptr_null(strcasestr(r.head, "Connection: close"));
 		resp_free(&r);
@@ -964,12 +984,15 @@ START_TEST(stats_and_ready)
 	ck_assert_int_eq(one_shot(s, "GET", "/stats", NULL, "", 0, &r), 200);
 	j = json_loadb(r.body, r.body_len, 0, &je);
 	ck_assert_ptr_nonnull(j);
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "push"), "samples")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "push"), "samples")),
+			 3);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "push"), "bytes")),
 			 3 * (json_int_t)sizeof(PPROF));
-	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "ingest"), "bytes")), 6);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "ingest"), "bytes")),
+			 6);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "rejected"),
-							    "invalid_argument")), 1);
+							    "invalid_argument")),
+			 1);
 	json_decref(j);
 	resp_free(&r);
 	standin_stop(s);
@@ -981,7 +1004,7 @@ START_TEST(store_dir_and_log)
 	char dir[] = "/tmp/standin-store-XXXXXX", *path, *logbuf = NULL;
 	size_t loglen = 0;
 	FILE *log = open_memstream(&logbuf, &loglen);
-	struct standin_opts o = { .store_dir = NULL, .log = log };
+	struct standin_opts o = {.store_dir = NULL, .log = log};
 	struct standin *s;
 	struct strbuf b = STRBUF_INIT;
 	struct resp r;
@@ -996,16 +1019,18 @@ START_TEST(store_dir_and_log)
 	s = standin_start(&o, &err);
 	ck_assert_ptr_nonnull(s);
 	add_series(&b, APP, PPROF, sizeof(PPROF), 1);
-	ck_assert_int_eq(push(s, "Content-Type: application/proto\r\nX-Scope-OrgID: t1\r\n", &b, &r),
-			 200);
+	ck_assert_int_eq(
+		push(s, "Content-Type: application/proto\r\nX-Scope-OrgID: t1\r\n", &b, &r), 200);
 	resp_free(&r);
-	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app%7Bk%3Dv%7D&format=pprof", NULL, PPROF,
-				  sizeof(PPROF), &r), 200);
+	ck_assert_int_eq(one_shot(s, "POST", "/ingest?name=app%7Bk%3Dv%7D&format=pprof", NULL,
+				  PPROF, sizeof(PPROF), &r),
+			 200);
 	resp_free(&r);
 	standin_stop(s);
 	fclose(log);
 
-	ck_assert_ptr_nonnull(strstr(logbuf, "push tenant=t1 labels={__name__=process_cpu,service_name=app} samples=1"));
+	ck_assert_ptr_nonnull(strstr(
+		logbuf, "push tenant=t1 labels={__name__=process_cpu,service_name=app} samples=1"));
 	ck_assert_ptr_nonnull(strstr(logbuf, "ingest tenant=anonymous name=app{k=v} format=pprof"));
 	free(logbuf);
 
@@ -1021,7 +1046,8 @@ START_TEST(store_dir_and_log)
 		ck_assert_ptr_nonnull(j);
 		ck_assert_str_eq(json_string_value(json_object_get(j, "tenant")), "t1");
 		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "labels"),
-								   "service_name")), "app");
+								   "service_name")),
+				 "app");
 		json_decref(j);
 		unlink(p);
 		free(p);
@@ -1032,8 +1058,8 @@ START_TEST(store_dir_and_log)
 		p = pw_asprintf("%s/ingest-000002.json", path);
 		j = json_load_file(p, 0, &je);
 		ck_assert_ptr_nonnull(j);
-		ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "labels"), "k")),
-				 "v");
+		ck_assert_str_eq(
+			json_string_value(json_object_get(json_object_get(j, "labels"), "k")), "v");
 		json_decref(j);
 		unlink(p);
 		free(p);
@@ -1052,7 +1078,8 @@ START_TEST(parse_name_rules)
 	size_t n;
 	char *err;
 
-	ck_assert_int_eq(standin_parse_name(" my-app/x.cpu { env = prod , region=eu}", &kv, &n, &err), 0);
+	ck_assert_int_eq(
+		standin_parse_name(" my-app/x.cpu { env = prod , region=eu}", &kv, &n, &err), 0);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_str_eq(kv[0].name, "__name__");
 	ck_assert_str_eq(kv[0].value, "my-app/x.cpu");
@@ -1127,27 +1154,31 @@ START_TEST(multipart_and_query)
 	struct standin_part *parts;
 	size_t n;
 	char *err, *v;
-	static const char body[] = "preamble\r\n--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n"
-				   "1\r\n--b\r\n\r\nno-headers\r\n--b--";
+	static const char body[] =
+		"preamble\r\n--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n"
+		"1\r\n--b\r\n\r\nno-headers\r\n--b--";
 	static const char body2[] = "--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n"
 				    "1\r\n--b--\r\n";
 
 	ck_assert_int_eq(standin_multipart_parse("multipart/form-data; boundary=\"b\"",
-						 (const uint8_t *)body, strlen(body), &parts, &n, &err),
+						 (const uint8_t *)body, strlen(body), &parts, &n,
+						 &err),
 			 -1);
 	ck_assert_ptr_nonnull(strstr(err, "name"));
 	free(err);
 	ck_assert_int_eq(standin_multipart_parse("multipart/form-data; boundary=b",
 						 (const uint8_t *)body2, strlen(body2), &parts, &n,
-						 &err), 0);
+						 &err),
+			 0);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(parts[0].name, "x");
 	ck_assert_uint_eq(parts[0].len, 1);
 	ck_assert_ptr_nonnull(standin_part_find(parts, n, "x"));
 	ck_assert_ptr_null(standin_part_find(parts, n, "y"));
 	standin_parts_free(parts, n);
-	ck_assert_int_eq(standin_multipart_parse("text/plain", (const uint8_t *)body, 5, &parts, &n,
-						 &err), -1);
+	ck_assert_int_eq(
+		standin_multipart_parse("text/plain", (const uint8_t *)body, 5, &parts, &n, &err),
+		-1);
 	free(err);
 
 	v = standin_query_get("a=1&name=x%7By%3D1%7D+z&b", "name");
@@ -1167,10 +1198,10 @@ END_TEST
 
 START_TEST(sink_usage)
 {
-	char *help[] = { "sink", "--help", NULL };
-	char *bad[] = { "sink", "--bogus", NULL };
-	char *noarg[] = { "sink", NULL };
-	char *badlisten[] = { "sink", "--listen", "nowhere", NULL };
+	char *help[] = {"sink", "--help", NULL};
+	char *bad[] = {"sink", "--bogus", NULL};
+	char *noarg[] = {"sink", NULL};
+	char *badlisten[] = {"sink", "--listen", "nowhere", NULL};
 	FILE *saved = stdout;
 	char *out = NULL;
 	size_t outlen = 0;
@@ -1203,7 +1234,7 @@ START_TEST(sink_runs_until_sigterm)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		char *argv[] = { "sink", "--listen", "127.0.0.1:0", NULL };
+		char *argv[] = {"sink", "--listen", "127.0.0.1:0", NULL};
 
 		dup2(out[1], STDOUT_FILENO);
 		close(out[0]);

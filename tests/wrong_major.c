@@ -9,7 +9,8 @@ static const struct component_descriptor desc = {
 	.version = "9.9.9",
 };
 
-__attribute__((visibility("default"))) const struct component_descriptor *component_plugin_entry(void);
+__attribute__((visibility("default"))) const struct component_descriptor *component_plugin_entry(
+	void);
 
 const struct component_descriptor *component_plugin_entry(void)
 {

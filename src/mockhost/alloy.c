@@ -34,21 +34,21 @@ enum tok_kind { T_EOF, T_IDENT, T_STRING, T_NUMBER, T_PUNCT };
 /* Two-character operators get codes outside the byte range. */
 enum {
 	OP_EQ = 256, /* == */
-	OP_NE,	     /* != */
-	OP_LE,	     /* <= */
-	OP_GE,	     /* >= */
-	OP_AND,	     /* && */
-	OP_OR,	     /* || */
+	OP_NE, /* != */
+	OP_LE, /* <= */
+	OP_GE, /* >= */
+	OP_AND, /* && */
+	OP_OR, /* || */
 };
 
 struct token {
 	enum tok_kind kind;
-	size_t off, end;   /* byte range in the input */
-	size_t line;	   /* 1-based */
+	size_t off, end; /* byte range in the input */
+	size_t line; /* 1-based */
 	size_t line_start; /* offset of the first byte of that line */
-	bool nl_before;	   /* a line break separates it from the previous token */
-	int punct;	   /* T_PUNCT: the character or an OP_* code */
-	char *str;	   /* T_STRING: decoded value, owned */
+	bool nl_before; /* a line break separates it from the previous token */
+	int punct; /* T_PUNCT: the character or an OP_* code */
+	char *str; /* T_STRING: decoded value, owned */
 	size_t str_len;
 };
 
@@ -73,7 +73,7 @@ struct where {
 
 static struct where where_of(const struct token *t)
 {
-	struct where w = { t->off, t->line, t->line_start };
+	struct where w = {t->off, t->line, t->line_start};
 	return w;
 }
 
@@ -89,7 +89,7 @@ static size_t column(const struct parser *p, struct where w)
 }
 
 __attribute__((format(printf, 3, 4))) static int fail_at(struct parser *p, struct where w,
-							   const char *fmt, ...)
+							 const char *fmt, ...)
 {
 	char *msg;
 	va_list ap;
@@ -104,7 +104,8 @@ __attribute__((format(printf, 3, 4))) static int fail_at(struct parser *p, struc
 	msg = strbuf_detach(&sb, NULL);
 	if (msg) {
 		if (p->filename)
-			p->err = pw_asprintf("%s:%zu:%zu: %s", p->filename, w.line, column(p, w), msg);
+			p->err = pw_asprintf("%s:%zu:%zu: %s", p->filename, w.line, column(p, w),
+					     msg);
 		else
 			p->err = pw_asprintf("%zu:%zu: %s", w.line, column(p, w), msg);
 	}
@@ -203,7 +204,7 @@ static int skip_space(struct parser *p, bool *nl)
 			while (p->pos < p->len && s[p->pos] != '\n')
 				p->pos++;
 		} else if (c == '/' && p->pos + 1 < p->len && s[p->pos + 1] == '*') {
-			struct where w = { p->pos, p->line, p->line_start };
+			struct where w = {p->pos, p->line, p->line_start};
 			size_t i = p->pos + 2;
 
 			for (;;) {
@@ -261,17 +262,38 @@ static int scan_escape(struct parser *p, struct strbuf *sb, size_t *i, struct wh
 	uint32_t max, v = 0;
 
 	switch (c) {
-	case 'a': strbuf_putc(sb, '\a'); break;
-	case 'b': strbuf_putc(sb, '\b'); break;
-	case 'f': strbuf_putc(sb, '\f'); break;
-	case 'n': strbuf_putc(sb, '\n'); break;
-	case 'r': strbuf_putc(sb, '\r'); break;
-	case 't': strbuf_putc(sb, '\t'); break;
-	case 'v': strbuf_putc(sb, '\v'); break;
-	case '\\': strbuf_putc(sb, '\\'); break;
-	case '"': strbuf_putc(sb, '"'); break;
-	case '\'': strbuf_putc(sb, '\''); break;
-	default: goto numeric;
+	case 'a':
+		strbuf_putc(sb, '\a');
+		break;
+	case 'b':
+		strbuf_putc(sb, '\b');
+		break;
+	case 'f':
+		strbuf_putc(sb, '\f');
+		break;
+	case 'n':
+		strbuf_putc(sb, '\n');
+		break;
+	case 'r':
+		strbuf_putc(sb, '\r');
+		break;
+	case 't':
+		strbuf_putc(sb, '\t');
+		break;
+	case 'v':
+		strbuf_putc(sb, '\v');
+		break;
+	case '\\':
+		strbuf_putc(sb, '\\');
+		break;
+	case '"':
+		strbuf_putc(sb, '"');
+		break;
+	case '\'':
+		strbuf_putc(sb, '\'');
+		break;
+	default:
+		goto numeric;
 	}
 	(*i)++;
 	return 0;
@@ -342,7 +364,7 @@ static int scan_string(struct parser *p, struct token *t)
 		if (c == quote)
 			break;
 		if (c == '\\' && quote == '"') {
-			struct where w = { i, p->line, p->line_start };
+			struct where w = {i, p->line, p->line_start};
 
 			i++;
 			if (scan_escape(p, &sb, &i, w) < 0)
@@ -408,8 +430,9 @@ static int scan_number(struct parser *p, struct token *t)
 			return fail_at(p, where_of(t), "exponent has no digits");
 	}
 	if (i < p->len && (is_ident_char((unsigned char)s[i]) || s[i] == '.'))
-		return fail_at(p, where_of(t),
-			       "invalid number literal (durations and sizes are strings, e.g. \"10s\")");
+		return fail_at(
+			p, where_of(t),
+			"invalid number literal (durations and sizes are strings, e.g. \"10s\")");
 	t->kind = T_NUMBER;
 	p->pos = i;
 	return 0;
@@ -422,8 +445,8 @@ static int scan_punct(struct parser *p, struct token *t)
 		char a, b;
 		int code;
 	} pairs[] = {
-		{ '=', '=', OP_EQ }, { '!', '=', OP_NE }, { '<', '=', OP_LE },
-		{ '>', '=', OP_GE }, { '&', '&', OP_AND }, { '|', '|', OP_OR },
+		{'=', '=', OP_EQ}, {'!', '=', OP_NE},  {'<', '=', OP_LE},
+		{'>', '=', OP_GE}, {'&', '&', OP_AND}, {'|', '|', OP_OR},
 	};
 	unsigned char c = (unsigned char)p->text[p->pos];
 
@@ -443,7 +466,8 @@ static int scan_punct(struct parser *p, struct token *t)
 		return 0;
 	}
 	if (c == '\'')
-		return fail_at(p, where_of(t), "single-quoted strings are not supported; use double quotes");
+		return fail_at(p, where_of(t),
+			       "single-quoted strings are not supported; use double quotes");
 	if (c >= 0x20 && c < 0x7F)
 		return fail_at(p, where_of(t), "illegal character '%c'", c);
 	if (c == '\0')
@@ -478,8 +502,8 @@ static int advance(struct parser *p)
 			p->pos++;
 		t->kind = T_IDENT;
 		rc = 0;
-	} else if (is_digit(c) ||
-		   (c == '.' && p->pos + 1 < p->len && is_digit((unsigned char)p->text[p->pos + 1]))) {
+	} else if (is_digit(c) || (c == '.' && p->pos + 1 < p->len &&
+				   is_digit((unsigned char)p->text[p->pos + 1]))) {
 		rc = scan_number(p, t);
 	} else if (c == '"' || c == '`') {
 		rc = scan_string(p, t);
@@ -515,9 +539,12 @@ static int tok_len(const struct token *t)
 static const char *describe(const struct parser *p, char *buf, size_t size)
 {
 	switch (p->tok.kind) {
-	case T_EOF: return "end of file";
-	case T_STRING: return "a string";
-	case T_NUMBER: return "a number";
+	case T_EOF:
+		return "end of file";
+	case T_STRING:
+		return "a string";
+	case T_NUMBER:
+		return "a number";
 	default:
 		snprintf(buf, size, "'%.*s'", tok_len(&p->tok), p->text + p->tok.off);
 		return buf;
@@ -579,12 +606,15 @@ static int skip_group(struct parser *p)
 			opened[depth++] = where_of(&p->tok);
 		} else if (is_closer(p)) {
 			if (p->tok.punct != stack[depth - 1])
-				return fail_at(p, where_of(&p->tok), "unexpected '%c'; expected '%c'",
-					       p->tok.punct, stack[depth - 1]);
+				return fail_at(p, where_of(&p->tok),
+					       "unexpected '%c'; expected '%c'", p->tok.punct,
+					       stack[depth - 1]);
 			depth--;
 		} else if (p->tok.kind == T_EOF) {
 			return fail_at(p, opened[depth - 1], "'%c' is never closed",
-				       stack[depth - 1] == '}' ? '{' : stack[depth - 1] == ']' ? '[' : '(');
+				       stack[depth - 1] == '}'	 ? '{'
+				       : stack[depth - 1] == ']' ? '['
+								 : '(');
 		}
 		if (advance(p) < 0)
 			return -1;
@@ -605,8 +635,10 @@ static bool is_operator(const struct parser *p)
 
 static int reject_expression(struct parser *p)
 {
-	return fail_at(p, where_of(&p->tok), "expressions are not supported: operator '%.*s' (only literal values are accepted)",
-		       tok_len(&p->tok), p->text + p->tok.off);
+	return fail_at(
+		p, where_of(&p->tok),
+		"expressions are not supported: operator '%.*s' (only literal values are accepted)",
+		tok_len(&p->tok), p->text + p->tok.off);
 }
 
 static int parse_value(struct parser *p, json_t **out, int depth);
@@ -628,9 +660,12 @@ static int parse_number(struct parser *p, bool negative, json_t **out)
 		errno = 0;
 		v = strtoull(buf, &end, 10);
 		if (errno || *end || v > (unsigned long long)INT64_MAX + (negative ? 1u : 0u))
-			return fail_at(p, where_of(t), "integer %s%s is out of range", negative ? "-" : "", buf);
+			return fail_at(p, where_of(t), "integer %s%s is out of range",
+				       negative ? "-" : "", buf);
 		if (negative)
-			*out = json_integer(v == (unsigned long long)INT64_MAX + 1u ? INT64_MIN : -(json_int_t)v);
+			*out = json_integer(v == (unsigned long long)INT64_MAX + 1u
+						    ? INT64_MIN
+						    : -(json_int_t)v);
 		else
 			*out = json_integer((json_int_t)v);
 	} else {
@@ -805,7 +840,9 @@ static int parse_value(struct parser *p, json_t **out, int depth)
 			if (advance(p) < 0)
 				return -1;
 			if (p->tok.kind != T_NUMBER)
-				return fail_at(p, minus, "expressions are not supported: operator '-' (only literal values are accepted)");
+				return fail_at(p, minus,
+					       "expressions are not supported: operator '-' (only "
+					       "literal values are accepted)");
 			rc = parse_number(p, true, out);
 			if (rc == 0)
 				rc = advance(p);
@@ -831,7 +868,8 @@ static int parse_value(struct parser *p, json_t **out, int depth)
 
 /* ---- block bodies ------------------------------------------------------- */
 
-static int parse_body(struct parser *p, const char *block, struct where open, int depth, json_t *obj);
+static int parse_body(struct parser *p, const char *block, struct where open, int depth,
+		      json_t *obj);
 
 /* Adds a nested block: `endpoint` directly inside pyroscope.write repeats
  * and is always an array; every other block may appear once. */
@@ -881,9 +919,10 @@ static int parse_statement(struct parser *p, json_t *obj, json_t *kinds, int dep
 		if (advance(p) < 0 || parse_value(p, &v, depth + 1) < 0)
 			goto out;
 		if (json_object_get(kinds, name)) {
-			fail_at(p, w, json_is_true(json_object_get(kinds, name))
-					      ? "%s is already given as a block"
-					      : "attribute %s is set more than once",
+			fail_at(p, w,
+				json_is_true(json_object_get(kinds, name))
+					? "%s is already given as a block"
+					: "attribute %s is set more than once",
 				name);
 			goto out;
 		}
@@ -930,7 +969,8 @@ out:
 }
 
 /* Parses statements up to and including the closing brace of `block`. */
-static int parse_body(struct parser *p, const char *block, struct where open, int depth, json_t *obj)
+static int parse_body(struct parser *p, const char *block, struct where open, int depth,
+		      json_t *obj)
 {
 	json_t *kinds = json_object(); /* name -> true (block) / false (attribute) */
 	bool first = true;
@@ -952,8 +992,9 @@ static int parse_body(struct parser *p, const char *block, struct where open, in
 			goto out;
 		}
 		if (p->tok.kind != T_IDENT) {
-			fail_at(p, where_of(&p->tok), "expected an attribute or block name in %s, found %s",
-				block, describe(p, desc, sizeof(desc)));
+			fail_at(p, where_of(&p->tok),
+				"expected an attribute or block name in %s, found %s", block,
+				describe(p, desc, sizeof(desc)));
 			goto out;
 		}
 		if (parse_statement(p, obj, kinds, depth) < 0)
@@ -984,9 +1025,12 @@ static int check_utf8(struct parser *p)
 		}
 		if (s[i] < 0x80)
 			continue;
-		n = (s[i] & 0xE0) == 0xC0 ? 2 : (s[i] & 0xF0) == 0xE0 ? 3 : (s[i] & 0xF8) == 0xF0 ? 4 : 1;
+		n = (s[i] & 0xE0) == 0xC0   ? 2
+		    : (s[i] & 0xF0) == 0xE0 ? 3
+		    : (s[i] & 0xF8) == 0xF0 ? 4
+					    : 1;
 		if (n > p->len - i || !pw_utf8_valid(p->text + i, n)) {
-			struct where w = { i, line, line_start };
+			struct where w = {i, line, line_start};
 
 			return fail_at(p, w, "the file is not valid UTF-8");
 		}
@@ -1001,7 +1045,8 @@ static int add_label(struct parser *p, const char *label, struct where w)
 
 	for (size_t i = 0; i < p->nlabels; i++)
 		if (strcmp(p->labels[i], label) == 0)
-			return fail_at(p, w, COMPONENT_NAME " \"%s\" is declared more than once", label);
+			return fail_at(p, w, COMPONENT_NAME " \"%s\" is declared more than once",
+				       label);
 	grown = realloc(p->labels, (p->nlabels + 1) * sizeof(*grown));
 	if (!grown)
 		return fail_oom(p);
@@ -1052,7 +1097,9 @@ static int take_component(struct parser *p, const char *label, struct where w, c
 	json_t *obj;
 
 	if (!label)
-		return fail_at(p, w, COMPONENT_NAME " needs a label, e.g. " COMPONENT_NAME " \"default\" { ... }");
+		return fail_at(p, w,
+			       COMPONENT_NAME " needs a label, e.g. " COMPONENT_NAME
+					      " \"default\" { ... }");
 	if (add_label(p, label, w) < 0)
 		return -1;
 	if (list_only || *result || (want && strcmp(want, label) != 0)) {
@@ -1133,7 +1180,8 @@ static int parse_file(struct parser *p, const char *want, bool list_only, json_t
 		struct where w = where_of(&p->tok);
 
 		if (!first && !p->tok.nl_before)
-			return fail_at(p, w, "expected a line break before %s", describe(p, desc, sizeof(desc)));
+			return fail_at(p, w, "expected a line break before %s",
+				       describe(p, desc, sizeof(desc)));
 		first = false;
 		if (p->tok.kind != T_IDENT)
 			return fail_at(p, w, "expected a block or attribute name, found %s",
@@ -1160,13 +1208,15 @@ static int selection_error(struct parser *p, const char *want)
 	if (!list)
 		return fail_oom(p);
 	if (want && p->nlabels)
-		msg = pw_asprintf("no " COMPONENT_NAME " block labelled \"%s\" (found %s)", want, list);
+		msg = pw_asprintf("no " COMPONENT_NAME " block labelled \"%s\" (found %s)", want,
+				  list);
 	else if (want)
 		msg = pw_asprintf("no " COMPONENT_NAME " block labelled \"%s\"", want);
 	else if (!p->nlabels)
 		msg = pw_strdup("no " COMPONENT_NAME " block found");
 	else
-		msg = pw_asprintf("found %zu " COMPONENT_NAME " blocks (%s); choose one by its label",
+		msg = pw_asprintf("found %zu " COMPONENT_NAME
+				  " blocks (%s); choose one by its label",
 				  p->nlabels, list);
 	free(list);
 	if (!msg)
@@ -1212,7 +1262,7 @@ static void take_error(struct parser *p, char **err)
 int alloy_convert(const char *text, size_t len, const char *filename, const char *label,
 		  char **json, char **err, alloy_notice_fn notice, void *user)
 {
-	struct parser p = { 0 };
+	struct parser p = {0};
 	json_t *result = NULL;
 	int rc = -1;
 
@@ -1251,7 +1301,7 @@ out:
 int alloy_list_labels(const char *text, size_t len, const char *filename, char ***labels,
 		      size_t *count, char **err)
 {
-	struct parser p = { 0 };
+	struct parser p = {0};
 	json_t *unused = NULL;
 	int rc = -1;
 

@@ -18,8 +18,7 @@
 #define PLUGIN_FILE "pyroscope_write.so"
 
 /* The descriptor fields this host uses end with strerror. */
-#define DESC_MIN_SIZE \
-	(offsetof(struct component_descriptor, strerror) + sizeof(void *))
+#define DESC_MIN_SIZE (offsetof(struct component_descriptor, strerror) + sizeof(void *))
 
 int plugin_load(const char *path, struct plugin *p, char *err, size_t errlen)
 {
@@ -47,10 +46,11 @@ int plugin_load(const char *path, struct plugin *p, char *err, size_t errlen)
 		goto fail;
 	}
 	if (d->abi_major != COMPONENT_ABI_MAJOR) {
-		snprintf(err, errlen,
-			 "%s implements component ABI %u.%u, this host speaks %d.%d: major versions "
-			 "differ, refusing to load",
-			 path, d->abi_major, d->abi_minor, COMPONENT_ABI_MAJOR, COMPONENT_ABI_MINOR);
+		snprintf(
+			err, errlen,
+			"%s implements component ABI %u.%u, this host speaks %d.%d: major versions "
+			"differ, refusing to load",
+			path, d->abi_major, d->abi_minor, COMPONENT_ABI_MAJOR, COMPONENT_ABI_MINOR);
 		goto fail;
 	}
 	if (d->struct_size < DESC_MIN_SIZE) {

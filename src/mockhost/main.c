@@ -377,8 +377,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->id = optarg;
 			break;
 		case OPT_TIMEOUT:
-			if (pw_duration_parse(optarg, &o->timeout_ns, &why) < 0 || o->timeout_ns <= 0) {
-				usage_error("--timeout wants a positive duration such as 10s, got \"%s\"",
+			if (pw_duration_parse(optarg, &o->timeout_ns, &why) < 0 ||
+			    o->timeout_ns <= 0) {
+				usage_error("--timeout wants a positive duration such as 10s, got "
+					    "\"%s\"",
 					    optarg);
 				return EXIT_USAGE;
 			}
@@ -400,8 +402,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_LOGLEVEL:
 			if (mockhost_parse_level(optarg, &log_level) < 0) {
-				usage_error("--log-level wants debug, info, warn or error, got \"%s\"",
-					    optarg);
+				usage_error(
+					"--log-level wants debug, info, warn or error, got \"%s\"",
+					optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -524,7 +527,8 @@ static int cmd_ingest(const char *plugin_path, struct opts *o)
 		return EXIT_USAGE;
 	}
 	if (o->url[0] != '/') {
-		usage_error("--url wants a path and query such as /ingest?name=app, got \"%s\"", o->url);
+		usage_error("--url wants a path and query such as /ingest?name=app, got \"%s\"",
+			    o->url);
 		return EXIT_USAGE;
 	}
 	if (mockhost_read_file(o->body, &body, &body_len, &err) < 0) {
@@ -627,8 +631,8 @@ static int cmd_version(const char *plugin_path)
 		printf("plugin: %s\n", err);
 		return EXIT_FAIL;
 	}
-	printf("plugin %s: %s %s (component ABI %u.%u)\n", plugin_path, p.desc->name, p.desc->version,
-	       p.desc->abi_major, p.desc->abi_minor);
+	printf("plugin %s: %s %s (component ABI %u.%u)\n", plugin_path, p.desc->name,
+	       p.desc->version, p.desc->abi_major, p.desc->abi_minor);
 	plugin_unload(&p);
 	return 0;
 }
@@ -652,8 +656,9 @@ int main(int argc, char **argv)
 			fputs(usage_text, stdout);
 			return 0;
 		} else if (strcmp(argv[i], "--version") == 0) {
-			return cmd_version(plugin_path ? plugin_path
-						       : plugin_default_path(defpath, sizeof(defpath)));
+			return cmd_version(plugin_path
+						   ? plugin_path
+						   : plugin_default_path(defpath, sizeof(defpath)));
 		} else {
 			usage_error("unknown option \"%s\"", argv[i]);
 			return EXIT_USAGE;

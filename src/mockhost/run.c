@@ -731,8 +731,8 @@ static void host_metrics(struct run *r, struct strbuf *sb)
 			      "because the limit was reached.\n"
 			      "# TYPE mockhost_refused_connections_total counter\n"
 			      "mockhost_refused_connections_total %lu\n",
-			      standin_httpd_connections(r->httpd), r->conn_limit + OPS_CONN_HEADROOM,
-			      standin_httpd_refused(r->httpd));
+			      standin_httpd_connections(r->httpd),
+			      r->conn_limit + OPS_CONN_HEADROOM, standin_httpd_refused(r->httpd));
 }
 
 static void handle_metrics(struct run *r, struct standin_http_response *resp)

@@ -182,7 +182,8 @@ int sdk_name_labels(const char *name, struct pw_kv **labels, size_t *n, char **e
 				/* An empty trailing segment is allowed; anything else is not. */
 				for (const char *c = s; c < end; c++) {
 					if (!isspace((unsigned char)*c)) {
-						*err = pw_asprintf("label without a value in %s", name);
+						*err = pw_asprintf("label without a value in %s",
+								   name);
 						goto fail;
 					}
 				}
@@ -198,7 +199,8 @@ int sdk_name_labels(const char *name, struct pw_kv **labels, size_t *n, char **e
 				}
 				for (const char *c = k; c < ke; c++) {
 					if (!key_char((unsigned char)*c)) {
-						*err = pw_asprintf("invalid label name in %s", name);
+						*err = pw_asprintf("invalid label name in %s",
+								   name);
 						goto fail;
 					}
 				}
@@ -206,7 +208,8 @@ int sdk_name_labels(const char *name, struct pw_kv **labels, size_t *n, char **e
 					*err = pw_asprintf("__name__ is reserved in %s", name);
 					goto fail;
 				}
-				if (add(&v, &nv, k, (size_t)(ke - k), eq + 1, (size_t)(end - eq - 1)) < 0)
+				if (add(&v, &nv, k, (size_t)(ke - k), eq + 1,
+					(size_t)(end - eq - 1)) < 0)
 					goto oom;
 			}
 			s = end + 1;

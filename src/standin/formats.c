@@ -127,7 +127,7 @@ static int pb_field(struct pb *r, uint32_t *field, unsigned *wt, const uint8_t *
 /* A message whose fields are all well-formed. */
 static bool pb_wellformed(const uint8_t *d, size_t n)
 {
-	struct pb r = { d, d + n };
+	struct pb r = {d, d + n};
 
 	while (r.p < r.end) {
 		uint32_t f;
@@ -145,7 +145,7 @@ static bool pb_wellformed(const uint8_t *d, size_t n)
 /* A packed run of varints. */
 static bool pb_packed(const uint8_t *d, size_t n)
 {
-	struct pb r = { d, d + n };
+	struct pb r = {d, d + n};
 	uint64_t v;
 
 	while (r.p < r.end)
@@ -163,7 +163,7 @@ struct pprof_scan {
 
 static char *check_value_type(const uint8_t *d, size_t n, struct pprof_scan *sc)
 {
-	struct pb r = { d, d + n };
+	struct pb r = {d, d + n};
 
 	while (r.p < r.end) {
 		uint32_t f;
@@ -184,7 +184,7 @@ static char *check_value_type(const uint8_t *d, size_t n, struct pprof_scan *sc)
 
 static char *check_sample(const uint8_t *d, size_t n)
 {
-	struct pb r = { d, d + n };
+	struct pb r = {d, d + n};
 
 	while (r.p < r.end) {
 		uint32_t f;
@@ -214,8 +214,12 @@ static char *check_profile_field(uint32_t f, unsigned wt, const uint8_t *x, size
 		sc->nsample_types++;
 		return check_value_type(x, l, sc);
 	case 2:
-		return wt == 2 ? check_sample(x, l) : pw_strdup("profile: wrong wire type for sample");
-	case 3: case 4: case 5: case 11:
+		return wt == 2 ? check_sample(x, l)
+			       : pw_strdup("profile: wrong wire type for sample");
+	case 3:
+	case 4:
+	case 5:
+	case 11:
 		if (wt == 2 && pb_wellformed(x, l))
 			return NULL;
 		break;
@@ -225,7 +229,13 @@ static char *check_profile_field(uint32_t f, unsigned wt, const uint8_t *x, size
 		if (sc->nstrings++ == 0)
 			sc->first_string_empty = l == 0;
 		return NULL;
-	case 7: case 8: case 9: case 10: case 12: case 14: case 15:
+	case 7:
+	case 8:
+	case 9:
+	case 10:
+	case 12:
+	case 14:
+	case 15:
 		if (wt == 0)
 			return NULL;
 		break;
@@ -241,8 +251,8 @@ static char *check_profile_field(uint32_t f, unsigned wt, const uint8_t *x, size
 
 static char *walk_pprof(const uint8_t *d, size_t n)
 {
-	struct pprof_scan sc = { 0 };
-	struct pb r = { d, d + n };
+	struct pprof_scan sc = {0};
+	struct pb r = {d, d + n};
 
 	if (n == 0)
 		return pw_strdup("empty profile");
@@ -292,15 +302,14 @@ char *standin_check_pprof(const uint8_t *data, size_t len)
 const uint8_t *standin_pprof_sample(size_t *len)
 {
 	static const uint8_t prof[] = {
-		0x0a, 0x04, 0x08, 0x01, 0x10, 0x02,             /* sample_type {cpu, nanoseconds} */
+		0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, /* sample_type {cpu, nanoseconds} */
 		0x12, 0x06, 0x0a, 0x01, 0x01, 0x12, 0x01, 0x0a, /* sample {location 1, value 10} */
 		0x22, 0x06, 0x08, 0x01, 0x22, 0x02, 0x08, 0x01, /* location {id 1, line {function 1}} */
-		0x2a, 0x04, 0x08, 0x01, 0x10, 0x03,             /* function {id 1, name "main"} */
-		0x32, 0x00, 0x32, 0x03, 'c', 'p', 'u',          /* string_table */
-		0x32, 0x0b, 'n', 'a', 'n', 'o', 's', 'e', 'c', 'o', 'n', 'd', 's',
-		0x32, 0x04, 'm', 'a', 'i', 'n',
-		0x5a, 0x04, 0x08, 0x01, 0x10, 0x02,             /* period_type */
-		0x60, 0x0a,                                     /* period 10 */
+		0x2a, 0x04, 0x08, 0x01, 0x10, 0x03, /* function {id 1, name "main"} */
+		0x32, 0x00, 0x32, 0x03, 'c',  'p',  'u', /* string_table */
+		0x32, 0x0b, 'n',  'a',	'n',  'o',  's',  'e',	'c',  'o',  'n',  'd',	's',
+		0x32, 0x04, 'm',  'a',	'i',  'n',  0x5a, 0x04, 0x08, 0x01, 0x10, 0x02, /* period_type */
+		0x60, 0x0a, /* period 10 */
 	};
 
 	*len = sizeof(prof);
@@ -309,7 +318,7 @@ const uint8_t *standin_pprof_sample(size_t *len)
 
 char *standin_check_jfr(const uint8_t *body, size_t len)
 {
-	static const uint8_t magic[4] = { 'F', 'L', 'R', 0 };
+	static const uint8_t magic[4] = {'F', 'L', 'R', 0};
 	uint8_t *raw = NULL;
 	size_t rawlen;
 	bool ok;
@@ -344,9 +353,9 @@ char *standin_check_folded(const uint8_t *body, size_t len, bool lines)
 			return pw_asprintf("line %zu: no sample count", lineno);
 		for (const char *q = sp; q < le; q++)
 			if (*q < '0' || *q > '9' || q - sp > 18)
-				return pw_asprintf("line %zu: invalid sample count \"%.*s\"", lineno,
-						   (int)(le - sp), sp);
-next:
+				return pw_asprintf("line %zu: invalid sample count \"%.*s\"",
+						   lineno, (int)(le - sp), sp);
+	next:
 		p = nl ? nl + 1 : end;
 	}
 	return NULL;
@@ -667,7 +676,7 @@ int standin_multipart_parse(const char *content_type, const uint8_t *body, size_
 	}
 	for (;;) {
 		const char *hend, *next;
-		struct standin_part part = { 0 }, *np;
+		struct standin_part part = {0}, *np;
 
 		if (end - p >= 2 && p[0] == '-' && p[1] == '-')
 			break; /* closing delimiter */

@@ -70,36 +70,66 @@ enum rd { RD_OK, RD_EOF, RD_ERR };
 const char *standin_http_reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 499: return "Client Closed Request";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 499:
+		return "Client Closed Request";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -161,7 +191,8 @@ int standin_gzip(const void *in, size_t len, uint8_t **out, size_t *outlen)
 	uint8_t *buf;
 
 	memset(&zs, 0, sizeof(zs));
-	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+	    Z_OK)
 		return -1;
 	bound = deflateBound(&zs, (uLong)len) + 32;
 	buf = malloc(bound);
@@ -225,8 +256,8 @@ out:
  * -1 = the server is stopping or poll failed. */
 static int wait_readable(struct standin_httpd *h, int fd, int timeout_ms)
 {
-	struct pollfd p[2] = { { .fd = h->stop_pipe[0], .events = POLLIN },
-			       { .fd = fd, .events = POLLIN } };
+	struct pollfd p[2] = {{.fd = h->stop_pipe[0], .events = POLLIN},
+			      {.fd = fd, .events = POLLIN}};
 	int n;
 
 	do
@@ -569,17 +600,18 @@ out:
 
 static void send_error(struct conn *c, int status)
 {
-	struct standin_http_response resp = { .status = status };
+	struct standin_http_response resp = {.status = status};
 
 	standin_http_add_header(&resp, "Content-Type", "text/plain; charset=utf-8");
-	standin_http_set_body(&resp, standin_http_reason(status), strlen(standin_http_reason(status)));
+	standin_http_set_body(&resp, standin_http_reason(status),
+			      strlen(standin_http_reason(status)));
 	send_response(c, &resp, false, true);
 	standin_http_response_free(&resp);
 }
 
 static void reset_connection(int fd)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
@@ -606,12 +638,17 @@ static void drain(struct conn *c)
 static bool serve_one(struct conn *c, struct reqstate *r)
 {
 	struct standin_http_request req = {
-		.method = r->method, .path = r->path, .query = r->query, .minor_version = r->minor,
-		.headers = r->headers, .nheaders = r->nheaders,
-		.body = (const uint8_t *)(r->body.data ? r->body.data : ""), .body_len = r->body.len,
+		.method = r->method,
+		.path = r->path,
+		.query = r->query,
+		.minor_version = r->minor,
+		.headers = r->headers,
+		.nheaders = r->nheaders,
+		.body = (const uint8_t *)(r->body.data ? r->body.data : ""),
+		.body_len = r->body.len,
 		.body_too_large = r->too_large,
 	};
-	struct standin_http_response resp = { 0 };
+	struct standin_http_response resp = {0};
 	bool keep = false, close_after;
 
 	c->h->o.handler(c->h->o.user, &req, &resp);
@@ -639,7 +676,7 @@ static void *conn_main(void *arg)
 
 	strbuf_init(&buf, c->h->o.max_body + MAX_HEAD + READ_CHUNK * 2);
 	for (;;) {
-		struct reqstate r = { 0 };
+		struct reqstate r = {0};
 		int st = read_request(c, &buf, &r);
 		bool keep;
 
@@ -790,7 +827,8 @@ static int bind_listen(struct standin_httpd *h, const char *addr, int port, char
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
 		sl = sizeof(struct sockaddr_in6);
 	} else {
-		*err = pw_asprintf("invalid listen address \"%s\" (numeric IPv4 or IPv6 expected)", addr);
+		*err = pw_asprintf("invalid listen address \"%s\" (numeric IPv4 or IPv6 expected)",
+				   addr);
 		return -1;
 	}
 	h->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

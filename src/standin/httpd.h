@@ -23,7 +23,7 @@ struct standin_header {
 /* A parsed request. Everything is borrowed for the duration of the handler. */
 struct standin_http_request {
 	const char *method;
-	const char *path;  /* the request target up to '?', not decoded */
+	const char *path; /* the request target up to '?', not decoded */
 	const char *query; /* after '?', not decoded; "" when absent */
 	int minor_version; /* HTTP/1.<minor> */
 	const struct standin_header *headers; /* in arrival order, repeats kept */
@@ -43,9 +43,9 @@ struct standin_http_response {
 	uint8_t *body; /* owned, malloc'd */
 	size_t body_len;
 	int delay_ms; /* wait this long before answering (or resetting) */
-	bool reset;   /* close with RST instead of answering */
-	bool close;   /* answer with Connection: close and close */
-	bool gzip;    /* gzip the body and say Content-Encoding: gzip */
+	bool reset; /* close with RST instead of answering */
+	bool close; /* answer with Connection: close and close */
+	bool gzip; /* gzip the body and say Content-Encoding: gzip */
 };
 
 typedef void (*standin_http_handler_fn)(void *user, const struct standin_http_request *req,
@@ -53,8 +53,8 @@ typedef void (*standin_http_handler_fn)(void *user, const struct standin_http_re
 
 struct standin_httpd_opts {
 	const char *addr; /* numeric IPv4/IPv6 address; NULL = 127.0.0.1 */
-	int port;         /* 0 = ephemeral */
-	size_t max_body;  /* 0 = 64 MiB */
+	int port; /* 0 = ephemeral */
+	size_t max_body; /* 0 = 64 MiB */
 	int idle_timeout_ms; /* idle keep-alive connections are closed after it; 0 = 120 s */
 	standin_http_handler_fn handler; /* called from connection threads, concurrently */
 	void *user;

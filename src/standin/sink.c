@@ -68,7 +68,7 @@ static int split_listen(const char *arg, char **addr, int *port)
 
 int pw_sink_main(int argc, char **argv)
 {
-	struct standin_opts o = { 0 };
+	struct standin_opts o = {0};
 	struct standin *s = NULL;
 	char *addr = NULL, *err = NULL;
 	const char *listen = NULL;
@@ -95,7 +95,8 @@ int pw_sink_main(int argc, char **argv)
 		} else if (strcmp(a, "--quiet") == 0) {
 			quiet = true;
 		} else {
-			fprintf(stderr, "mockhost sink: unknown or incomplete argument \"%s\"\n", a);
+			fprintf(stderr, "mockhost sink: unknown or incomplete argument \"%s\"\n",
+				a);
 			usage(stderr);
 			return 2;
 		}
@@ -106,7 +107,8 @@ int pw_sink_main(int argc, char **argv)
 		return 2;
 	}
 	if (split_listen(listen, &addr, &o.port) < 0) {
-		fprintf(stderr, "mockhost sink: invalid --listen \"%s\" (ADDR:PORT expected)\n", listen);
+		fprintf(stderr, "mockhost sink: invalid --listen \"%s\" (ADDR:PORT expected)\n",
+			listen);
 		return 2;
 	}
 	o.listen_addr = addr;

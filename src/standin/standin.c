@@ -63,11 +63,11 @@ enum reject {
 /* The strict judgement of one request. */
 struct outcome {
 	int status;
-	const char *code;  /* JSON error code; NULL = no JSON body */
-	char *message;     /* malloc'd; NULL on success */
+	const char *code; /* JSON error code; NULL = no JSON body */
+	char *message; /* malloc'd; NULL on success */
 	enum reject cls;
 	const char *allow; /* Allow header for 405 */
-	bool accept_post;  /* add Accept-Post on 415 */
+	bool accept_post; /* add Accept-Post on 415 */
 	/* push */
 	uint8_t *push_buf; /* the gunzipped body; push points into it */
 	uint8_t *json_blobs; /* the raw profiles of a JSON push; push points into it */
@@ -77,7 +77,7 @@ struct outcome {
 	struct standin_header *labels;
 	size_t nlabels;
 	/* stats and ready */
-	char *plain;       /* a non-JSON 200 body */
+	char *plain; /* a non-JSON 200 body */
 	const char *plain_type;
 };
 
@@ -92,8 +92,7 @@ static void outcome_free(struct outcome *oc)
 	free(oc->plain);
 }
 
-static void reject(struct outcome *oc, int status, const char *code, enum reject cls,
-		   char *message)
+static void reject(struct outcome *oc, int status, const char *code, enum reject cls, char *message)
 {
 	oc->status = status;
 	oc->code = code;
@@ -151,7 +150,8 @@ static bool check_tenant(struct standin *s, const struct standin_http_request *r
 	for (const char *c = t; *c; c++) {
 		if (!tenant_char(*c) || strcmp(t, ".") == 0 || strcmp(t, "..") == 0) {
 			reject(oc, 401, "unauthenticated", REJ_UNAUTH,
-			       pw_asprintf("tenant ID '%s' contains unsupported character '%c'", t, *c));
+			       pw_asprintf("tenant ID '%s' contains unsupported character '%c'", t,
+					   *c));
 			return false;
 		}
 	}
@@ -238,7 +238,8 @@ static int decode_push_json(const uint8_t *body, size_t len, struct outcome *oc,
 		json_t *samples = json_object_get(json_array_get(series, i), "samples");
 
 		for (j = 0; j < json_array_size(samples); j++) {
-			const char *b64 = json_str(json_array_get(samples, j), "rawProfile", "raw_profile");
+			const char *b64 =
+				json_str(json_array_get(samples, j), "rawProfile", "raw_profile");
 
 			if (b64 && base64_decode(b64, &blobs) < 0) {
 				*err = pw_strdup("unmarshal message: invalid base64 in rawProfile");
@@ -319,7 +320,8 @@ static int push_body(const struct standin_http_request *req, struct outcome *oc,
 		       pw_asprintf("unknown compression \"%s\": supported encodings are gzip", ce));
 		return -1;
 	}
-	if (standin_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, &oc->push_buf, len) < 0) {
+	if (standin_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, &oc->push_buf, len) <
+	    0) {
 		reject(oc, 400, "invalid_argument", REJ_INVALID,
 		       pw_strdup("decompress: corrupt gzip body"));
 		return -1;
@@ -354,7 +356,8 @@ static int push_headers(const struct standin_http_request *req, struct outcome *
 
 		if (n == 0 || n > 10 || tmo[n]) {
 			reject(oc, 400, "invalid_argument", REJ_INVALID,
-			       pw_asprintf("protocol error: invalid Connect-Timeout-Ms \"%s\"", tmo));
+			       pw_asprintf("protocol error: invalid Connect-Timeout-Ms \"%s\"",
+					   tmo));
 			goto out;
 		}
 	}
@@ -384,8 +387,9 @@ static char *push_validate(const struct pw_dec_push *p)
 		for (size_t j = 0; j < ds->nsamples; j++) {
 			err = standin_check_pprof(ds->samples[j].data, ds->samples[j].len);
 			if (err) {
-				char *m = pw_asprintf("series %zu sample %zu: failed to parse profile: %s",
-						      i, j, err);
+				char *m = pw_asprintf(
+					"series %zu sample %zu: failed to parse profile: %s", i, j,
+					err);
 
 				free(err);
 				return m;
@@ -423,7 +427,8 @@ static void judge_push(struct standin *s, const struct standin_http_request *req
 			goto bad;
 	} else {
 		if (pw_proto_decode_push(data, len, &oc->push, &err) < 0) {
-			char *m = pw_asprintf("unmarshal message: %s", err ? err : "invalid protobuf");
+			char *m = pw_asprintf("unmarshal message: %s",
+					      err ? err : "invalid protobuf");
 
 			free(err);
 			err = m;
@@ -484,7 +489,8 @@ static char *check_ingest_body(const char *format, const char *ct,
 	struct standin_part *parts = NULL;
 	size_t nparts = 0;
 
-	if (multipart && standin_multipart_parse(ct, req->body, req->body_len, &parts, &nparts, &err) < 0)
+	if (multipart &&
+	    standin_multipart_parse(ct, req->body, req->body_len, &parts, &nparts, &err) < 0)
 		goto out;
 	if (!*format && mt && strcmp(mt, "binary/octet-stream+trie") == 0)
 		format = "trie";
@@ -493,8 +499,8 @@ static char *check_ingest_body(const char *format, const char *ct,
 	if (strcmp(format, "jfr") == 0) {
 		err = multipart ? check_jfr_form(parts, nparts)
 				: standin_check_jfr(req->body, req->body_len);
-	} else if (strcmp(format, "pprof") == 0 || (multipart && strcmp(format, "trie") != 0 &&
-						     strcmp(format, "tree") != 0)) {
+	} else if (strcmp(format, "pprof") == 0 ||
+		   (multipart && strcmp(format, "trie") != 0 && strcmp(format, "tree") != 0)) {
 		err = multipart ? check_pprof_form(parts, nparts)
 				: standin_check_pprof(req->body, req->body_len);
 	} else if (strcmp(format, "trie") == 0 || strcmp(format, "tree") == 0) {
@@ -505,7 +511,8 @@ static char *check_ingest_body(const char *format, const char *ct,
 		json_t *j = json_loadb((const char *)req->body, req->body_len, 0, &je);
 
 		if (!json_is_object(j))
-			err = pw_asprintf("speedscope: invalid JSON: %s", j ? "not an object" : je.text);
+			err = pw_asprintf("speedscope: invalid JSON: %s",
+					  j ? "not an object" : je.text);
 		json_decref(j);
 	} else {
 		err = standin_check_folded(req->body, req->body_len, strcmp(format, "lines") == 0);
@@ -559,25 +566,20 @@ static char *stats_json(struct standin *s)
 	char *out;
 
 	standin_stats_get(s, &st);
-	rej = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
-			"unauthenticated", (json_int_t)st.rejected_unauthenticated,
-			"invalid_argument", (json_int_t)st.rejected_invalid,
-			"unprocessable", (json_int_t)st.rejected_unprocessable,
-			"too_large", (json_int_t)st.rejected_too_large,
-			"unsupported_media_type", (json_int_t)st.rejected_media_type,
-			"not_found", (json_int_t)st.rejected_not_found,
-			"method_not_allowed", (json_int_t)st.rejected_method,
-			"other", (json_int_t)st.rejected_other);
-	o = json_pack("{s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:o}",
-		      "requests", (json_int_t)st.requests,
-		      "push", "accepted", (json_int_t)st.push_accepted,
-		      "series", (json_int_t)st.push_series,
-		      "samples", (json_int_t)st.push_samples,
-		      "bytes", (json_int_t)st.push_bytes,
-		      "ingest", "accepted", (json_int_t)st.ingest_accepted,
-		      "bytes", (json_int_t)st.ingest_bytes,
-		      "scripted", (json_int_t)st.scripted,
-		      "rejected", rej);
+	rej = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "unauthenticated",
+			(json_int_t)st.rejected_unauthenticated, "invalid_argument",
+			(json_int_t)st.rejected_invalid, "unprocessable",
+			(json_int_t)st.rejected_unprocessable, "too_large",
+			(json_int_t)st.rejected_too_large, "unsupported_media_type",
+			(json_int_t)st.rejected_media_type, "not_found",
+			(json_int_t)st.rejected_not_found, "method_not_allowed",
+			(json_int_t)st.rejected_method, "other", (json_int_t)st.rejected_other);
+	o = json_pack("{s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:o}", "requests",
+		      (json_int_t)st.requests, "push", "accepted", (json_int_t)st.push_accepted,
+		      "series", (json_int_t)st.push_series, "samples", (json_int_t)st.push_samples,
+		      "bytes", (json_int_t)st.push_bytes, "ingest", "accepted",
+		      (json_int_t)st.ingest_accepted, "bytes", (json_int_t)st.ingest_bytes,
+		      "scripted", (json_int_t)st.scripted, "rejected", rej);
 	out = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	return out;
@@ -754,24 +756,27 @@ static void store_push_locked(struct standin *s, const struct standin_request *r
 
 	for (size_t i = 0; i < p->nseries; i++) {
 		const struct pw_dec_series *ds = &p->series[i];
-		json_t *side = json_pack("{s:s,s:s,s:o,s:[]}", "kind", "push", "tenant", rec->tenant,
-					 "labels", labels_json_kv(ds->labels, ds->nlabels), "samples");
+		json_t *side =
+			json_pack("{s:s,s:s,s:o,s:[]}", "kind", "push", "tenant", rec->tenant,
+				  "labels", labels_json_kv(ds->labels, ds->nlabels), "samples");
 		json_t *arr = json_object_get(side, "samples");
 		char *path;
 
 		for (size_t j = 0; j < ds->nsamples; j++) {
-			char *file = pw_asprintf("push-%06llu-%zu-%zu.pprof", (unsigned long long)seq, i, j);
+			char *file = pw_asprintf("push-%06llu-%zu-%zu.pprof",
+						 (unsigned long long)seq, i, j);
 
 			path = pw_asprintf("%s/%s", s->store_dir, file ? file : "");
 			if (file && path)
 				write_file(path, ds->samples[j].data, ds->samples[j].len);
 			json_array_append_new(arr, json_pack("{s:s?,s:s,s:I}", "file", file, "id",
-							     ds->samples[j].id,
-							     "bytes", (json_int_t)ds->samples[j].len));
+							     ds->samples[j].id, "bytes",
+							     (json_int_t)ds->samples[j].len));
 			free(path);
 			free(file);
 		}
-		path = pw_asprintf("%s/push-%06llu-%zu.json", s->store_dir, (unsigned long long)seq, i);
+		path = pw_asprintf("%s/push-%06llu-%zu.json", s->store_dir, (unsigned long long)seq,
+				   i);
 		if (path && side)
 			json_dump_file(side, path, JSON_INDENT(2) | JSON_SORT_KEYS);
 		free(path);
@@ -813,8 +818,10 @@ static void log_push_locked(struct standin *s, const struct standin_request *rec
 
 		for (size_t j = 0; j < p->series[i].nsamples; j++)
 			bytes += p->series[i].samples[j].len;
-		fprintf(s->o.log, "push tenant=%s labels={%s} samples=%zu bytes=%zu request_bytes=%zu\n",
-			rec->tenant, rec->series_labels && rec->series_labels[i] ? rec->series_labels[i] : "",
+		fprintf(s->o.log,
+			"push tenant=%s labels={%s} samples=%zu bytes=%zu request_bytes=%zu\n",
+			rec->tenant,
+			rec->series_labels && rec->series_labels[i] ? rec->series_labels[i] : "",
 			p->series[i].nsamples, bytes, rec->body_len);
 	}
 	fflush(s->o.log);
@@ -842,8 +849,9 @@ static void commit_locked(struct standin *s, const struct standin_request *rec,
 		if (s->store_dir)
 			store_ingest_locked(s, rec, oc);
 		if (s->o.log) {
-			fprintf(s->o.log, "ingest tenant=%s name=%s format=%s bytes=%zu\n", rec->tenant,
-				rec->name, *rec->format ? rec->format : "folded", rec->body_len);
+			fprintf(s->o.log, "ingest tenant=%s name=%s format=%s bytes=%zu\n",
+				rec->tenant, rec->name, *rec->format ? rec->format : "folded",
+				rec->body_len);
 			fflush(s->o.log);
 		}
 	}
@@ -885,8 +893,7 @@ static void answer_strict(const struct outcome *oc, enum standin_route route,
 	if (oc->allow)
 		standin_http_add_header(resp, "Allow", oc->allow);
 	if (oc->accept_post)
-		standin_http_add_header(resp, "Accept-Post",
-					"application/json, application/proto");
+		standin_http_add_header(resp, "Accept-Post", "application/json, application/proto");
 	if (oc->code) {
 		json_t *j = json_pack("{s:s,s:s}", "code", oc->code, "message", oc->message);
 		char *b = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -942,7 +949,7 @@ static void handle(void *user, const struct standin_http_request *req,
 {
 	struct standin *s = user;
 	struct standin_request *rec = record_new(req);
-	struct outcome oc = { 0 };
+	struct outcome oc = {0};
 	struct script *sc;
 
 	if (!rec) {
@@ -1001,7 +1008,7 @@ static void handle(void *user, const struct standin_http_request *req,
 struct standin *standin_start(const struct standin_opts *o, char **err)
 {
 	struct standin *s = calloc(1, sizeof(*s));
-	struct standin_httpd_opts ho = { 0 };
+	struct standin_httpd_opts ho = {0};
 	pthread_condattr_t ca;
 
 	*err = NULL;
@@ -1035,8 +1042,9 @@ struct standin *standin_start(const struct standin_opts *o, char **err)
 	s->httpd = standin_httpd_start(&ho, err);
 	if (!s->httpd)
 		goto fail;
-	snprintf(s->url, sizeof(s->url), strchr(s->listen_addr, ':') ? "http://[%s]:%d" : "http://%s:%d",
-		 s->listen_addr, standin_httpd_port(s->httpd));
+	snprintf(s->url, sizeof(s->url),
+		 strchr(s->listen_addr, ':') ? "http://[%s]:%d" : "http://%s:%d", s->listen_addr,
+		 standin_httpd_port(s->httpd));
 	return s;
 fail:
 	standin_stop(s);

@@ -27,11 +27,11 @@
 
 struct standin_opts {
 	const char *listen_addr; /* numeric address; NULL = "127.0.0.1" */
-	int port;                /* 0 = ephemeral */
-	bool require_tenant;     /* missing X-Scope-OrgID -> 401 */
-	const char *store_dir;   /* when set, every accepted series/ingest is written there */
-	FILE *log;               /* one line per accepted series/ingest; NULL = silent */
-	size_t max_body;         /* request body cap; 0 = 64 MiB */
+	int port; /* 0 = ephemeral */
+	bool require_tenant; /* missing X-Scope-OrgID -> 401 */
+	const char *store_dir; /* when set, every accepted series/ingest is written there */
+	FILE *log; /* one line per accepted series/ingest; NULL = silent */
+	size_t max_body; /* request body cap; 0 = 64 MiB */
 };
 
 /* Which API a request was for; also selects which requests a scripted
@@ -45,16 +45,16 @@ enum standin_route {
 
 /* A scripted answer. Strings are copied by standin_script(). */
 struct standin_reply {
-	int status;               /* 0 = 200 */
+	int status; /* 0 = 200 */
 	const char *content_type; /* NULL = none, or application/proto for a push 200 */
-	const char *body;         /* NULL = empty */
-	size_t body_len;          /* 0 = strlen(body) */
-	const char *retry_after;  /* Retry-After header value; NULL = none */
-	int delay_ms;             /* wait before answering (or resetting) */
-	bool reset;               /* close the connection with RST instead of answering */
-	bool gzip;                /* gzip the body (Content-Encoding: gzip) */
-	bool close;               /* answer with Connection: close */
-	unsigned times;           /* use this reply for this many requests; 0 = 1 */
+	const char *body; /* NULL = empty */
+	size_t body_len; /* 0 = strlen(body) */
+	const char *retry_after; /* Retry-After header value; NULL = none */
+	int delay_ms; /* wait before answering (or resetting) */
+	bool reset; /* close the connection with RST instead of answering */
+	bool gzip; /* gzip the body (Content-Encoding: gzip) */
+	bool close; /* answer with Connection: close */
+	unsigned times; /* use this reply for this many requests; 0 = 1 */
 };
 
 /* One received request, deep-copied. */
@@ -67,10 +67,10 @@ struct standin_request {
 	size_t nheaders;
 	uint8_t *body; /* as received (before any Content-Encoding is undone) */
 	size_t body_len;
-	int status;    /* the status answered; 0 when the connection was reset */
+	int status; /* the status answered; 0 when the connection was reset */
 	bool scripted; /* the answer came from the script */
-	char *error;   /* the rejection message; NULL when accepted or scripted */
-	char *tenant;  /* X-Scope-OrgID, or "anonymous" */
+	char *error; /* the rejection message; NULL when accepted or scripted */
+	char *tenant; /* X-Scope-OrgID, or "anonymous" */
 	/* Push: each series' labels as "k=v,k=v" in wire order, and its sample
 	 * count. Filled whenever the body decoded, even when rejected. */
 	char **series_labels;
@@ -94,12 +94,12 @@ struct standin_stats {
 	uint64_t scripted;
 	/* Rejections by class. */
 	uint64_t rejected_unauthenticated; /* 401 */
-	uint64_t rejected_invalid;         /* 400 */
-	uint64_t rejected_unprocessable;   /* 422 */
-	uint64_t rejected_too_large;       /* 413 / resource_exhausted */
-	uint64_t rejected_media_type;      /* 415 */
-	uint64_t rejected_not_found;       /* 404 */
-	uint64_t rejected_method;          /* 405 */
+	uint64_t rejected_invalid; /* 400 */
+	uint64_t rejected_unprocessable; /* 422 */
+	uint64_t rejected_too_large; /* 413 / resource_exhausted */
+	uint64_t rejected_media_type; /* 415 */
+	uint64_t rejected_not_found; /* 404 */
+	uint64_t rejected_method; /* 405 */
 	uint64_t rejected_other;
 };
 
