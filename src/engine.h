@@ -138,6 +138,9 @@ struct pw_sender {
 	char *user_agent;
 	char *instance_id;
 	CURLM *multi;
+	int epfd;   /* the I/O loop's epoll set: libcurl's sockets and wakefd */
+	int wakefd; /* eventfd written by pw_sender_wake() */
+	int64_t curl_due_ns; /* when libcurl wants its timeout action; -1: never */
 	pthread_t thread;
 	bool thread_started;
 
@@ -159,6 +162,9 @@ struct pw_sender {
 };
 
 const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s);
+
+/* Wakes the I/O loop (any thread). */
+void pw_sender_wake(struct pw_sender *s);
 
 void pw_endpoint_ref(struct pw_endpoint *ep);
 

@@ -405,7 +405,7 @@ static int hexval(char c)
  * Percent-decodes s[0..n) into a malloc'd string of *outn bytes ('+' is a
  * space in a query). *malformed is set when an escape is not %HH.
  */
-static char *unescape(const char *s, size_t n, size_t *outn, bool *malformed)
+char *pw_query_unescape(const char *s, size_t n, size_t *outn, bool *malformed)
 {
 	char *out = malloc(n + 1), *o = out;
 
@@ -452,9 +452,9 @@ static int parse_query(const char *q, size_t n, struct params *ps, const char *w
 		if (end > i) {
 			for (eq = i; eq < end && q[eq] != '='; eq++)
 				;
-			k = unescape(q + i, eq - i, &kn, &bad_k);
-			v = eq < end ? unescape(q + eq + 1, end - eq - 1, &vn, &bad_v)
-				     : unescape("", 0, &vn, &bad_v);
+			k = pw_query_unescape(q + i, eq - i, &kn, &bad_k);
+			v = eq < end ? pw_query_unescape(q + eq + 1, end - eq - 1, &vn, &bad_v)
+				     : pw_query_unescape("", 0, &vn, &bad_v);
 			if (bad_k || bad_v) {
 				free(k);
 				free(v);

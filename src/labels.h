@@ -4,6 +4,7 @@
 #ifndef PW_LABELS_H
 #define PW_LABELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -50,6 +51,13 @@ char *pw_labels_ingest_name(const struct pw_labelset *ls);
  */
 char *pw_ingest_url(const char *endpoint_url, const char *path_query, const struct pw_labelset *ls,
 		    char **err);
+
+/*
+ * Percent-decodes s[0..n) as a query component ('+' is a space) into a
+ * malloc'd, NUL-terminated string of *outn bytes. Returns NULL when out of
+ * memory or, with *malformed set, when an escape is not %HH.
+ */
+char *pw_query_unescape(const char *s, size_t n, size_t *outn, bool *malformed);
 
 void pw_labelset_free(struct pw_labelset *ls);
 

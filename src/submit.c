@@ -116,7 +116,7 @@ static int submit(struct pw_sender *s, struct delivery *d)
 	s->incoming_tail = d;
 	pthread_mutex_unlock(&s->lock);
 	if (wake)
-		curl_multi_wakeup(s->multi);
+		pw_sender_wake(s);
 	return COMPONENT_OK;
 }
 
@@ -140,6 +140,35 @@ static bool reserve_bytes(struct pw_sender *s, const struct pw_config *cfg, size
 	return true;
 }
 
+/* A profile whose labels the server would refuse: counted, never sent. */
+static int refuse_labels(struct pw_sender *s, const char *path, uint64_t profiles, char *err,
+			 int http_status, pw_done_fn done, void *user)
+{
+	pw_metrics_rejected(s->metrics, path, profiles);
+	pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
+	pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
+			   err ? err : "invalid labels in profile", http_status);
+	free(err);
+	return COMPONENT_OK;
+}
+
+/* Over max_inflight_bytes: fail fast, and count the profile as dropped by
+ * every endpoint so it is not lost silently. Frees d. */
+static int refuse_overload(struct pw_sender *s, struct delivery *d, size_t len, int http_status)
+{
+	const struct pw_config *cfg = d->snap->cref->cfg;
+	char *err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
+				"(%lld) held in flight",
+				len, (long long)cfg->max_inflight_bytes);
+
+	drop_everywhere(d->snap, d->size, d->nprofiles);
+	pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, PW_LOG_END);
+	pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", http_status);
+	free(err);
+	pw_delivery_free(d);
+	return COMPONENT_OK;
+}
+
 int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
 		   int64_t deadline_ns, pw_done_fn done, void *user)
 {
@@ -152,14 +181,8 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 
 	for (size_t i = 0; i < p->nsamples; i++)
 		size += p->samples[i].len;
-	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0) {
-		pw_metrics_rejected(s->metrics, "push", p->nsamples);
-		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
-		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
-				   err ? err : "invalid labels in profile", 0);
-		free(err);
-		return COMPONENT_OK;
-	}
+	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0)
+		return refuse_labels(s, "push", p->nsamples, err, 0, done, user);
 	d = delivery_new(s, snap, false, deadline_ns, done, user);
 	if (!d)
 		goto oom;
@@ -169,20 +192,11 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 		if (pw_proto_encode_push(&ls, p->samples, p->nsamples, &d->payload, &d->len) < 0)
 			goto oom;
 		if (!reserve_bytes(s, cfg, d->len)) {
+			/* Not reserved: free it without giving bytes back. */
 			free(d->payload);
 			d->payload = NULL;
-			drop_everywhere(snap, size, p->nsamples);
-			err = pw_asprintf(
-				"profile dropped: %zu bytes would exceed max_inflight_bytes "
-				"(%lld) held in flight",
-				d->len, (long long)cfg->max_inflight_bytes);
-			pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err,
-			       PW_LOG_END);
-			pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 0);
-			free(err);
-			pw_delivery_free(d);
 			pw_labelset_free(&ls);
-			return COMPONENT_OK;
+			return refuse_overload(s, d, d->len, 0);
 		}
 	}
 	pw_labelset_free(&ls);
@@ -206,14 +220,8 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 	char *err = NULL;
 	int rc;
 
-	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0) {
-		pw_metrics_rejected(s->metrics, "ingest", 1);
-		pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
-		pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
-				   err ? err : "invalid labels in profile", 400);
-		free(err);
-		return COMPONENT_OK;
-	}
+	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0)
+		return refuse_labels(s, "ingest", 1, err, 400, done, user);
 	d = delivery_new(s, snap, true, deadline_ns, done, user);
 	if (!d)
 		goto oom;
@@ -249,17 +257,8 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		}
 	}
 	if (snap->neps > 0 && in->body_len > 0) {
-		if (!reserve_bytes(s, cfg, in->body_len)) {
-			drop_everywhere(snap, in->body_len, 1);
-			err = pw_asprintf(
-				"profile dropped: %zu bytes would exceed max_inflight_bytes "
-				"(%lld) held in flight",
-				in->body_len, (long long)cfg->max_inflight_bytes);
-			pw_delivery_report(d, COMPONENT_EOVERLOAD, err ? err : "overloaded", 429);
-			free(err);
-			pw_delivery_free(d);
-			return COMPONENT_OK;
-		}
+		if (!reserve_bytes(s, cfg, in->body_len))
+			return refuse_overload(s, d, in->body_len, 429);
 		/* One copy, shared read-only by every endpoint. */
 		d->payload = malloc(in->body_len);
 		if (!d->payload) {

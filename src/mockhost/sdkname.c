@@ -10,49 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "labels.h"
 #include "strbuf.h"
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static char *url_decode(const char *s, size_t len)
-{
-	char *out = malloc(len + 1), *o = out;
-
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '+') {
-			*o++ = ' ';
-		} else if (s[i] == '%') {
-			int h, l;
-
-			if (len - i < 3) {
-				free(out);
-				return NULL;
-			}
-			h = hexval((unsigned char)s[i + 1]);
-			l = hexval((unsigned char)s[i + 2]);
-			if (h < 0 || l < 0) {
-				free(out);
-				return NULL;
-			}
-			*o++ = (char)(h * 16 + l);
-			i += 2;
-		} else {
-			*o++ = s[i];
-		}
-	}
-	*o = '\0';
-	return out;
-}
 
 char *sdk_query_param(const char *path_query, const char *key)
 {
@@ -68,8 +27,14 @@ char *sdk_query_param(const char *path_query, const char *key)
 		const char *eq = memchr(q, '=', len);
 		size_t kl = eq ? (size_t)(eq - q) : len;
 
-		if (kl == klen && strncmp(q, key, klen) == 0)
-			return eq ? url_decode(eq + 1, len - kl - 1) : pw_strdup("");
+		if (kl == klen && strncmp(q, key, klen) == 0) {
+			size_t outn;
+			bool bad;
+
+			if (!eq)
+				return pw_strdup("");
+			return pw_query_unescape(eq + 1, len - kl - 1, &outn, &bad);
+		}
 		if (!amp)
 			break;
 		q = amp + 1;
