@@ -190,7 +190,8 @@ static void *worker_main(void *arg)
 				int lfd = w->listeners[ev[i].data.u64 & 0xffff];
 				int fd;
 
-				while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				while ((fd = accept4(lfd, NULL, NULL,
+						     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					struct conn *c = calloc(1, sizeof(*c));
 					struct epoll_event e = {.events = EPOLLIN};
 					int one = 1;
@@ -250,7 +251,8 @@ int main(int argc, char **argv)
 			nthreads = atoi(optarg);
 			break;
 		default:
-			fprintf(stderr, "usage: pw-bench-recv [-p BASEPORT] [-n PORTS] [-t THREADS]\n");
+			fprintf(stderr,
+				"usage: pw-bench-recv [-p BASEPORT] [-n PORTS] [-t THREADS]\n");
 			return 2;
 		}
 	}

@@ -110,12 +110,15 @@ t1=$(cpu_ticks "$mh")
 hz=$(getconf CLK_TCK)
 rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$mh/status")
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$mh/status")
+# Private memory, without the pages of shared libraries.
+anon_kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$mh/status")
 echo
 echo "## mockhost run idle (3 endpoints, ${idle_secs} s)"
 echo
-echo "| idle RSS | peak RSS | CPU over the window | CPU per 10 s |"
-echo "|---|---|---|---|"
-awk -v rss="$rss_kb" -v hwm="$hwm_kb" -v d=$((t1 - t0)) -v hz="$hz" -v s="$idle_secs" \
-	'BEGIN { ms = d * 1000 / hz; printf "| %.1f MiB | %.1f MiB | %d ms | %.0f ms |\n", rss/1024, hwm/1024, ms, ms * 10 / s }'
+echo "| idle RSS | of which private (RssAnon) | peak RSS | CPU over the window | CPU per 10 s |"
+echo "|---|---|---|---|---|"
+awk -v rss="$rss_kb" -v anon="$anon_kb" -v hwm="$hwm_kb" -v d=$((t1 - t0)) -v hz="$hz" \
+	-v s="$idle_secs" 'BEGIN { ms = d * 1000 / hz;
+	printf "| %.1f MiB | %.1f MiB | %.1f MiB | %d ms | %.0f ms |\n", rss/1024, anon/1024, hwm/1024, ms, ms * 10 / s }'
 echo
 echo "- load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -138,9 +138,6 @@ struct pw_sender {
 	char *user_agent;
 	char *instance_id;
 	CURLM *multi;
-	int epfd;   /* the I/O loop's epoll set: libcurl's sockets and wakefd */
-	int wakefd; /* eventfd written by pw_sender_wake() */
-	int64_t curl_due_ns; /* when libcurl wants its timeout action; -1: never */
 	pthread_t thread;
 	bool thread_started;
 

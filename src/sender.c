@@ -3,12 +3,8 @@
  *
  * One I/O thread per instance owns a CURLM handle and every easy handle.
  * Producers build a delivery (the encoded request, once, shared read-only
- * by every endpoint), put it on the incoming list and wake the loop through
- * an eventfd. The loop drives libcurl with curl_multi_socket_action() on an
- * epoll set, so each wakeup only touches the transfers whose sockets are
- * ready (curl_multi_perform() would visit, and poll, every transfer under
- * way each time, a cost that grows with the number of connections). The
- * loop runs one task per endpoint for each
+ * by every endpoint), put it on the incoming list and wake the loop with
+ * curl_multi_wakeup(). The loop runs one task per endpoint for each
  * delivery: attempts are transfers in the multi handle, backoff waits are
  * timers in the loop, and the completion callback fires when the last
  * task of a delivery ends. No thread ever sleeps per request.
@@ -24,11 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "engine.h"
 #include "http.h"
@@ -718,78 +711,7 @@ static void drain_messages(struct pw_sender *s)
 
 void pw_sender_wake(struct pw_sender *s)
 {
-	uint64_t one = 1;
-
-	/* A full counter (EAGAIN) still leaves the fd readable: nothing lost. */
-	if (write(s->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		pw_log(&s->log, COMPONENT_LOG_ERROR, "cannot wake the I/O thread", "err",
-		       strerror(errno), NULL);
-}
-
-/* CURLMOPT_SOCKETFUNCTION: mirrors libcurl's interest in a socket into the
- * epoll set. */
-static int on_socket(CURL *e, curl_socket_t fd, int what, void *user, void *sockp)
-{
-	struct pw_sender *s = user;
-	struct epoll_event ev = {0};
-
-	(void)e;
-	if (what == CURL_POLL_REMOVE) {
-		/* The socket may already be closed; nothing to undo then. libcurl
-		 * forgets the socket's assigned pointer itself. */
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
-		return 0;
-	}
-	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
-	ev.data.fd = fd;
-	/* sockp is non-NULL once the socket is in the set (assigned below). */
-	if (sockp)
-		return epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -1 : 0;
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 &&
-	    (errno != EEXIST || epoll_ctl(s->epfd, EPOLL_CTL_MOD, fd, &ev) < 0))
-		return -1;
-	curl_multi_assign(s->multi, fd, s);
-	return 0;
-}
-
-/* CURLMOPT_TIMERFUNCTION: when libcurl wants a timeout action. */
-static int on_timer(CURLM *m, long timeout_ms, void *user)
-{
-	struct pw_sender *s = user;
-
-	(void)m;
-	s->curl_due_ns = timeout_ms < 0 ? -1 : pw_now_ns() + (int64_t)timeout_ms * 1000000LL;
-	return 0;
-}
-
-/* Waits for sockets, the wakeup or wait_ns, and hands ready sockets to
- * libcurl. */
-static void wait_and_act(struct pw_sender *s, int64_t wait_ns)
-{
-	struct epoll_event ev[64];
-	int timeout_ms, n, running = 0;
-
-	timeout_ms = wait_ns <= 0 ? 0 : (int)((wait_ns + 999999) / 1000000);
-	n = epoll_wait(s->epfd, ev, 64, timeout_ms);
-	for (int i = 0; i < n; i++) {
-		int mask = 0;
-
-		if (ev[i].data.fd == s->wakefd) {
-			uint64_t v;
-
-			if (read(s->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				pw_log(&s->log, COMPONENT_LOG_ERROR, "cannot read the wakeup", "err",
-				       strerror(errno), NULL);
-			continue;
-		}
-		if (ev[i].events & EPOLLIN)
-			mask |= CURL_CSELECT_IN;
-		if (ev[i].events & EPOLLOUT)
-			mask |= CURL_CSELECT_OUT;
-		if (ev[i].events & (EPOLLERR | EPOLLHUP))
-			mask |= CURL_CSELECT_ERR;
-		curl_multi_socket_action(s->multi, ev[i].data.fd, mask, &running);
-	}
+	curl_multi_wakeup(s->multi);
 }
 
 static void *io_main(void *arg)
@@ -801,6 +723,7 @@ static void *io_main(void *arg)
 		bool stopping, incoming;
 		int64_t drain_deadline;
 		int running = 0;
+		long timeout_ms;
 
 		take_incoming(s, now);
 		now = pw_now_ns();
@@ -809,11 +732,7 @@ static void *io_main(void *arg)
 			sweep_queued(s, now);
 			s->next_sweep_ns = now + QUEUE_SWEEP_NS;
 		}
-		/* New transfers ask for a timeout of 0: this starts them. */
-		if (s->curl_due_ns >= 0 && pw_now_ns() >= s->curl_due_ns) {
-			s->curl_due_ns = -1;
-			curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-		}
+		curl_multi_perform(s->multi, &running);
 		drain_messages(s);
 
 		pthread_mutex_lock(&s->lock);
@@ -839,10 +758,8 @@ static void *io_main(void *arg)
 			wait_ns = drain_deadline - now;
 		if (s->active && QUEUE_SWEEP_NS < wait_ns)
 			wait_ns = QUEUE_SWEEP_NS;
-		if (s->curl_due_ns >= 0 && s->curl_due_ns - now < wait_ns)
-			wait_ns = s->curl_due_ns - now;
-		wait_and_act(s, wait_ns);
-		drain_messages(s);
+		timeout_ms = wait_ns <= 0 ? 0 : (long)((wait_ns + 999999) / 1000000);
+		curl_multi_poll(s->multi, NULL, 0, (int)timeout_ms, NULL);
 	}
 	/* Token requests nobody waits for any more. */
 	while (s->token_eps) {
@@ -864,7 +781,6 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 
 	if (!s)
 		goto oom;
-	s->epfd = s->wakefd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	s->log = opts->log;
 	s->metrics = opts->metrics;
@@ -879,28 +795,9 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 		goto oom;
 	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
 		s->rng = (uint64_t)pw_now_ns() | 1;
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	s->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	s->curl_due_ns = -1;
-	if (s->epfd < 0 || s->wakefd < 0) {
-		if (err)
-			*err = pw_asprintf("cannot set up the I/O loop: %s", strerror(errno));
-		pw_sender_free(s, 0);
-		return NULL;
-	}
-	{
-		struct epoll_event ev = {.events = EPOLLIN, .data.fd = s->wakefd};
-
-		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wakefd, &ev) < 0)
-			goto oom;
-	}
 	s->multi = curl_multi_init();
 	if (!s->multi)
 		goto oom;
-	curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-	curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
 	/* Keep enough idle connections for every endpoint's bound. */
 	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1024L);
 	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
@@ -935,11 +832,6 @@ void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
 		curl_easy_cleanup(s->pool[i]);
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
-	/* After the multi handle: its cleanup still reports sockets. */
-	if (s->epfd >= 0)
-		close(s->epfd);
-	if (s->wakefd >= 0)
-		close(s->wakefd);
 	free(s->user_agent);
 	free(s->instance_id);
 	pthread_mutex_destroy(&s->lock);
