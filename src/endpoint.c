@@ -29,6 +29,8 @@ void pw_endpoint_unref(struct pw_endpoint *ep)
 {
 	if (!ep || atomic_fetch_sub(&ep->refs, 1) != 1)
 		return;
+	for (int i = 0; i < ep->neasy; i++)
+		curl_easy_cleanup(ep->easy_pool[i]);
 	pw_auth_free(ep->auth);
 	pw_slist_free_wipe(ep->push_hdrs);
 	pw_slist_free_wipe(ep->ingest_hdrs);

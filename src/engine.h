@@ -23,6 +23,7 @@
 #define DEFAULT_MAX_CONNECTIONS 32
 #define RESPONSE_BODY_CAP (64 * 1024)
 #define EASY_POOL_MAX 256
+#define EP_EASY_POOL_MAX 64
 
 /* The parts of the sender endpoints need to build their headers. */
 struct pw_sender_identity {
@@ -65,6 +66,10 @@ struct pw_endpoint {
 
 	/* I/O thread only. */
 	int running;
+	/* Idle easy handles already configured for this endpoint: reusing one
+	 * skips resetting and re-applying TLS, proxy and protocol options. */
+	CURL *easy_pool[EP_EASY_POOL_MAX];
+	int neasy;
 	struct task *waitq_head, *waitq_tail; /* waiting for a connection slot */
 	struct task *authq; /* waiting for an OAuth2 token */
 	struct token_xfer token;
@@ -96,7 +101,8 @@ struct task {
 	struct pw_backoff bo;
 	int attempts;
 	CURL *easy;
-	struct curl_slist *hdrs;
+	struct curl_slist *hdrs; /* this attempt's headers, ending in hdrs_shared */
+	struct curl_slist *hdrs_shared; /* the endpoint's static headers (not owned) */
 	char *url; /* owned for ingest, borrowed from the endpoint for push */
 	bool url_owned;
 	int64_t ep_start_ns, attempt_start_ns, next_at_ns;
@@ -168,6 +174,8 @@ void pw_endpoint_ref(struct pw_endpoint *ep);
 /* submit.c: deliveries, shared by the producer side and the I/O loop. */
 void pw_task_reset_response(struct task *t);
 void pw_delivery_free(struct delivery *d);
+/* Frees an attempt's own headers, leaving the endpoint's shared tail. */
+void pw_task_free_headers(struct task *t);
 /* Frees the payload and gives its bytes back to max_inflight_bytes. */
 void pw_delivery_release_bytes(struct delivery *d);
 void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status);

@@ -148,16 +148,25 @@ static void timer_add(struct pw_sender *s, struct task *t)
 	s->timers = t;
 }
 
-static CURL *easy_get(struct pw_sender *s)
+/* An easy handle for an attempt on ep; *configured tells whether it still
+ * carries ep's transport settings from an earlier attempt. */
+static CURL *easy_get(struct pw_sender *s, struct pw_endpoint *ep, bool *configured)
 {
+	*configured = ep->neasy > 0;
+	if (ep->neasy > 0)
+		return ep->easy_pool[--ep->neasy];
 	if (s->npool > 0)
 		return s->pool[--s->npool];
 	return curl_easy_init();
 }
 
-static void easy_put(struct pw_sender *s, CURL *e)
+/* Gives a handle back: to ep's own pool when there is one and room, else
+ * reset to the shared pool. */
+static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
 {
-	if (s->npool < EASY_POOL_MAX) {
+	if (ep && ep->neasy < EP_EASY_POOL_MAX) {
+		ep->easy_pool[ep->neasy++] = e;
+	} else if (s->npool < EASY_POOL_MAX) {
 		curl_easy_reset(e);
 		s->pool[s->npool++] = e;
 	} else {
@@ -246,18 +255,19 @@ static bool start_token_request(struct pw_sender *s, struct pw_endpoint *ep, cha
 	return true;
 }
 
+/*
+ * This attempt's headers: the few that change per attempt, followed by the
+ * endpoint's static list, which is shared rather than copied (libcurl only
+ * reads it). pw_task_free_headers() frees the first part only.
+ */
 static struct curl_slist *attempt_headers(struct task *t, const char *auth, long timeout_ms)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
-	struct curl_slist *l = NULL, *n;
+	struct curl_slist *l = NULL, *n, *tail;
 	char buf[24];
 
-	for (struct curl_slist *h = d->ingest ? ep->ingest_hdrs : ep->push_hdrs; h; h = h->next) {
-		if (!(n = curl_slist_append(l, h->data)))
-			goto fail;
-		l = n;
-	}
+	t->hdrs_shared = d->ingest ? ep->ingest_hdrs : ep->push_hdrs;
 	if (d->ingest) {
 		for (size_t i = 0; i < d->nctypes; i++) {
 			if (!(n = pw_slist_add(l, "Content-Type", d->ctypes[i])))
@@ -279,21 +289,24 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 				l = n;
 			}
 		}
-	} else {
+	} else if (timeout_ms <= 9999999999L) {
 		/* The protocol allows at most 10 digits; a longer budget is
 		 * simply not announced. */
-		if (timeout_ms <= 9999999999L) {
-			snprintf(buf, sizeof(buf), "%ld", timeout_ms);
-			if (!(n = pw_slist_add(l, "Connect-Timeout-Ms", buf)))
-				goto fail;
-			l = n;
-		}
+		snprintf(buf, sizeof(buf), "%ld", timeout_ms);
+		if (!(n = pw_slist_add(l, "Connect-Timeout-Ms", buf)))
+			goto fail;
+		l = n;
 	}
 	if (auth) {
 		if (!(n = pw_slist_add(l, "Authorization", auth)))
 			goto fail;
 		l = n;
 	}
+	if (!l)
+		return t->hdrs_shared;
+	for (tail = l; tail->next; tail = tail->next)
+		;
+	tail->next = t->hdrs_shared;
 	return l;
 fail:
 	pw_slist_free_wipe(l);
@@ -307,6 +320,7 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	int64_t budget = ep->cfg->remote_timeout_ns;
 	long timeout_ms;
 	char *err = NULL;
+	bool configured;
 	CURL *e;
 
 	if (d->deadline_ns && d->deadline_ns - now < budget)
@@ -315,19 +329,23 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	if (timeout_ms < 1)
 		timeout_ms = 1;
 
-	e = easy_get(s);
+	e = easy_get(s, ep, &configured);
 	if (!e) {
 		after_attempt(s, t, PW_VERDICT_RETRY, pw_strdup("unavailable: out of memory"), now);
 		return;
 	}
-	pw_slist_free_wipe(t->hdrs);
+	pw_task_free_headers(t);
 	t->hdrs = attempt_headers(t, auth, timeout_ms);
-	if (!t->hdrs || pw_http_apply(e, ep->cfg, t->url, &err) < 0) {
-		easy_put(s, e);
+	if (!t->hdrs || (!configured && pw_http_apply(e, ep->cfg, t->url, &err) < 0)) {
+		easy_put(s, NULL, e);
 		after_attempt(s, t, PW_VERDICT_RETRY,
 			      err ? err : pw_strdup("unavailable: cannot build the request"), now);
 		return;
 	}
+	/* A reused handle keeps the endpoint's settings; only the URL varies
+	 * (ingest paths and queries differ per delivery). */
+	if (configured)
+		curl_easy_setopt(e, CURLOPT_URL, t->url);
 	pw_task_reset_response(t);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->payload ? (char *)d->payload : "");
@@ -344,16 +362,16 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	/* Waiting for a connection that might multiplex only makes sense where
 	 * HTTP/2 can be negotiated; on HTTP/1.1 it would queue every request
 	 * behind the first one. */
-	if (ep->cfg->enable_http2 && strncasecmp(t->url, "https:", 6) == 0)
-		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-	if (!d->ingest)
-		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+	curl_easy_setopt(e, CURLOPT_PIPEWAIT,
+			 ep->cfg->enable_http2 && strncasecmp(t->url, "https:", 6) == 0 ? 1L : 0L);
+	/* Set either way: the handle may have served the other path before. */
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, d->ingest ? NULL : "gzip");
 	t->easy = e;
 	t->attempts++;
 	t->attempt_start_ns = now;
 	if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
 		t->easy = NULL;
-		easy_put(s, e);
+		easy_put(s, ep, e);
 		after_attempt(s, t, PW_VERDICT_RETRY,
 			      pw_strdup("unavailable: cannot start the request"), now);
 		return;
@@ -505,7 +523,7 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 		v = pw_classify_ingest(&a, ep->cfg->retry_on_http_429, &err);
 	else
 		v = pw_classify_push(&a, ep->cfg->retry_on_http_429, NULL, &err);
-	easy_put(s, t->easy);
+	easy_put(s, ep, t->easy);
 	t->easy = NULL;
 	/* The task's delivery may end here and take the last reference to an
 	 * endpoint that a reload removed: keep it alive for the pump. */
@@ -673,7 +691,7 @@ static void cancel_all(struct pw_sender *s)
 			t->ep->authq = NULL;
 			if (t->state == T_RUNNING && t->easy) {
 				curl_multi_remove_handle(s->multi, t->easy);
-				easy_put(s, t->easy);
+				easy_put(s, t->ep, t->easy);
 				t->easy = NULL;
 				t->ep->running--;
 			}

@@ -22,6 +22,23 @@ void pw_task_reset_response(struct task *t)
 	t->errbuf[0] = '\0';
 }
 
+void pw_task_free_headers(struct task *t)
+{
+	struct curl_slist *own = t->hdrs;
+
+	t->hdrs = NULL;
+	if (!own || own == t->hdrs_shared)
+		return;
+	/* Cut the list where the shared tail starts, then free our part. */
+	for (struct curl_slist *h = own; h; h = h->next) {
+		if (h->next == t->hdrs_shared) {
+			h->next = NULL;
+			break;
+		}
+	}
+	pw_slist_free_wipe(own);
+}
+
 void pw_delivery_release_bytes(struct delivery *d)
 {
 	if (d->payload) {
@@ -43,7 +60,7 @@ void pw_delivery_free(struct delivery *d)
 		free(t->last_err);
 		if (t->url_owned)
 			free(t->url);
-		pw_slist_free_wipe(t->hdrs);
+		pw_task_free_headers(t);
 	}
 	for (size_t i = 0; i < d->nctypes; i++)
 		free(d->ctypes[i]);
