@@ -5,7 +5,8 @@
 set -euo pipefail
 
 PACKAGES=(
-	build-essential meson ninja-build pkg-config clang
+	build-essential g++ meson ninja-build pkg-config clang libclang-rt-14-dev
+	clang-format cppcheck git
 	libcurl4-openssl-dev libssl-dev libjansson-dev zlib1g-dev check
 	protobuf-compiler valgrind curl openssl binutils
 	nginx-light tinyproxy prometheus wrk
