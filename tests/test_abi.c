@@ -326,6 +326,48 @@ START_TEST(metrics_and_debug_info)
 }
 END_TEST
 
+static long long last_success_of(struct th_instance *in, const char *name)
+{
+	char *text = NULL, key[128], *p;
+	long long v = -1;
+
+	ck_assert_int_eq(plugin.d->debug_info(in->inst, to_buf, &text), COMPONENT_OK);
+	snprintf(key, sizeof(key), "\"endpoint\":\"%s\"", name);
+	p = strstr(text, key);
+	if (p && (p = strstr(p, "\"last_success_unix_ms\":")))
+		v = strtoll(p + strlen("\"last_success_unix_ms\":"), NULL, 10);
+	free(text);
+	return v;
+}
+
+/* An update that changes one endpoint leaves the others' runtime state
+ * alone: the unchanged endpoint is the same object afterwards. */
+START_TEST(update_keeps_unchanged_endpoints)
+{
+	struct th_instance in;
+	char *cfg = config_for("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"a\"},"
+			       "{\"url\":\"{{URL}}\",\"name\":\"b\"}]}");
+	char *cfg2 = config_for("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"a\"},"
+				"{\"url\":\"{{URL}}\",\"name\":\"b\",\"remote_timeout\":\"3s\"}]}");
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+	long long a_before;
+
+	ck_assert_int_eq(th_create(&plugin, cfg, &in, NULL), COMPONENT_OK);
+	ck_assert_int_eq(th_push(&in, svc_labels, prof, len, 5000, NULL), COMPONENT_OK);
+	a_before = last_success_of(&in, "a");
+	ck_assert_int_gt(a_before, 0);
+	ck_assert_int_gt(last_success_of(&in, "b"), 0);
+	ck_assert_int_eq(plugin.d->update(in.inst, cfg2, NULL), COMPONENT_OK);
+	/* a kept its state; b was rebuilt with the new settings. */
+	ck_assert_int_eq(last_success_of(&in, "a"), a_before);
+	ck_assert_int_eq(last_success_of(&in, "b"), 0);
+	th_destroy(&in);
+	free(cfg);
+	free(cfg2);
+}
+END_TEST
+
 struct cb_state {
 	atomic_int calls;
 	atomic_int status;
@@ -390,6 +432,7 @@ static Suite *abi_suite(void)
 	tcase_add_test(tc, exports_and_null_arguments);
 	tcase_add_test(tc, zero_endpoints);
 	tcase_add_test(tc, metrics_and_debug_info);
+	tcase_add_test(tc, update_keeps_unchanged_endpoints);
 	tcase_add_test(tc, destroy_cancels_and_calls_back_once);
 	suite_add_tcase(s, tc);
 	return s;
