@@ -126,6 +126,7 @@ struct delivery {
 	size_t nctypes;
 	int64_t deadline_ns, start_ns;
 	size_t remaining;
+	size_t nfailed; /* endpoints that gave up */
 	struct strbuf errors;
 	int first_http;
 	bool canceled;

@@ -66,18 +66,23 @@ const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s)
 static void complete_delivery(struct pw_sender *s, struct delivery *d)
 {
 	double secs = (double)(pw_now_ns() - d->start_ns) / 1e9;
-	bool failed = d->errors.len > 0;
+	bool failed = d->nfailed > 0;
 	int status =
 		failed ? (d->canceled ? COMPONENT_ESHUTDOWN : COMPONENT_EDELIVERY) : COMPONENT_OK;
-	char sz[32], n[32], dur[32];
+	enum component_log_level level = failed ? COMPONENT_LOG_WARN : COMPONENT_LOG_DEBUG;
+	/* The joined errors, or a fallback if even they could not be built. */
+	const char *errors = d->errors.len ? d->errors.data : "delivery failed";
 
 	pw_metrics_observe(s->total_m, d->ingest ? PW_LAT_INGEST_TOTAL : PW_LAT_PUSH_TOTAL, secs);
-	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)d->size);
-	snprintf(n, sizeof(n), "%llu", (unsigned long long)d->nprofiles);
-	snprintf(dur, sizeof(dur), "%.3fs", secs);
-	pw_log(&s->log, failed ? COMPONENT_LOG_WARN : COMPONENT_LOG_DEBUG,
-	       d->ingest ? "AppendIngest" : "Push", "size", sz, "profiles", n, "duration", dur,
-	       "err", failed ? d->errors.data : NULL, PW_LOG_END);
+	if (pw_log_enabled(&s->log, level)) {
+		char sz[32], n[32], dur[32];
+
+		snprintf(sz, sizeof(sz), "%llu", (unsigned long long)d->size);
+		snprintf(n, sizeof(n), "%llu", (unsigned long long)d->nprofiles);
+		snprintf(dur, sizeof(dur), "%.3fs", secs);
+		pw_log(&s->log, level, d->ingest ? "AppendIngest" : "Push", "size", sz, "profiles",
+		       n, "duration", dur, "err", failed ? errors : NULL, PW_LOG_END);
+	}
 
 	/* unlink from the active list */
 	if (d->prev)
@@ -90,7 +95,7 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 	/* Give the bytes back before the callback: a producer pushing again
 	 * from it must find them free. */
 	pw_delivery_release_bytes(d);
-	pw_delivery_report(d, status, failed ? d->errors.data : NULL,
+	pw_delivery_report(d, status, failed ? errors : NULL,
 			   d->ingest ? (failed ? d->first_http : 200) : 0);
 	pw_delivery_free(d);
 }
@@ -117,6 +122,7 @@ static void finish_task(struct pw_sender *s, struct task *t, bool ok)
 		char *line;
 
 		pw_metrics_dropped(ep->m, d->size, d->nprofiles);
+		d->nfailed++;
 		if (d->errors.len)
 			strbuf_putc(&d->errors, '\n');
 		strbuf_printf(&d->errors, "failed to %s to endpoint %s (%lld retries): %s",
