@@ -961,6 +961,22 @@ static void usage(void)
 	exit(2);
 }
 
+/* A whole number in [min, max] from a command-line argument; exits with a
+ * usage error otherwise. */
+static int arg_int(const char *name, const char *s, int min, int max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "%s wants a number from %d to %d, got \"%s\"\n", name, min, max, s);
+		exit(2);
+	}
+	return (int)v;
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -984,7 +1000,7 @@ static void parse_args(int argc, char **argv)
 			o.plugin = optarg;
 			break;
 		case 'p':
-			o.port = atoi(optarg);
+			o.port = arg_int("--port", optarg, 1, 65535);
 			break;
 		case 's':
 			o.secs = atof(optarg);
@@ -1000,7 +1016,7 @@ static void parse_args(int argc, char **argv)
 			o.wrk = *optarg ? optarg : NULL;
 			break;
 		case 'W':
-			o.wrk_threads = atoi(optarg);
+			o.wrk_threads = arg_int("--wrk-threads", optarg, 1, 64);
 			break;
 		case 'S':
 			o.single = optarg;

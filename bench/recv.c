@@ -234,6 +234,22 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A whole number in [min, max] from a command-line argument; exits with a
+ * usage error otherwise. */
+static int arg_int(const char *name, const char *s, int min, int max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max) {
+		fprintf(stderr, "%s wants a number from %d to %d, got \"%s\"\n", name, min, max, s);
+		exit(2);
+	}
+	return (int)v;
+}
+
 int main(int argc, char **argv)
 {
 	struct worker workers[MAX_THREADS];
@@ -242,13 +258,13 @@ int main(int argc, char **argv)
 	while ((opt = getopt(argc, argv, "p:n:t:")) != -1) {
 		switch (opt) {
 		case 'p':
-			base = atoi(optarg);
+			base = arg_int("-p", optarg, 1, 65535);
 			break;
 		case 'n':
-			nports = atoi(optarg);
+			nports = arg_int("-n", optarg, 1, 64);
 			break;
 		case 't':
-			nthreads = atoi(optarg);
+			nthreads = arg_int("-t", optarg, 1, 64);
 			break;
 		default:
 			fprintf(stderr,

@@ -231,7 +231,7 @@ static void peers_up(void)
 	const char *root = getenv("PW_SOURCE_ROOT");
 	char *cmd;
 
-	strcpy(P.dir, "/tmp/pw-http-XXXXXX");
+	snprintf(P.dir, sizeof(P.dir), "%s", "/tmp/pw-http-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(P.dir));
 	/* nginx workers may run as another user when the tests run as root. */
 	chmod(P.dir, 0755);
@@ -652,6 +652,13 @@ struct token_server {
 	char problems[1024]; /* what the last request got wrong */
 };
 
+static void note_problem(struct token_server *ts, const char *what)
+{
+	size_t len = strlen(ts->problems);
+
+	snprintf(ts->problems + len, sizeof(ts->problems) - len, "%s", what);
+}
+
 static char *form_get(const char *body, const char *key)
 {
 	size_t kl = strlen(key);
@@ -700,17 +707,17 @@ static void token_handler(void *user, const struct standin_http_request *req,
 	n = ++ts->requests;
 	ts->problems[0] = '\0';
 	if (strcmp(req->method, "POST") != 0)
-		strcat(ts->problems, "method;");
+		note_problem(ts, "method;");
 	if (!ct || strncmp(ct, "application/x-www-form-urlencoded", 33) != 0)
-		strcat(ts->problems, "content-type;");
+		note_problem(ts, "content-type;");
 	if (!auth || strcmp(auth, CLIENT_BASIC) != 0)
-		strcat(ts->problems, "client-auth;");
+		note_problem(ts, "client-auth;");
 	if (!gt || strcmp(gt, "client_credentials") != 0)
-		strcat(ts->problems, "grant_type;");
+		note_problem(ts, "grant_type;");
 	if (!scope || strcmp(scope, "profiles:write metrics:read") != 0)
-		strcat(ts->problems, "scope;");
+		note_problem(ts, "scope;");
 	if (!aud || strcmp(aud, "pyro") != 0)
-		strcat(ts->problems, "endpoint_params;");
+		note_problem(ts, "endpoint_params;");
 	if (ts->fail_status) {
 		resp->status = ts->fail_status;
 		standin_http_set_body(resp, "{\"error\":\"server_error\"}", 24);
