@@ -99,11 +99,11 @@ struct pw_endpoint_config {
 	int64_t min_backoff_ns; /* default 500ms, > 0 */
 	int64_t max_backoff_ns; /* default 5m, >= min */
 	int64_t max_backoff_retries; /* default 10, >= 0; 0 = until the deadline */
-	int64_t debug_info_upload_timeout_ns; /* accepted and ignored (D10) */
+	int64_t debug_info_upload_timeout_ns; /* accepted and ignored */
 	bool retry_on_http_429; /* default true */
 	bool enable_http2; /* default true */
 	bool follow_redirects; /* default true */
-	int64_t max_connections; /* per-endpoint connection bound (D11), default 32 */
+	int64_t max_connections; /* per-endpoint request bound, default 32 */
 	struct pw_kvmap headers;
 	struct pw_kvlistmap http_headers; /* values are secrets */
 	char *bearer_token; /* secret */
@@ -118,7 +118,7 @@ struct pw_endpoint_config {
 	/* Canonical JSON of this endpoint with secrets in clear text; used only
 	 * to compare endpoints across reloads, never shown. */
 	char *canonical;
-	/* The label used in metrics and errors (D5): name, or the URL with any
+	/* The label used in metrics and errors: name, or the URL with any
 	 * user:password@ removed. */
 	char *display;
 };

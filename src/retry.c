@@ -421,7 +421,7 @@ static enum pw_verdict push_error_status(const struct pw_attempt *a, bool retry_
 	 * from a proxy or load balancer: a 400 there will not get better by
 	 * resending, and a 429 is rate limiting like resource_exhausted. The
 	 * code and the text keep Connect's fallback ("internal: Bad Request",
-	 * "unavailable: Too Many Requests"); only the verdict differs (D2).
+	 * "unavailable: Too Many Requests"); only the verdict differs from the reference (a plain 400 is final).
 	 * This also covers a JSON body whose code is missing or unknown.
 	 */
 	if (from_status && a->http_status == 400)

@@ -410,7 +410,7 @@ static const struct {
 	{"{\"external_labels\": {\"a\": null}}",
 	 "external_labels[\"a\"]: expected a string, got null"},
 	{EP1("\"name\": \"a\\u0000b\""), "endpoint[0].name: must not contain a NUL character"},
-	/* D4 / D9: url */
+	/* stricter than the reference: url */
 	{"{\"endpoint\": [{\"name\": \"x\"}]}", "endpoint[0].url: required attribute is missing"},
 	{"{\"endpoint\": [{\"url\": \"\"}]}", "endpoint[0].url: must not be empty"},
 	{"{\"endpoint\": [{\"url\": \"pyroscope:4040\"}]}",
@@ -428,7 +428,7 @@ static const struct {
 	 "endpoint[0].url: must be an absolute http or https URL with a host: contains a space"},
 	{"{\"endpoint\": [{\"url\": \"http://[zz]:80\"}]}",
 	 "endpoint[0].url: must be an absolute http or https URL with a host: invalid IPv6 host"},
-	/* D4 / D9: timeouts, backoff, retries, connections */
+	/* stricter than the reference: timeouts, backoff, retries, connections */
 	{EP1("\"remote_timeout\": \"0s\""),
 	 "endpoint[0].remote_timeout: must be greater than 0, got 0s"},
 	{EP1("\"remote_timeout\": \"-1s\""),
@@ -456,7 +456,7 @@ static const struct {
 	 "shutdown_timeout: must be between 0s and 10m0s, got -1s"},
 	{"{\"shutdown_timeout\": \"10m1s\"}",
 	 "shutdown_timeout: must be between 0s and 10m0s, got 10m1s"},
-	/* D4: headers */
+	/* stricter than the reference: headers */
 	{EP1("\"headers\": {\"Bad Name\": \"v\"}"),
 	 "endpoint[0].headers[\"Bad Name\"]: \"Bad Name\" is not a valid HTTP header name"},
 	{EP1("\"headers\": {\"\": \"v\"}"),
@@ -482,7 +482,7 @@ static const struct {
 	 "setting header \"Www-Authenticate\" is not allowed"},
 	{EP1("\"http_headers\": {\"x-amz-content-sha256\": [\"x\"]}"),
 	 "setting header \"X-Amz-Content-Sha256\" is not allowed"},
-	/* D4: external labels */
+	/* stricter than the reference: external labels */
 	{"{\"external_labels\": {\"bad-name\": \"x\"}}",
 	 "external_labels[\"bad-name\"]: invalid label name \"bad-name\""},
 	{"{\"external_labels\": {\"\": \"x\"}}", "external_labels[\"\"]: invalid label name \"\""},
