@@ -11,7 +11,7 @@ cat > "$OUT/pw_version.h" <<H
 #define PW_VERSION "fuzz"
 H
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$OUT -Iinclude -Iplugin-abi -Isrc -Isrc/mockhost"
-CORE="src/config.c src/duration.c src/filewatch.c src/labels.c src/proto.c src/retry.c src/strbuf.c"
+CORE="src/config.c src/config_check.c src/config_json.c src/duration.c src/filewatch.c src/labels.c src/proto.c src/retry.c src/strbuf.c"
 LIBS="-ljansson -lz -lpthread -lm"
 
 build() { # name, sources...
@@ -21,7 +21,7 @@ build() { # name, sources...
 }
 
 build fuzz_config fuzz/fuzz_config.c $CORE
-build fuzz_alloy fuzz/fuzz_alloy.c src/mockhost/alloy.c src/strbuf.c
+build fuzz_alloy fuzz/fuzz_alloy.c src/mockhost/alloy.c src/mockhost/alloy_lex.c src/strbuf.c
 build fuzz_labels fuzz/fuzz_labels.c $CORE
 build fuzz_retry fuzz/fuzz_retry.c $CORE
 
