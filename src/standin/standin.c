@@ -1,6 +1,7 @@
 /*
- * standin.c - the strict Pyroscope stand-in: routing, the push and ingest
- * checks, scripted replies, the request log, counters and the store.
+ * standin.c - the strict Pyroscope stand-in: routing, the tenant and ingest
+ * checks, scripted replies, the request log and counters. The push route
+ * lives in standin_push.c, the store and /stats in standin_store.c.
  *
  * Every request is first judged strictly (an "outcome"); a scripted reply,
  * when one is queued for the route, then replaces the answer. Only
@@ -20,6 +21,7 @@
 
 #include "proto.h"
 #include "standin/formats.h"
+#include "standin/standin_internal.h"
 #include "strbuf.h"
 
 #define PUSH_SUFFIX "/push.v1.PusherService/Push"
@@ -33,54 +35,6 @@ struct script {
 	struct script *next;
 };
 
-struct standin {
-	struct standin_opts o;
-	char *listen_addr;
-	char *store_dir;
-	char url[96];
-	struct standin_httpd *httpd;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct script *script;
-	struct standin_request **reqs;
-	size_t nreqs, capreqs;
-	struct standin_stats stats;
-	uint64_t seq; /* numbering of stored files */
-};
-
-enum reject {
-	REJ_NONE,
-	REJ_UNAUTH,
-	REJ_INVALID,
-	REJ_UNPROCESSABLE,
-	REJ_TOO_LARGE,
-	REJ_MEDIA,
-	REJ_NOT_FOUND,
-	REJ_METHOD,
-	REJ_OTHER,
-};
-
-/* The strict judgement of one request. */
-struct outcome {
-	int status;
-	const char *code; /* JSON error code; NULL = no JSON body */
-	char *message; /* malloc'd; NULL on success */
-	enum reject cls;
-	const char *allow; /* Allow header for 405 */
-	bool accept_post; /* add Accept-Post on 415 */
-	/* push */
-	uint8_t *push_buf; /* the gunzipped body; push points into it */
-	uint8_t *json_blobs; /* the raw profiles of a JSON push; push points into it */
-	struct pw_dec_push push;
-	bool have_push;
-	/* ingest */
-	struct standin_header *labels;
-	size_t nlabels;
-	/* stats and ready */
-	char *plain; /* a non-JSON 200 body */
-	const char *plain_type;
-};
-
 static void outcome_free(struct outcome *oc)
 {
 	free(oc->message);
@@ -92,7 +46,8 @@ static void outcome_free(struct outcome *oc)
 	free(oc->plain);
 }
 
-static void reject(struct outcome *oc, int status, const char *code, enum reject cls, char *message)
+void standin_reject(struct outcome *oc, int status, const char *code, enum reject cls,
+		    char *message)
 {
 	oc->status = status;
 	oc->code = code;
@@ -101,7 +56,7 @@ static void reject(struct outcome *oc, int status, const char *code, enum reject
 	oc->message = message ? message : pw_strdup("out of memory");
 }
 
-static const char *hdr(const struct standin_http_request *req, const char *name)
+const char *standin_hdr(const struct standin_http_request *req, const char *name)
 {
 	return standin_http_header(req->headers, req->nheaders, name);
 }
@@ -132,317 +87,32 @@ static bool tenant_char(char c)
 
 /* Returns false and fills oc when the tenant is missing (when required) or
  * malformed. */
-static bool check_tenant(struct standin *s, const struct standin_http_request *req,
-			 struct outcome *oc)
+bool standin_check_tenant(struct standin *s, const struct standin_http_request *req,
+			  struct outcome *oc)
 {
-	const char *t = hdr(req, "X-Scope-OrgID");
+	const char *t = standin_hdr(req, "X-Scope-OrgID");
 
 	if (!t || !*t) {
 		if (!s->o.require_tenant)
 			return true;
-		reject(oc, 401, "unauthenticated", REJ_UNAUTH, pw_strdup("no org id"));
+		standin_reject(oc, 401, "unauthenticated", REJ_UNAUTH, pw_strdup("no org id"));
 		return false;
 	}
 	if (strlen(t) > MAX_TENANT_LEN) {
-		reject(oc, 401, "unauthenticated", REJ_UNAUTH, pw_strdup("tenant ID is too long"));
+		standin_reject(oc, 401, "unauthenticated", REJ_UNAUTH,
+			       pw_strdup("tenant ID is too long"));
 		return false;
 	}
 	for (const char *c = t; *c; c++) {
 		if (!tenant_char(*c) || strcmp(t, ".") == 0 || strcmp(t, "..") == 0) {
-			reject(oc, 401, "unauthenticated", REJ_UNAUTH,
-			       pw_asprintf("tenant ID '%s' contains unsupported character '%c'", t,
-					   *c));
+			standin_reject(
+				oc, 401, "unauthenticated", REJ_UNAUTH,
+				pw_asprintf("tenant ID '%s' contains unsupported character '%c'", t,
+					    *c));
 			return false;
 		}
 	}
 	return true;
-}
-
-/* ---- push ---- */
-
-static int base64_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
-/* Standard or URL-safe base64, padding optional (as protojson accepts).
- * Appends to sb; returns 0 or -1. */
-static int base64_decode(const char *in, struct strbuf *sb)
-{
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t n = strlen(in);
-
-	while (n && in[n - 1] == '=')
-		n--;
-	for (size_t i = 0; i < n; i++) {
-		int v = base64_val(in[i]);
-
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (strbuf_putc(sb, (char)((acc >> bits) & 0xff)) < 0)
-				return -1;
-		}
-	}
-	return bits >= 6 ? -1 : 0;
-}
-
-static const char *json_str(json_t *o, const char *a, const char *b)
-{
-	json_t *v = json_object_get(o, a);
-
-	if (!v && b)
-		v = json_object_get(o, b);
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/*
- * protojson form of PushRequest. The raw profiles are decoded into one
- * buffer first (so the samples can point into it), then the series built.
- */
-static int decode_push_json(const uint8_t *body, size_t len, struct outcome *oc, char **err)
-{
-	json_error_t je;
-	json_t *root = json_loadb((const char *)body, len, 0, &je), *series;
-	struct strbuf blobs = STRBUF_INIT;
-	struct pw_dec_push *p = &oc->push;
-	size_t i, j, off = 0;
-	int rc = -1;
-
-	memset(p, 0, sizeof(*p));
-	if (!json_is_object(root)) {
-		*err = pw_asprintf("unmarshal message: %s", root ? "not an object" : je.text);
-		goto out;
-	}
-	series = json_object_get(root, "series");
-	if (series && !json_is_array(series)) {
-		*err = pw_strdup("unmarshal message: series is not a list");
-		goto out;
-	}
-	/* Pass 1: decode every raw profile into one buffer. */
-	for (i = 0; i < json_array_size(series); i++) {
-		json_t *samples = json_object_get(json_array_get(series, i), "samples");
-
-		for (j = 0; j < json_array_size(samples); j++) {
-			const char *b64 =
-				json_str(json_array_get(samples, j), "rawProfile", "raw_profile");
-
-			if (b64 && base64_decode(b64, &blobs) < 0) {
-				*err = pw_strdup("unmarshal message: invalid base64 in rawProfile");
-				goto out;
-			}
-		}
-	}
-	oc->json_blobs = (uint8_t *)strbuf_detach(&blobs, NULL);
-	p->series = calloc(json_array_size(series) + 1, sizeof(*p->series));
-	oc->have_push = true; /* from here on pw_dec_push_free() cleans up */
-	if (!oc->json_blobs || !p->series)
-		goto oom;
-	/* Pass 2: build the series; decode again only to learn each length. */
-	for (i = 0; i < json_array_size(series); i++) {
-		json_t *js = json_array_get(series, i), *labels = json_object_get(js, "labels");
-		json_t *samples = json_object_get(js, "samples");
-		struct pw_dec_series *ds = &p->series[p->nseries++];
-
-		if (!json_is_object(js)) {
-			*err = pw_strdup("unmarshal message: series entry is not an object");
-			goto out;
-		}
-		ds->labels = calloc(json_array_size(labels) + 1, sizeof(*ds->labels));
-		ds->samples = calloc(json_array_size(samples) + 1, sizeof(*ds->samples));
-		if (!ds->labels || !ds->samples)
-			goto oom;
-		for (j = 0; j < json_array_size(labels); j++) {
-			json_t *l = json_array_get(labels, j);
-			const char *n = json_str(l, "name", NULL), *v = json_str(l, "value", NULL);
-
-			ds->labels[j].key = pw_strdup(n ? n : "");
-			ds->labels[j].value = pw_strdup(v ? v : "");
-			ds->nlabels++;
-			if (!ds->labels[j].key || !ds->labels[j].value)
-				goto oom;
-		}
-		for (j = 0; j < json_array_size(samples); j++) {
-			json_t *sm = json_array_get(samples, j);
-			const char *b64 = json_str(sm, "rawProfile", "raw_profile");
-			const char *id = json_str(sm, "ID", "id");
-			struct strbuf one = STRBUF_INIT;
-
-			if (b64)
-				base64_decode(b64, &one);
-			ds->samples[j].data = oc->json_blobs + off;
-			ds->samples[j].len = one.len;
-			off += one.len;
-			strbuf_free(&one);
-			ds->samples[j].id = pw_strdup(id ? id : "");
-			ds->nsamples++;
-			if (!ds->samples[j].id)
-				goto oom;
-		}
-	}
-	rc = 0;
-	goto out;
-oom:
-	*err = pw_strdup("out of memory");
-out:
-	strbuf_free(&blobs);
-	json_decref(root);
-	return rc;
-}
-
-/* Undoes Content-Encoding. Returns 0 with (*data, *len) pointing at the
- * body or at oc->push_buf, or -1 after rejecting. */
-static int push_body(const struct standin_http_request *req, struct outcome *oc,
-		     const uint8_t **data, size_t *len)
-{
-	const char *ce = hdr(req, "Content-Encoding");
-
-	*data = req->body;
-	*len = req->body_len;
-	if (!ce || !*ce || strcasecmp(ce, "identity") == 0)
-		return 0;
-	if (strcasecmp(ce, "gzip") != 0) {
-		reject(oc, 501, "unimplemented", REJ_OTHER,
-		       pw_asprintf("unknown compression \"%s\": supported encodings are gzip", ce));
-		return -1;
-	}
-	if (standin_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, &oc->push_buf, len) <
-	    0) {
-		reject(oc, 400, "invalid_argument", REJ_INVALID,
-		       pw_strdup("decompress: corrupt gzip body"));
-		return -1;
-	}
-	*data = oc->push_buf;
-	return 0;
-}
-
-/* The Connect protocol headers. Returns 0, or -1 after rejecting. */
-static int push_headers(const struct standin_http_request *req, struct outcome *oc, bool *json)
-{
-	const char *ct = hdr(req, "Content-Type"), *ver, *tmo;
-	char *mt = standin_media_type(ct);
-	int rc = -1;
-
-	*json = mt && strcmp(mt, "application/json") == 0;
-	if (!mt || (strcmp(mt, "application/proto") != 0 && !*json)) {
-		reject(oc, 415, NULL, REJ_MEDIA,
-		       pw_asprintf("unsupported content type \"%s\"", ct ? ct : ""));
-		oc->accept_post = true;
-		goto out;
-	}
-	ver = hdr(req, "Connect-Protocol-Version");
-	if (ver && strcmp(ver, "1") != 0) {
-		reject(oc, 400, "invalid_argument", REJ_INVALID,
-		       pw_asprintf("Connect-Protocol-Version must be \"1\": got \"%s\"", ver));
-		goto out;
-	}
-	tmo = hdr(req, "Connect-Timeout-Ms");
-	if (tmo) {
-		size_t n = strspn(tmo, "0123456789");
-
-		if (n == 0 || n > 10 || tmo[n]) {
-			reject(oc, 400, "invalid_argument", REJ_INVALID,
-			       pw_asprintf("protocol error: invalid Connect-Timeout-Ms \"%s\"",
-					   tmo));
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	free(mt);
-	return rc;
-}
-
-/* What Pyroscope's distributor refuses in a decoded PushRequest. */
-static char *push_validate(const struct pw_dec_push *p)
-{
-	if (p->nseries == 0)
-		return pw_strdup("no profiles received");
-	for (size_t i = 0; i < p->nseries; i++) {
-		const struct pw_dec_series *ds = &p->series[i];
-		char *err = standin_check_labels(ds->labels, ds->nlabels);
-
-		if (err) {
-			char *m = pw_asprintf("series %zu: invalid labels: %s", i, err);
-
-			free(err);
-			return m;
-		}
-		if (ds->nsamples == 0)
-			return pw_asprintf("series %zu: no samples", i);
-		for (size_t j = 0; j < ds->nsamples; j++) {
-			err = standin_check_pprof(ds->samples[j].data, ds->samples[j].len);
-			if (err) {
-				char *m = pw_asprintf(
-					"series %zu sample %zu: failed to parse profile: %s", i, j,
-					err);
-
-				free(err);
-				return m;
-			}
-		}
-	}
-	return NULL;
-}
-
-static void judge_push(struct standin *s, const struct standin_http_request *req,
-		       struct outcome *oc)
-{
-	const uint8_t *data;
-	size_t len;
-	bool json;
-	char *err = NULL;
-
-	if (!check_tenant(s, req, oc))
-		return;
-	if (strcmp(req->method, "POST") != 0) {
-		reject(oc, 405, "unimplemented", REJ_METHOD,
-		       pw_asprintf("method %s not allowed: use POST", req->method));
-		oc->allow = "POST";
-		return;
-	}
-	if (req->body_too_large) {
-		reject(oc, 429, "resource_exhausted", REJ_TOO_LARGE,
-		       pw_strdup("request body exceeds the read limit"));
-		return;
-	}
-	if (push_headers(req, oc, &json) < 0 || push_body(req, oc, &data, &len) < 0)
-		return;
-	if (json) {
-		if (decode_push_json(data, len, oc, &err) < 0)
-			goto bad;
-	} else {
-		if (pw_proto_decode_push(data, len, &oc->push, &err) < 0) {
-			char *m = pw_asprintf("unmarshal message: %s",
-					      err ? err : "invalid protobuf");
-
-			free(err);
-			err = m;
-			goto bad;
-		}
-		oc->have_push = true;
-	}
-	err = push_validate(&oc->push);
-	if (err)
-		goto bad;
-	oc->status = 200;
-	return;
-bad:
-	reject(oc, 400, "invalid_argument", REJ_INVALID, err);
 }
 
 /* ---- ingest ---- */
@@ -528,61 +198,34 @@ static void judge_ingest(struct standin *s, const struct standin_http_request *r
 {
 	char *err = NULL;
 
-	if (!check_tenant(s, req, oc))
+	if (!standin_check_tenant(s, req, oc))
 		return;
 	if (strcmp(req->method, "POST") != 0) {
-		reject(oc, 405, "invalid_argument", REJ_METHOD,
-		       pw_asprintf("method %s not allowed: use POST", req->method));
+		standin_reject(oc, 405, "invalid_argument", REJ_METHOD,
+			       pw_asprintf("method %s not allowed: use POST", req->method));
 		oc->allow = "POST";
 		return;
 	}
 	if (req->body_too_large) {
-		reject(oc, 413, "resource_exhausted", REJ_TOO_LARGE,
-		       pw_strdup("request body too large"));
+		standin_reject(oc, 413, "resource_exhausted", REJ_TOO_LARGE,
+			       pw_strdup("request body too large"));
 		return;
 	}
 	if (!rec->name || !*rec->name) {
-		reject(oc, 400, "invalid_argument", REJ_INVALID, pw_strdup("name is required"));
+		standin_reject(oc, 400, "invalid_argument", REJ_INVALID,
+			       pw_strdup("name is required"));
 		return;
 	}
 	if (standin_parse_name(rec->name, &oc->labels, &oc->nlabels, &err) < 0) {
-		reject(oc, 400, "invalid_argument", REJ_INVALID, err);
+		standin_reject(oc, 400, "invalid_argument", REJ_INVALID, err);
 		return;
 	}
-	err = check_ingest_body(rec->format, hdr(req, "Content-Type"), req);
+	err = check_ingest_body(rec->format, standin_hdr(req, "Content-Type"), req);
 	if (err) {
-		reject(oc, 422, "invalid_argument", REJ_UNPROCESSABLE, err);
+		standin_reject(oc, 422, "invalid_argument", REJ_UNPROCESSABLE, err);
 		return;
 	}
 	oc->status = 200;
-}
-
-/* ---- stats ---- */
-
-static char *stats_json(struct standin *s)
-{
-	struct standin_stats st;
-	json_t *o, *rej;
-	char *out;
-
-	standin_stats_get(s, &st);
-	rej = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "unauthenticated",
-			(json_int_t)st.rejected_unauthenticated, "invalid_argument",
-			(json_int_t)st.rejected_invalid, "unprocessable",
-			(json_int_t)st.rejected_unprocessable, "too_large",
-			(json_int_t)st.rejected_too_large, "unsupported_media_type",
-			(json_int_t)st.rejected_media_type, "not_found",
-			(json_int_t)st.rejected_not_found, "method_not_allowed",
-			(json_int_t)st.rejected_method, "other", (json_int_t)st.rejected_other);
-	o = json_pack("{s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:o}", "requests",
-		      (json_int_t)st.requests, "push", "accepted", (json_int_t)st.push_accepted,
-		      "series", (json_int_t)st.push_series, "samples", (json_int_t)st.push_samples,
-		      "bytes", (json_int_t)st.push_bytes, "ingest", "accepted",
-		      (json_int_t)st.ingest_accepted, "bytes", (json_int_t)st.ingest_bytes,
-		      "scripted", (json_int_t)st.scripted, "rejected", rej);
-	out = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-	json_decref(o);
-	return out;
 }
 
 static void judge_other(struct standin *s, const struct standin_http_request *req,
@@ -598,16 +241,16 @@ static void judge_other(struct standin *s, const struct standin_http_request *re
 	}
 	if (strcmp(req->path, "/stats") == 0 && get) {
 		oc->status = 200;
-		oc->plain = stats_json(s);
+		oc->plain = standin_stats_json(s);
 		oc->plain_type = "application/json";
 		return;
 	}
 	if (strncmp(req->path, PUSH_SERVICE, strlen(PUSH_SERVICE)) == 0)
-		reject(oc, 404, "unimplemented", REJ_NOT_FOUND,
-		       pw_asprintf("%s is not implemented", req->path));
+		standin_reject(oc, 404, "unimplemented", REJ_NOT_FOUND,
+			       pw_asprintf("%s is not implemented", req->path));
 	else
-		reject(oc, 404, "unimplemented", REJ_NOT_FOUND,
-		       pw_asprintf("no route for %s %s", req->method, req->path));
+		standin_reject(oc, 404, "unimplemented", REJ_NOT_FOUND,
+			       pw_asprintf("no route for %s %s", req->method, req->path));
 }
 
 /* ---- recording ---- */
@@ -727,106 +370,6 @@ static struct standin_request *record_copy(const struct standin_request *r)
 	return c;
 }
 
-/* ---- the store and the log (under s->lock) ---- */
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	if (!f)
-		return;
-	if (len)
-		fwrite(data, 1, len, f);
-	fclose(f);
-}
-
-static json_t *labels_json_kv(const struct pw_kv *l, size_t n)
-{
-	json_t *o = json_object();
-
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(o, l[i].key, json_string(l[i].value));
-	return o;
-}
-
-static void store_push_locked(struct standin *s, const struct standin_request *rec,
-			      const struct pw_dec_push *p)
-{
-	uint64_t seq = ++s->seq;
-
-	for (size_t i = 0; i < p->nseries; i++) {
-		const struct pw_dec_series *ds = &p->series[i];
-		json_t *side =
-			json_pack("{s:s,s:s,s:o,s:[]}", "kind", "push", "tenant", rec->tenant,
-				  "labels", labels_json_kv(ds->labels, ds->nlabels), "samples");
-		json_t *arr = json_object_get(side, "samples");
-		char *path;
-
-		for (size_t j = 0; j < ds->nsamples; j++) {
-			char *file = pw_asprintf("push-%06llu-%zu-%zu.pprof",
-						 (unsigned long long)seq, i, j);
-
-			path = pw_asprintf("%s/%s", s->store_dir, file ? file : "");
-			if (file && path)
-				write_file(path, ds->samples[j].data, ds->samples[j].len);
-			json_array_append_new(arr, json_pack("{s:s?,s:s,s:I}", "file", file, "id",
-							     ds->samples[j].id, "bytes",
-							     (json_int_t)ds->samples[j].len));
-			free(path);
-			free(file);
-		}
-		path = pw_asprintf("%s/push-%06llu-%zu.json", s->store_dir, (unsigned long long)seq,
-				   i);
-		if (path && side)
-			json_dump_file(side, path, JSON_INDENT(2) | JSON_SORT_KEYS);
-		free(path);
-		json_decref(side);
-	}
-}
-
-static void store_ingest_locked(struct standin *s, const struct standin_request *rec,
-				const struct outcome *oc)
-{
-	uint64_t seq = ++s->seq;
-	const char *ct = standin_request_header(rec, "Content-Type");
-	char *file = pw_asprintf("ingest-%06llu.body", (unsigned long long)seq);
-	char *path = pw_asprintf("%s/%s", s->store_dir, file ? file : "");
-	json_t *labels = json_object(), *side;
-
-	for (size_t i = 0; i < oc->nlabels; i++)
-		json_object_set_new(labels, oc->labels[i].name, json_string(oc->labels[i].value));
-	side = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:o,s:s?,s:I}", "kind", "ingest", "tenant",
-			 rec->tenant, "name", rec->name, "format", rec->format, "query", rec->query,
-			 "content_type", ct, "labels", labels, "file", file, "bytes",
-			 (json_int_t)rec->body_len);
-	if (file && path)
-		write_file(path, rec->body, rec->body_len);
-	free(path);
-	path = pw_asprintf("%s/ingest-%06llu.json", s->store_dir, (unsigned long long)seq);
-	if (path && side)
-		json_dump_file(side, path, JSON_INDENT(2) | JSON_SORT_KEYS);
-	free(path);
-	free(file);
-	json_decref(side);
-}
-
-static void log_push_locked(struct standin *s, const struct standin_request *rec,
-			    const struct pw_dec_push *p)
-{
-	for (size_t i = 0; i < p->nseries; i++) {
-		size_t bytes = 0;
-
-		for (size_t j = 0; j < p->series[i].nsamples; j++)
-			bytes += p->series[i].samples[j].len;
-		fprintf(s->o.log,
-			"push tenant=%s labels={%s} samples=%zu bytes=%zu request_bytes=%zu\n",
-			rec->tenant,
-			rec->series_labels && rec->series_labels[i] ? rec->series_labels[i] : "",
-			p->series[i].nsamples, bytes, rec->body_len);
-	}
-	fflush(s->o.log);
-}
-
 /* Counts and keeps an accepted request. */
 static void commit_locked(struct standin *s, const struct standin_request *rec,
 			  const struct outcome *oc)
@@ -840,14 +383,14 @@ static void commit_locked(struct standin *s, const struct standin_request *rec,
 				s->stats.push_bytes += oc->push.series[i].samples[j].len;
 		}
 		if (s->store_dir)
-			store_push_locked(s, rec, &oc->push);
+			standin_store_push_locked(s, rec, &oc->push);
 		if (s->o.log)
-			log_push_locked(s, rec, &oc->push);
+			standin_log_push_locked(s, rec, &oc->push);
 	} else if (rec->route == STANDIN_ROUTE_INGEST) {
 		s->stats.ingest_accepted++;
 		s->stats.ingest_bytes += rec->body_len;
 		if (s->store_dir)
-			store_ingest_locked(s, rec, oc);
+			standin_store_ingest_locked(s, rec, oc);
 		if (s->o.log) {
 			fprintf(s->o.log, "ingest tenant=%s name=%s format=%s bytes=%zu\n",
 				rec->tenant, rec->name, *rec->format ? rec->format : "folded",
@@ -957,7 +500,7 @@ static void handle(void *user, const struct standin_http_request *req,
 		return;
 	}
 	if (rec->route == STANDIN_ROUTE_PUSH)
-		judge_push(s, req, &oc);
+		standin_judge_push(s, req, &oc);
 	else if (rec->route == STANDIN_ROUTE_INGEST)
 		judge_ingest(s, req, &oc, rec);
 	else
