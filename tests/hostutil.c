@@ -13,6 +13,7 @@
 #include <time.h>
 #include <zlib.h>
 
+#include "standin/standin.h"
 #include "strbuf.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -239,4 +240,29 @@ char *th_subst(const char *tmpl, const char *key, const char *value)
 		tmpl = hit + kl;
 	}
 	return strbuf_detach(&sb, NULL);
+}
+
+struct standin *th_sink_start(void)
+{
+	struct standin_opts o = {0};
+	char *err = NULL;
+	struct standin *s = standin_start(&o, &err);
+
+	ck_assert_msg(s != NULL, "standin: %s", err ? err : "?");
+	return s;
+}
+
+double th_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool th_under_valgrind(void)
+{
+	const char *v = getenv("PW_UNDER_VALGRIND");
+
+	return v && *v && strcmp(v, "0") != 0;
 }

@@ -56,6 +56,19 @@ int64_t th_deadline(int64_t ms);
 /* A small valid gzip-compressed pprof profile (static storage). */
 const uint8_t *th_pprof_gz(size_t *len);
 
+struct standin;
+
+/* Starts a strict stand-in on an ephemeral loopback port; aborts the test
+ * on failure. Stop it with standin_stop(). */
+struct standin *th_sink_start(void);
+
+/* Monotonic time in seconds. */
+double th_now_s(void);
+
+/* True when the suite runs under valgrind (PW_UNDER_VALGRIND set by the
+ * valgrind test setup): loops scale down, timeouts scale up. */
+bool th_under_valgrind(void);
+
 /* Replaces every occurrence of key in tmpl by value; malloc'd. */
 char *th_subst(const char *tmpl, const char *key, const char *value);
 

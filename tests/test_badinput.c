@@ -17,13 +17,6 @@
 static struct standin *sink;
 static struct th_plugin plugin;
 
-static bool under_valgrind(void)
-{
-	const char *v = getenv("PW_UNDER_VALGRIND");
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 static void setup(void)
 {
 	struct standin_opts o = {0};
@@ -319,7 +312,7 @@ END_TEST
 START_TEST(large_bodies)
 {
 	struct th_instance in = make(",\"max_inflight_bytes\":8388608");
-	const size_t big = under_valgrind() ? (2u << 20) : (6u << 20);
+	const size_t big = th_under_valgrind() ? (2u << 20) : (6u << 20);
 	uint8_t *body = malloc(16u << 20);
 	struct pw_label l[] = {{"service_name", "svc"}};
 	struct standin_reply ok = {.status = 200, .content_type = "application/proto"};

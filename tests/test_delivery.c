@@ -21,21 +21,11 @@
 static struct standin *sink, *sink2, *sink3;
 static struct th_plugin plugin;
 
-static struct standin *start_sink(void)
-{
-	struct standin_opts o = {0};
-	char *err = NULL;
-	struct standin *s = standin_start(&o, &err);
-
-	ck_assert_msg(s != NULL, "standin: %s", err ? err : "?");
-	return s;
-}
-
 static void setup(void)
 {
-	sink = start_sink();
-	sink2 = start_sink();
-	sink3 = start_sink();
+	sink = th_sink_start();
+	sink2 = th_sink_start();
+	sink3 = th_sink_start();
 	th_load(&plugin, NULL);
 }
 
@@ -78,14 +68,6 @@ static double metric(struct th_instance *in, const char *name, const char *ep)
 }
 
 static const char *const labels_basic[] = {"service_name", "svc", "__name__", "process_cpu", NULL};
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 START_TEST(push_wire_format_labels_and_headers)
 {
@@ -278,11 +260,11 @@ START_TEST(retry_after_is_honoured)
 		     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"5s\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
-	double t0 = now_s(), dt;
+	double t0 = th_now_s(), dt;
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	ck_assert_int_eq(standin_count(sink), 2);
 	/* The computed backoff would have been 10-20 ms. */
 	ck_assert_msg(dt >= 0.95, "second attempt after %.3fs, expected about 1s", dt);
@@ -300,12 +282,12 @@ START_TEST(remote_timeout_cuts_attempt)
 		     "\"remote_timeout\":\"300ms\",\"min_backoff_period\":\"10ms\"}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
-	double t0 = now_s(), dt;
+	double t0 = th_now_s(), dt;
 	struct standin_request *r;
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &slow);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	ck_assert_int_eq(standin_count(sink), 2);
 	ck_assert_msg(dt < 2.5, "took %.3fs", dt);
 	r = standin_request_get(sink, 0);
@@ -324,12 +306,12 @@ START_TEST(caller_deadline_ends_retries)
 				     "\"min_backoff_period\":\"2s\",\"max_backoff_retries\":0}]}");
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
-	double t0 = now_s(), dt;
+	double t0 = th_now_s(), dt;
 	char *err = NULL;
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &fail);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 500, &err), COMPONENT_EDELIVERY);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	ck_assert_msg(dt < 1.5, "took %.3fs", dt);
 	ck_assert_str_eq(
 		err, "failed to push to endpoint a (1 retries): unavailable: Service Unavailable");

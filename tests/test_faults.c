@@ -28,35 +28,10 @@ static struct th_plugin plugin;
 
 static const char *const labels_basic[] = {"service_name", "svc", "__name__", "process_cpu", NULL};
 
-static bool under_valgrind(void)
-{
-	const char *v = getenv("PW_UNDER_VALGRIND");
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static struct standin *start_sink(void)
-{
-	struct standin_opts o = {0};
-	char *err = NULL;
-	struct standin *s = standin_start(&o, &err);
-
-	ck_assert_msg(s != NULL, "standin: %s", err ? err : "?");
-	return s;
-}
-
 static void setup(void)
 {
-	sink = start_sink();
-	sink2 = start_sink();
+	sink = th_sink_start();
+	sink2 = th_sink_start();
 	th_load(&plugin, NULL);
 	th_logs_clear();
 }
@@ -359,11 +334,11 @@ START_TEST(fault_stall_past_remote_timeout)
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
-	double t0 = now_s(), dt;
+	double t0 = th_now_s(), dt;
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &stall);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, &err), COMPONENT_EDELIVERY);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	ck_assert_str_eq(err,
 			 "failed to push to endpoint a (3 retries): deadline_exceeded: context "
 			 "deadline exceeded");
@@ -388,14 +363,14 @@ START_TEST(fault_5xx_without_retry_after)
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
-	double t0 = now_s();
+	double t0 = th_now_s();
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r500);
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r502);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, &err), COMPONENT_OK);
 	ck_assert_ptr_null(err);
 	/* Computed backoff: 10-20 ms, then 20-40 ms. */
-	ck_assert_msg(now_s() - t0 < 1.0, "took %.3fs", now_s() - t0);
+	ck_assert_msg(th_now_s() - t0 < 1.0, "took %.3fs", th_now_s() - t0);
 	ck_assert_int_eq(standin_count(sink), 3);
 	ck_assert(th_logs_contain("retries=0 err=unknown: Internal Server Error"));
 	ck_assert(th_logs_contain("retries=1 err=unavailable: Bad Gateway"));
@@ -419,16 +394,16 @@ START_TEST(fault_retry_after)
 	double t0, dt;
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r429);
-	t0 = now_s();
+	t0 = th_now_s();
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	ck_assert_msg(dt >= 0.95 && dt < 3.0, "429 Retry-After: 1 waited %.3fs", dt);
 	ck_assert(th_logs_contain("retries=0 err=unavailable: Too Many Requests"));
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r500);
-	t0 = now_s();
+	t0 = th_now_s();
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	ck_assert_msg(dt < 0.9, "500 with Retry-After waited %.3fs", dt);
 	th_destroy(&in);
 
@@ -437,9 +412,9 @@ START_TEST(fault_retry_after)
 		  "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"200ms\"}]}");
 	r503.retry_after = "30";
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r503);
-	t0 = now_s();
+	t0 = th_now_s();
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	ck_assert_msg(dt >= 0.19 && dt < 1.5, "503 Retry-After: 30 capped at 200ms waited %.3fs",
 		      dt);
 	ck_assert_int_eq(standin_count(sink), 6);
@@ -458,11 +433,11 @@ START_TEST(fault_429_without_retry_after)
 	size_t len;
 	const uint8_t *prof = th_pprof_gz(&len);
 	char *err = NULL;
-	double t0 = now_s();
+	double t0 = th_now_s();
 
 	standin_script(sink, STANDIN_ROUTE_PUSH, &r429);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 10000, NULL), COMPONENT_OK);
-	ck_assert_msg(now_s() - t0 < 1.0, "took %.3fs", now_s() - t0);
+	ck_assert_msg(th_now_s() - t0 < 1.0, "took %.3fs", th_now_s() - t0);
 	ck_assert_int_eq(standin_count(sink), 3);
 	assert_sent_once(&in, "a", 2, len);
 	th_destroy(&in);
@@ -725,16 +700,17 @@ START_TEST(healthy_endpoint_beside_failing_one)
 
 	cb_count_init(&cc);
 	standin_script(sink2, STANDIN_ROUTE_PUSH, &stall);
-	t0 = now_s();
+	t0 = th_now_s();
 	for (int i = 0; i < n; i++)
 		ck_assert_int_eq(push_async(&in, prof, len, 20000, count_done, &cc), COMPONENT_OK);
 	/* All of them are delivered to the healthy endpoint well inside one
 	 * attempt of the stalled one. */
-	while (metric(&in, "pyroscope_write_sent_profiles_total", "good") < n && now_s() - t0 < 10)
+	while (metric(&in, "pyroscope_write_sent_profiles_total", "good") < n &&
+	       th_now_s() - t0 < 10)
 		usleep(2000);
 	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
-	ck_assert_msg(now_s() - t0 < (under_valgrind() ? 5.0 : 0.35), "healthy endpoint took %.3fs",
-		      now_s() - t0);
+	ck_assert_msg(th_now_s() - t0 < (th_under_valgrind() ? 5.0 : 0.35),
+		      "healthy endpoint took %.3fs", th_now_s() - t0);
 	ck_assert_int_eq(atomic_load(&cc.calls), 0);
 	ck_assert_int_eq(wait_calls(&cc.calls, n, 20000), 0);
 	ck_assert_int_eq(atomic_load(&cc.ok), 0);
@@ -818,12 +794,12 @@ static void tally_done(void *user, const struct pw_result *r)
  * 150 ms budget would also cut answers the server did send. */
 static const char *fault_timeout(void)
 {
-	return under_valgrind() ? "3s" : "150ms";
+	return th_under_valgrind() ? "3s" : "150ms";
 }
 
 static int fault_stall_ms(void)
 {
-	return under_valgrind() ? 6000 : 400;
+	return th_under_valgrind() ? 6000 : 400;
 }
 
 static int script_random(struct standin *s, unsigned *seed, int n)
@@ -884,7 +860,7 @@ static size_t recorded_ok(struct standin *s)
 
 START_TEST(nothing_lost_through_random_faults)
 {
-	const int n = under_valgrind() ? 40 : 300;
+	const int n = th_under_valgrind() ? 40 : 300;
 	char *tmpl = th_subst("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
 			      "\"remote_timeout\":\"{{T}}\",\"min_backoff_period\":\"5ms\","
 			      "\"max_backoff_period\":\"40ms\",\"max_backoff_retries\":3},"
@@ -973,9 +949,9 @@ START_TEST(inflight_bytes_are_bounded)
 	/* Two ~1.5 KiB requests fit under 4 KiB; the third does not. */
 	ck_assert_int_eq(push_async(&in, big, sizeof(big), 10000, count_done, &cc), COMPONENT_OK);
 	ck_assert_int_eq(push_async(&in, big, sizeof(big), 10000, count_done, &cc), COMPONENT_OK);
-	t0 = now_s();
+	t0 = th_now_s();
 	ck_assert_int_eq(push_async(&in, big, sizeof(big), 10000, count_done, &cc), COMPONENT_OK);
-	dt = now_s() - t0;
+	dt = th_now_s() - t0;
 	/* Refused before push_async returned: fail fast, no waiting. */
 	ck_assert_int_eq(atomic_load(&cc.calls), 1);
 	ck_assert_int_eq(atomic_load(&cc.overload), 1);
@@ -1009,7 +985,7 @@ END_TEST
  * and every one is accounted for. */
 START_TEST(outage_does_not_grow_memory)
 {
-	const int n = under_valgrind() ? 100 : 2000;
+	const int n = th_under_valgrind() ? 100 : 2000;
 	struct th_instance in =
 		make("{\"max_inflight_bytes\":16384,\"shutdown_timeout\":\"0s\","
 		     "\"endpoint\":[{\"url\":\"http://127.0.0.1:1\",\"name\":\"down\","

@@ -20,25 +20,10 @@
 
 static struct standin *sink;
 
-static bool under_valgrind(void)
-{
-	const char *v = getenv("PW_UNDER_VALGRIND");
-
-	return v && *v && strcmp(v, "0") != 0;
-}
-
 /* Scales a loop count down when valgrind makes every step slow. */
 static int scaled(int n, int slow_n)
 {
-	return under_valgrind() ? slow_n : n;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return th_under_valgrind() ? slow_n : n;
 }
 
 static int count_dir(const char *path)
@@ -344,8 +329,8 @@ START_TEST(hot_reload_under_load)
 	pthread_join(up, NULL);
 
 	/* No deadlock: every accepted push completes within its deadline. */
-	t0 = now_s();
-	while (atomic_load(&l.done_total) < atomic_load(&l.accepted) && now_s() - t0 < 60)
+	t0 = th_now_s();
+	while (atomic_load(&l.done_total) < atomic_load(&l.accepted) && th_now_s() - t0 < 60)
 		usleep(5000);
 	ck_assert_int_eq(atomic_load(&l.refused), 0);
 	ck_assert_int_eq(atomic_load(&l.accepted), total);
@@ -429,10 +414,10 @@ START_TEST(destroy_with_work_under_way)
 	}
 	ck_assert_int_eq(standin_wait(sink, 1, 5000), 0);
 	usleep(100000);
-	t0 = now_s();
+	t0 = th_now_s();
 	th_destroy(&in);
-	dt = now_s() - t0;
-	ck_assert_msg(dt < (under_valgrind() ? 5.0 : 1.5), "destroy took %.3fs", dt);
+	dt = th_now_s() - t0;
+	ck_assert_msg(dt < (th_under_valgrind() ? 5.0 : 1.5), "destroy took %.3fs", dt);
 	for (int i = 0; i < 6; i++) {
 		ck_assert_int_eq(atomic_load(&o[i].calls), 1);
 		ck_assert_int_eq(atomic_load(&o[i].status), COMPONENT_ESHUTDOWN);

@@ -75,37 +75,6 @@ void run_log1(struct run *r, enum component_log_level level, const char *msg, co
 	run_log(r, level, msg, f, k1 ? (k2 ? 2 : 1) : 0);
 }
 
-/* Splits "ADDR:PORT", "[V6]:PORT" or ":PORT" (127.0.0.1). 0, or -1. */
-static int split_listen(const char *arg, char **addr, int *port)
-{
-	const char *colon, *host = arg;
-	size_t hostlen;
-	char *end;
-	long p;
-
-	if (*arg == '[') {
-		const char *rb = strchr(arg, ']');
-
-		if (!rb || rb[1] != ':')
-			return -1;
-		host = arg + 1;
-		hostlen = (size_t)(rb - host);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(arg, ':');
-		if (!colon)
-			return -1;
-		hostlen = (size_t)(colon - arg);
-	}
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p < 0 || p > 65535)
-		return -1;
-	*addr = hostlen ? pw_strndup(host, hostlen) : pw_strdup("127.0.0.1");
-	*port = (int)p;
-	return *addr ? 0 : -1;
-}
-
 /* ---- the gate around calls into the instance ---- */
 
 bool run_gate_enter(struct run *r)
@@ -512,7 +481,7 @@ static int parse_run_opts(struct run *r, int argc, char **argv)
 		return usage_err("unexpected argument", argv[optind]);
 	if (!r->config_path)
 		return usage_err("--config FILE is required", NULL);
-	if (split_listen(listen, &r->listen_addr, &r->listen_port) < 0)
+	if (standin_split_listen(listen, &r->listen_addr, &r->listen_port) < 0)
 		return usage_err("--listen wants ADDR:PORT, got", listen);
 	return 0;
 }

@@ -913,3 +913,33 @@ void standin_httpd_stop(struct standin_httpd *h)
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
+
+int standin_split_listen(const char *arg, char **addr, int *port)
+{
+	const char *colon, *host = arg;
+	size_t hostlen;
+	char *end;
+	long p;
+
+	if (*arg == '[') {
+		const char *rb = strchr(arg, ']');
+
+		if (!rb || rb[1] != ':')
+			return -1;
+		host = arg + 1;
+		hostlen = (size_t)(rb - host);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(arg, ':');
+		if (!colon)
+			return -1;
+		hostlen = (size_t)(colon - arg);
+	}
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p < 0 || p > 65535)
+		return -1;
+	*addr = hostlen ? pw_strndup(host, hostlen) : pw_strdup("127.0.0.1");
+	*port = (int)p;
+	return *addr ? 0 : -1;
+}

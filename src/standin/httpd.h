@@ -78,6 +78,11 @@ void standin_httpd_stop(struct standin_httpd *h);
 size_t standin_httpd_connections(struct standin_httpd *h);
 unsigned long standin_httpd_refused(struct standin_httpd *h);
 
+/* Splits a listen address: "ADDR:PORT", "[V6ADDR]:PORT" or ":PORT" (which
+ * means 127.0.0.1). Stores a malloc'd address. Returns 0, or -1 when the
+ * text is malformed or the port is out of range. */
+int standin_split_listen(const char *arg, char **addr, int *port);
+
 /* First value of a header, case-insensitive name; NULL when absent. */
 const char *standin_http_header(const struct standin_header *h, size_t n, const char *name);
 /* Appends a response header (copied). Returns 0 or -1 when out of memory. */

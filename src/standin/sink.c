@@ -35,37 +35,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-/* Splits "ADDR:PORT" or "[V6ADDR]:PORT". Returns 0, or -1. */
-static int split_listen(const char *arg, char **addr, int *port)
-{
-	const char *colon, *host = arg;
-	size_t hostlen;
-	char *end;
-	long p;
-
-	if (*arg == '[') {
-		const char *rb = strchr(arg, ']');
-
-		if (!rb || rb[1] != ':')
-			return -1;
-		host = arg + 1;
-		hostlen = (size_t)(rb - host);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(arg, ':');
-		if (!colon)
-			return -1;
-		hostlen = (size_t)(colon - arg);
-	}
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (!colon[1] || *end || errno || p < 0 || p > 65535)
-		return -1;
-	*addr = hostlen ? pw_strndup(host, hostlen) : pw_strdup("127.0.0.1");
-	*port = (int)p;
-	return *addr ? 0 : -1;
-}
-
 int pw_sink_main(int argc, char **argv)
 {
 	struct standin_opts o = {0};
@@ -106,7 +75,7 @@ int pw_sink_main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (split_listen(listen, &addr, &o.port) < 0) {
+	if (standin_split_listen(listen, &addr, &o.port) < 0) {
 		fprintf(stderr, "mockhost sink: invalid --listen \"%s\" (ADDR:PORT expected)\n",
 			listen);
 		return 2;
