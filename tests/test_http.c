@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1106,16 +1107,16 @@ END_TEST
 struct fake_proxy {
 	int lfd, port;
 	pthread_t th;
-	volatile int stop;
+	atomic_int stop;
 	pthread_mutex_t lock;
 	char head[4096];
 };
 
-static void relay(int a, int b, volatile int *stop)
+static void relay(int a, int b, atomic_int *stop)
 {
 	char buf[16384];
 
-	while (!*stop) {
+	while (!atomic_load(stop)) {
 		struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
 		int r = poll(p, 2, 100);
 
@@ -1136,7 +1137,7 @@ static void *fake_proxy_main(void *arg)
 {
 	struct fake_proxy *fp = arg;
 
-	while (!fp->stop) {
+	while (!atomic_load(&fp->stop)) {
 		struct pollfd pl = {fp->lfd, POLLIN, 0};
 		char head[4096];
 		size_t len = 0;
@@ -1200,7 +1201,7 @@ static void fake_proxy_start(struct fake_proxy *fp)
 
 static void fake_proxy_stop(struct fake_proxy *fp)
 {
-	fp->stop = 1;
+	atomic_store(&fp->stop, 1);
 	pthread_join(fp->th, NULL);
 	close(fp->lfd);
 	pthread_mutex_destroy(&fp->lock);
