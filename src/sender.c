@@ -171,6 +171,14 @@ static CURL *easy_get(struct pw_sender *s, struct pw_endpoint *ep, bool *configu
 static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
 {
 	if (ep && ep->neasy < EP_EASY_POOL_MAX) {
+		/* Drop the pointers into the finished attempt (its error buffer,
+		 * headers and body) so an idle handle holds nothing dangling. */
+		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+		curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+		curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
 		ep->easy_pool[ep->neasy++] = e;
 	} else if (s->npool < EASY_POOL_MAX) {
 		curl_easy_reset(e);
