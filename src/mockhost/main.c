@@ -435,6 +435,18 @@ static void print_after(struct session *s, const struct opts *o)
 		s->plugin.desc->debug_info(s->inst, sink_stdout, NULL);
 }
 
+/* The end of a push or ingest: the failure (if any), then what --metrics
+ * and --debug asked for. Frees the result; returns the exit status. */
+static int report_call(struct session *s, const struct opts *o, int st, struct pw_result *res)
+{
+	if (st != COMPONENT_OK)
+		printf("failed: %s\n%s\n", s->plugin.desc->strerror(st),
+		       res->error ? res->error : "");
+	s->rx->free_result(res);
+	print_after(s, o);
+	return st == COMPONENT_OK ? 0 : EXIT_FAIL;
+}
+
 static int cmd_check(const char *plugin_path, struct opts *o)
 {
 	struct session s;
@@ -491,15 +503,9 @@ static int cmd_push(const char *plugin_path, struct opts *o)
 	p.samples = samples;
 	p.nsamples = o->nprofiles;
 	st = s.rx->push(s.rx->ctx, &p, deadline_from(o->timeout_ns), &res);
-	if (st == COMPONENT_OK) {
+	if (st == COMPONENT_OK)
 		printf("ok: pushed %zu profile(s)\n", o->nprofiles);
-		rc = 0;
-	} else {
-		printf("failed: %s\n%s\n", s.plugin.desc->strerror(st), res.error ? res.error : "");
-		rc = EXIT_FAIL;
-	}
-	s.rx->free_result(&res);
-	print_after(&s, o);
+	rc = report_call(&s, o, st, &res);
 out:
 	session_close(&s);
 	for (size_t i = 0; bufs && i < o->nprofiles; i++)
@@ -562,15 +568,9 @@ static int cmd_ingest(const char *plugin_path, struct opts *o)
 	in.nlabels = nkv;
 	st = s.rx->ingest(s.rx->ctx, &in, deadline_from(o->timeout_ns), &res);
 	printf("status: %d\n", res.http_status);
-	if (st == COMPONENT_OK) {
+	if (st == COMPONENT_OK)
 		printf("ok: ingested %zu bytes\n", body_len);
-		rc = 0;
-	} else {
-		printf("failed: %s\n%s\n", s.plugin.desc->strerror(st), res.error ? res.error : "");
-		rc = EXIT_FAIL;
-	}
-	s.rx->free_result(&res);
-	print_after(&s, o);
+	rc = report_call(&s, o, st, &res);
 out:
 	session_close(&s);
 	sdk_labels_free(kv, nkv);
