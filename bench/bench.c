@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,12 +34,14 @@
 #include "component_abi.h"
 #include "labels.h"
 #include "proto.h"
+#include "pw_version.h"
 #include "pyroscope_write.h"
 
 #define NSIZES 3
 #define MAX_EPS 10
 #define MAX_SWEEP 8
 #define INFLIGHT 64
+#define BENCH_HOST_UA "pw-bench/1"
 
 static const size_t nominal_sizes[NSIZES] = {2 * 1024, 64 * 1024, 1024 * 1024};
 static const char *const size_names[NSIZES] = {"2 KiB", "64 KiB", "1 MiB"};
@@ -60,6 +63,7 @@ struct opts {
 	bool quick;
 	const char *tmpdir;
 	const char *max_conns; /* endpoint max_connections, NULL: the default */
+	int refill; /* callback form: deliveries the host pushes per wake-up */
 	const char *single; /* "KIND,ENDPOINTS,SIZE,CONCURRENCY": one kind of run, repeated */
 };
 
@@ -88,6 +92,7 @@ static struct opts o = {
 	.wrk_secs = 3,
 	.wrk_threads = 1,
 	.tmpdir = "/tmp",
+	.refill = 1,
 };
 
 /* ---- small helpers ---- */
@@ -355,7 +360,7 @@ static void plugin_create(struct plugin *pl, const char *config)
 	host.abi_major = COMPONENT_ABI_MAJOR;
 	host.abi_minor = COMPONENT_ABI_MINOR;
 	host.log_level = COMPONENT_LOG_ERROR;
-	host.user_agent = "pw-bench/1";
+	host.user_agent = BENCH_HOST_UA;
 	if (pl->d->create(&host, config, &pl->inst, &err) != COMPONENT_OK ||
 	    pl->d->get_export(pl->inst, PW_RECEIVER_EXPORT, &exp) != COMPONENT_OK) {
 		fprintf(stderr, "pw-bench: create: %s\n", err ? err : "failed");
@@ -395,6 +400,7 @@ struct cb_state {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int inflight;
+	int low; /* the host is woken when inflight falls to this */
 	struct run *r;
 };
 
@@ -410,7 +416,8 @@ static void cb_done(void *user, const struct pw_result *res)
 		st->r->failed++;
 		note_error(st->r, res->error);
 	}
-	pthread_cond_signal(&st->cond);
+	if (st->inflight <= st->low)
+		pthread_cond_signal(&st->cond);
 	pthread_mutex_unlock(&st->lock);
 }
 
@@ -438,7 +445,7 @@ static void *rss_main(void *arg)
 static void plugin_cb_run(struct plugin *pl, const struct payload *p, int inflight, double secs,
 			  struct run *r)
 {
-	struct cb_state st = {.inflight = 0, .r = r};
+	struct cb_state st = {.inflight = 0, .r = r, .low = inflight - o.refill};
 	struct pw_push push;
 	struct pw_sample s;
 	double t0, c0, end;
@@ -550,9 +557,15 @@ static void plain_run(const struct payload *p, int neps, int conc, double secs, 
 	uint64_t reqs = 0;
 	double t0, c0, end;
 
+	/* The same request the component sends, header for header (its
+	 * User-Agent with this host's token, the default remote_timeout, gzip
+	 * accepted for error bodies), so the two differ only in what happens
+	 * around the transfer. */
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/proto");
 	hdrs = curl_slist_append(hdrs, "Connect-Protocol-Version: 1");
+	hdrs = curl_slist_append(hdrs, "User-Agent: " BENCH_HOST_UA " pyroscope-write/" PW_VERSION);
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	hdrs = curl_slist_append(hdrs, "Connect-Timeout-Ms: 10000");
 	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)n);
 	c0 = cpu_s();
 	t0 = now_s();
@@ -569,6 +582,7 @@ static void plain_run(const struct payload *p, int neps, int conc, double secs, 
 		curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdrs);
 		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h[i], CURLOPT_ACCEPT_ENCODING, "gzip");
 		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
 		started[i] = now_ns();
 		curl_multi_add_handle(m, h[i]);
@@ -614,6 +628,142 @@ static void plain_run(const struct payload *p, int neps, int conc, double secs, 
 		curl_easy_cleanup(h[i]);
 	curl_multi_cleanup(m);
 	curl_slist_free_all(hdrs);
+	free(h);
+	free(started);
+}
+
+/* The plain client driven through curl_multi_socket_action and epoll. */
+struct sa_state {
+	int ep;
+	long timeout_ms;
+	CURLM *m;
+};
+
+static int sa_sock(CURL *e, curl_socket_t fd, int what, void *user, void *sockp)
+{
+	struct sa_state *st = user;
+	struct epoll_event ev = {0};
+
+	(void)e;
+	ev.data.fd = fd;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(st->ep, EPOLL_CTL_DEL, fd, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (sockp) {
+		epoll_ctl(st->ep, EPOLL_CTL_MOD, fd, &ev);
+	} else {
+		epoll_ctl(st->ep, EPOLL_CTL_ADD, fd, &ev);
+		curl_multi_assign(st->m, fd, st);
+	}
+	return 0;
+}
+
+static int sa_timer(CURLM *m, long timeout_ms, void *user)
+{
+	struct sa_state *st = user;
+
+	(void)m;
+	st->timeout_ms = timeout_ms;
+	return 0;
+}
+
+static void plain_sa_run(const struct payload *p, int neps, int conc, double secs, struct run *r)
+{
+	int n = neps * conc, active = 0, running = 0;
+	struct sa_state st = {epoll_create1(0), -1, curl_multi_init()};
+	CURLM *m = st.m;
+	CURL **h = xmalloc((size_t)n * sizeof(CURL *));
+	int64_t *started = xmalloc((size_t)n * sizeof(int64_t));
+	struct curl_slist *hdrs = NULL;
+	uint64_t reqs = 0;
+	double t0, c0, end;
+
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/proto");
+	hdrs = curl_slist_append(hdrs, "Connect-Protocol-Version: 1");
+	hdrs = curl_slist_append(hdrs, "User-Agent: " BENCH_HOST_UA " pyroscope-write/" PW_VERSION);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	hdrs = curl_slist_append(hdrs, "Connect-Timeout-Ms: 10000");
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)n);
+	curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, sa_sock);
+	curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &st);
+	curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, sa_timer);
+	curl_multi_setopt(m, CURLMOPT_TIMERDATA, &st);
+	c0 = cpu_s();
+	t0 = now_s();
+	end = t0 + secs;
+	for (int i = 0; i < n; i++) {
+		char url[128];
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/push.v1.PusherService/Push",
+			 o.port + i % neps);
+		h[i] = curl_easy_init();
+		curl_easy_setopt(h[i], CURLOPT_URL, url);
+		curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, (const char *)p->wire);
+		curl_easy_setopt(h[i], CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->wlen);
+		curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(h[i], CURLOPT_ACCEPT_ENCODING, "gzip");
+		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
+		started[i] = now_ns();
+		curl_multi_add_handle(m, h[i]);
+		active++;
+	}
+	while (active > 0) {
+		struct epoll_event evs[64];
+		CURLMsg *msg;
+		int left, k;
+
+		k = epoll_wait(st.ep, evs, 64, st.timeout_ms < 0 ? 100 : (int)st.timeout_ms);
+		if (k <= 0) {
+			curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
+		} else {
+			for (int j = 0; j < k; j++)
+				curl_multi_socket_action(
+					m, evs[j].data.fd,
+					(evs[j].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+						(evs[j].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+						(evs[j].events & (EPOLLERR | EPOLLHUP)
+							 ? CURL_CSELECT_ERR
+							 : 0),
+					&running);
+		}
+		while ((msg = curl_multi_info_read(m, &left))) {
+			char *priv = NULL;
+			long status = 0;
+			int i;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+			i = (int)(intptr_t)priv;
+			if (msg->data.result == CURLE_OK && status == 200) {
+				reqs++;
+				run_lat(r, (double)(now_ns() - started[i]) / 1e9);
+			} else {
+				r->failed++;
+				note_error(r, curl_easy_strerror(msg->data.result));
+			}
+			curl_multi_remove_handle(m, h[i]);
+			active--;
+			if (now_s() < end) {
+				started[i] = now_ns();
+				curl_multi_add_handle(m, h[i]);
+				active++;
+			}
+		}
+	}
+	r->secs = now_s() - t0;
+	r->cpu = cpu_s() - c0;
+	r->ok = reqs / (uint64_t)neps;
+	for (int i = 0; i < n; i++)
+		curl_easy_cleanup(h[i]);
+	curl_multi_cleanup(m);
+	curl_slist_free_all(hdrs);
+	close(st.ep);
 	free(h);
 	free(started);
 }
@@ -954,10 +1104,12 @@ static void update_run(struct plugin *pl, const struct payload *p)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
-			"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
-			"                [--single cb|blk|plain,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
-			"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
+	fprintf(stderr,
+		"usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
+		"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
+		"                [--single cb|blk|plain|plainsa,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
+		"                [--max-connections N] [--refill N]\n"
+		"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
 	exit(2);
 }
 
@@ -989,6 +1141,7 @@ static void parse_args(int argc, char **argv)
 		{"wrk-threads", required_argument, NULL, 'W'},
 		{"single", required_argument, NULL, 'S'},
 		{"max-connections", required_argument, NULL, 'M'},
+		{"refill", required_argument, NULL, 'R'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -1024,6 +1177,9 @@ static void parse_args(int argc, char **argv)
 		case 'M':
 			o.max_conns = optarg;
 			break;
+		case 'R':
+			o.refill = arg_int("--refill", optarg, 1, INFLIGHT);
+			break;
 		default:
 			usage();
 		}
@@ -1047,7 +1203,7 @@ static int single_main(struct plugin *pl, struct payload *pay)
 	if (sscanf(o.single, "%15[a-z],%d,%d,%d", kind, &neps, &size, &conc) != 4 || neps < 1 ||
 	    neps > MAX_EPS || size < 0 || size >= NSIZES || conc < 1)
 		usage();
-	if (strcmp(kind, "plain") != 0) {
+	if (strncmp(kind, "plain", 5) != 0) {
 		char *cfg = config_json(neps, NULL);
 
 		plugin_create(pl, cfg);
@@ -1061,6 +1217,8 @@ static int single_main(struct plugin *pl, struct payload *pay)
 			plugin_cb_run(pl, &pay[size], conc, o.secs, &r);
 		else if (strcmp(kind, "blk") == 0)
 			plugin_blk_run(pl, &pay[size], conc, o.secs, &r);
+		else if (strcmp(kind, "plainsa") == 0)
+			plain_sa_run(&pay[size], neps, conc, o.secs, &r);
 		else
 			plain_run(&pay[size], neps, conc, o.secs, &r);
 		check_run(kind, &r);

@@ -139,6 +139,8 @@ static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *c
 	ep->token.ep = ep;
 	ep->max_running =
 		c->max_connections > 0 ? (int)c->max_connections : DEFAULT_MAX_CONNECTIONS;
+	pw_climit_init(&ep->climit, ep->max_running);
+	atomic_init(&ep->limit_now, pw_climit_get(&ep->climit));
 	ep->m = pw_metrics_endpoint(pw_sender_identity(s)->metrics,
 				    c->display ? c->display : c->url);
 	if (!ep->m)
@@ -269,9 +271,11 @@ void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
 		pthread_mutex_lock(&ep->dbg_lock);
 		strbuf_puts(sb, "{\"endpoint\":");
 		json_str(sb, ep->cfg->display);
-		strbuf_printf(
-			sb, ",\"in_flight\":%lld,\"last_success_unix_ms\":%lld,\"last_error\":",
-			(long long)pw_metrics_inflight(ep->m), (long long)ep->last_success_ms);
+		strbuf_printf(sb,
+			      ",\"in_flight\":%lld,\"concurrency_limit\":%d,\"max_connections\":%d,"
+			      "\"last_success_unix_ms\":%lld,\"last_error\":",
+			      (long long)pw_metrics_inflight(ep->m), atomic_load(&ep->limit_now),
+			      ep->max_running, (long long)ep->last_success_ms);
 		if (ep->last_error)
 			json_str(sb, ep->last_error);
 		else

@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "bufcache.h"
+#include "climit.h"
 #include "metrics.h"
 #include "log.h"
 #include "retry.h"
@@ -62,10 +64,12 @@ struct pw_endpoint {
 	struct curl_slist *ingest_hdrs; /* static part of an ingest request's headers */
 	bool user_content_type; /* `headers` sets Content-Type */
 	struct pw_auth *auth;
-	int max_running;
+	int max_running; /* max_connections */
+	_Atomic int limit_now; /* climit's current value, for the debug view */
 
 	/* I/O thread only. */
 	int running;
+	struct pw_climit climit; /* requests allowed under way, <= max_running */
 	/* Idle easy handles already configured for this endpoint: reusing one
 	 * skips resetting and re-applying TLS, proxy and protocol options. */
 	CURL *easy_pool[EP_EASY_POOL_MAX];
@@ -102,12 +106,18 @@ struct task {
 	int attempts;
 	CURL *easy;
 	struct curl_slist *hdrs; /* this attempt's headers, ending in hdrs_shared */
+	struct curl_slist *hdrs_own; /* the allocated part of hdrs, or NULL */
 	struct curl_slist *hdrs_shared; /* the endpoint's static headers (not owned) */
+	/* Connect-Timeout-Ms lives in the task itself: no allocation per attempt. */
+	struct curl_slist tmo_node;
+	char tmo_line[48];
 	char *url; /* owned for ingest, borrowed from the endpoint for push */
 	bool url_owned;
 	int64_t ep_start_ns, attempt_start_ns, next_at_ns;
 	struct strbuf body;
-	char *ctype, *cenc, *retry_after;
+	/* The last response's Retry-After (an HTTP date or a number of seconds
+	 * fits; anything longer is not a valid value and is cut). */
+	char retry_after[64];
 	char *last_err;
 	long last_http;
 	char errbuf[CURL_ERROR_SIZE];
@@ -118,8 +128,8 @@ struct delivery {
 	bool ingest;
 	struct pw_sender *s;
 	struct pw_snapshot *snap;
-	uint8_t *payload;
-	size_t len;
+	uint8_t *payload; /* from the sender's buffer cache */
+	size_t len, cap;
 	uint64_t size; /* bytes counted by the metrics */
 	uint64_t nprofiles; /* profiles counted by the metrics */
 	char **ctypes; /* ingest: incoming Content-Type values */
@@ -154,6 +164,7 @@ struct pw_sender {
 	int64_t drain_deadline_ns;
 
 	_Atomic int64_t inflight_bytes;
+	struct pw_bufcache bufs; /* payload buffers (any thread) */
 
 	/* I/O thread only. */
 	struct delivery *active;
@@ -162,6 +173,7 @@ struct pw_sender {
 	size_t npool;
 	uint64_t rng;
 	int64_t next_sweep_ns;
+	int64_t idle_since_ns; /* when the loop last had nothing under way */
 	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
 };
 

@@ -101,15 +101,13 @@ static bool sample_size(const struct pw_sample *s, size_t *out)
 	return true;
 }
 
-int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *samples,
-			 size_t nsamples, uint8_t **out, size_t *outlen)
+int pw_proto_push_size(const struct pw_labelset *ls, const struct pw_sample *samples,
+		       size_t nsamples, size_t *size)
 {
 	size_t nlabels = ls ? ls->n : 0;
 	size_t series = 0, total = 0, sz;
-	uint8_t *buf = NULL, *p;
 
-	*out = NULL;
-	*outlen = 0;
+	*size = 0;
 	for (size_t i = 0; i < nlabels; i++)
 		if (!label_size(&ls->items[i], &sz) || !field_size(&series, sz))
 			return -1;
@@ -118,10 +116,29 @@ int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *s
 			return -1;
 	if (!field_size(&total, series))
 		return -1;
+	*size = total;
+	return 0;
+}
 
-	buf = malloc(total);
-	if (!buf)
+int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *samples,
+			size_t nsamples, uint8_t *buf, size_t size)
+{
+	size_t nlabels = ls ? ls->n : 0;
+	size_t total, series, sz;
+	uint8_t *p;
+
+	if (pw_proto_push_size(ls, samples, nsamples, &total) < 0 || total > size)
 		return -1;
+	/* The series' length is the total less its own tag and length. */
+	series = 0;
+	for (size_t i = 0; i < nlabels; i++) {
+		label_size(&ls->items[i], &sz);
+		field_size(&series, sz);
+	}
+	for (size_t i = 0; i < nsamples; i++) {
+		sample_size(&samples[i], &sz);
+		field_size(&series, sz);
+	}
 	p = put_header(buf, 0x0A, series); /* PushRequest.series */
 	for (size_t i = 0; i < nlabels; i++) {
 		const struct pw_kv *kv = &ls->items[i];
@@ -145,7 +162,24 @@ int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *s
 		if (il)
 			p = put_bytes(p, 0x12, s->id, il); /* RawSample.ID */
 	}
-	if ((size_t)(p - buf) != total) { /* cannot happen unless the sizing is wrong */
+	/* Cannot differ unless the sizing is wrong. */
+	return (size_t)(p - buf) == total ? 0 : -1;
+}
+
+int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *samples,
+			 size_t nsamples, uint8_t **out, size_t *outlen)
+{
+	size_t total;
+	uint8_t *buf;
+
+	*out = NULL;
+	*outlen = 0;
+	if (pw_proto_push_size(ls, samples, nsamples, &total) < 0)
+		return -1;
+	buf = malloc(total ? total : 1);
+	if (!buf)
+		return -1;
+	if (pw_proto_push_write(ls, samples, nsamples, buf, total) < 0) {
 		free(buf);
 		return -1;
 	}

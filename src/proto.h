@@ -19,6 +19,14 @@
 int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *samples,
 			 size_t nsamples, uint8_t **out, size_t *outlen);
 
+/* The same encoding in two steps, for a caller that owns the buffer: the
+ * exact size (0, or -1 on overflow), then the bytes into a buffer of at
+ * least that size (0, or -1 if the sizes disagree). */
+int pw_proto_push_size(const struct pw_labelset *ls, const struct pw_sample *samples,
+		       size_t nsamples, size_t *size);
+int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *samples,
+			size_t nsamples, uint8_t *buf, size_t size);
+
 struct pw_dec_sample {
 	const uint8_t *data; /* points into the decoded buffer */
 	size_t len;

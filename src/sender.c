@@ -30,6 +30,8 @@
 #include "strbuf.h"
 
 #define QUEUE_SWEEP_NS (100 * 1000 * 1000LL)
+/* Idle time after which cached payload buffers are freed. */
+#define BUFCACHE_IDLE_NS (2000 * 1000000LL)
 
 int64_t pw_now_ns(void)
 {
@@ -200,41 +202,43 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
-static char *header_value(const char *line, size_t len, const char *name)
+/* Whether line is a header called name; *value is set to its trimmed
+ * value, *vlen to its length. */
+static bool header_is(const char *line, size_t len, const char *name, const char **value,
+		      size_t *vlen)
 {
 	size_t nl = strlen(name);
 	const char *v, *end = line + len;
 
-	if (len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
-		return NULL;
+	if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
+		return false;
 	v = line + nl + 1;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
 	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	return pw_strndup(v, (size_t)(end - v));
+	*value = v;
+	*vlen = (size_t)(end - v);
+	return true;
 }
 
+/* Only Retry-After is needed from the response headers (the content type
+ * comes from CURLINFO_CONTENT_TYPE); it is kept in the task, so answers
+ * cost no allocation. */
 static size_t on_header(char *line, size_t size, size_t nmemb, void *user)
 {
 	struct task *t = user;
-	size_t n = size * nmemb;
-	char *v;
+	size_t n = size * nmemb, vlen;
+	const char *v;
 
 	if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (redirect, 100 Continue): forget the last one. */
 		pw_task_reset_response(t);
-		return n;
-	}
-	if ((v = header_value(line, n, "Content-Type"))) {
-		free(t->ctype);
-		t->ctype = v;
-	} else if ((v = header_value(line, n, "Content-Encoding"))) {
-		free(t->cenc);
-		t->cenc = v;
-	} else if ((v = header_value(line, n, "Retry-After"))) {
-		free(t->retry_after);
-		t->retry_after = v;
+	} else if (header_is(line, n, "Retry-After", &v, &vlen)) {
+		if (vlen >= sizeof(t->retry_after))
+			vlen = sizeof(t->retry_after) - 1;
+		memcpy(t->retry_after, v, vlen);
+		t->retry_after[vlen] = '\0';
 	}
 	return n;
 }
@@ -270,16 +274,17 @@ static bool start_token_request(struct pw_sender *s, struct pw_endpoint *ep, cha
 }
 
 /*
- * This attempt's headers: the few that change per attempt, followed by the
- * endpoint's static list, which is shared rather than copied (libcurl only
- * reads it). pw_task_free_headers() frees the first part only.
+ * This attempt's headers: Connect-Timeout-Ms (a list node inside the task),
+ * then the few allocated per attempt (credentials, an ingest's content
+ * types), then the endpoint's static list, which is shared rather than
+ * copied (libcurl only reads it). pw_task_free_headers() frees the
+ * allocated part only.
  */
 static struct curl_slist *attempt_headers(struct task *t, const char *auth, long timeout_ms)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
-	struct curl_slist *l = NULL, *n, *tail;
-	char buf[24];
+	struct curl_slist *l = NULL, *n, *tail, *head;
 
 	t->hdrs_shared = d->ingest ? ep->ingest_hdrs : ep->push_hdrs;
 	if (d->ingest) {
@@ -303,25 +308,29 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 				l = n;
 			}
 		}
-	} else if (timeout_ms <= 9999999999L) {
-		/* The protocol allows at most 10 digits; a longer budget is
-		 * simply not announced. */
-		snprintf(buf, sizeof(buf), "%ld", timeout_ms);
-		if (!(n = pw_slist_add(l, "Connect-Timeout-Ms", buf)))
-			goto fail;
-		l = n;
 	}
 	if (auth) {
 		if (!(n = pw_slist_add(l, "Authorization", auth)))
 			goto fail;
 		l = n;
 	}
-	if (!l)
-		return t->hdrs_shared;
-	for (tail = l; tail->next; tail = tail->next)
-		;
-	tail->next = t->hdrs_shared;
-	return l;
+	t->hdrs_own = l;
+	head = t->hdrs_shared;
+	if (l) {
+		for (tail = l; tail->next; tail = tail->next)
+			;
+		tail->next = t->hdrs_shared;
+		head = l;
+	}
+	/* The protocol allows at most 10 digits; a longer budget is simply
+	 * not announced. */
+	if (!d->ingest && timeout_ms <= 9999999999L) {
+		snprintf(t->tmo_line, sizeof(t->tmo_line), "Connect-Timeout-Ms: %ld", timeout_ms);
+		t->tmo_node.data = t->tmo_line;
+		t->tmo_node.next = head;
+		head = &t->tmo_node;
+	}
+	return head;
 fail:
 	pw_slist_free_wipe(l);
 	return NULL;
@@ -406,7 +415,7 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 		finish_task(s, t, false);
 		return;
 	}
-	if (ep->running >= ep->max_running) {
+	if (ep->running >= pw_climit_get(&ep->climit)) {
 		t->state = T_QUEUED;
 		t->next = NULL;
 		if (ep->waitq_tail)
@@ -446,7 +455,7 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 /* Starts queued tasks of an endpoint while it has free slots. */
 static void pump_endpoint(struct pw_sender *s, struct pw_endpoint *ep, int64_t now)
 {
-	while (ep->waitq_head && ep->running < ep->max_running) {
+	while (ep->waitq_head && ep->running < pw_climit_get(&ep->climit)) {
 		struct task *t = ep->waitq_head;
 
 		ep->waitq_head = t->next;
@@ -487,7 +496,7 @@ static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v
 		finish_task(s, t, false);
 		return;
 	}
-	if ((t->last_http == 429 || t->last_http == 503) && t->retry_after) {
+	if ((t->last_http == 429 || t->last_http == 503) && t->retry_after[0]) {
 		ra = pw_retry_after_parse(t->retry_after, (int64_t)time(NULL));
 		if (ra > 0)
 			delay = ra < c->max_backoff_ns ? ra : c->max_backoff_ns;
@@ -511,6 +520,7 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 	enum pw_verdict v;
 	char *err = NULL;
 	long status = 0;
+	int inflight = ep->running; /* this request included */
 
 	curl_multi_remove_handle(s->multi, t->easy);
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -527,7 +537,8 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 		a.transport_error = t->errbuf[0] ? t->errbuf : curl_easy_strerror(rc);
 	}
 	a.http_status = status;
-	a.content_type = t->ctype;
+	if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &a.content_type) != CURLE_OK)
+		a.content_type = NULL;
 	/* libcurl has already decoded a gzip body it was asked to accept. */
 	a.content_encoding = NULL;
 	a.body = (const uint8_t *)t->body.data;
@@ -539,6 +550,13 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 		v = pw_classify_push(&a, ep->cfg->retry_on_http_429, NULL, &err);
 	easy_put(s, ep, t->easy);
 	t->easy = NULL;
+	/* Only answers the server accepted say how long a request takes when
+	 * all goes well. */
+	if (v == PW_VERDICT_DELIVERED) {
+		pw_climit_sample(&ep->climit, now, now - t->attempt_start_ns, inflight);
+		atomic_store_explicit(&ep->limit_now, pw_climit_get(&ep->climit),
+				      memory_order_relaxed);
+	}
 	/* The task's delivery may end here and take the last reference to an
 	 * endpoint that a reload removed: keep it alive for the pump. */
 	atomic_fetch_add(&ep->refs, 1);
@@ -783,6 +801,16 @@ static void *io_main(void *arg)
 		}
 
 		now = pw_now_ns();
+		/* Cached payload buffers are for a steady flow; after a while
+		 * with nothing under way they go back to the allocator. */
+		if (s->active || incoming) {
+			s->idle_since_ns = 0;
+		} else if (!s->idle_since_ns) {
+			s->idle_since_ns = now;
+		} else if (now - s->idle_since_ns >= BUFCACHE_IDLE_NS) {
+			pw_bufcache_trim(&s->bufs);
+			s->idle_since_ns = now;
+		}
 		wait_ns = 1000 * 1000000LL;
 		if (next != INT64_MAX && next - now < wait_ns)
 			wait_ns = next - now;
@@ -814,6 +842,7 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 	if (!s)
 		goto oom;
 	pthread_mutex_init(&s->lock, NULL);
+	pw_bufcache_init(&s->bufs);
 	s->log = opts->log;
 	s->metrics = opts->metrics;
 	s->user_agent = pw_strdup(opts->user_agent ? opts->user_agent : "pyroscope-write");
@@ -866,6 +895,7 @@ void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
 		curl_multi_cleanup(s->multi);
 	free(s->user_agent);
 	free(s->instance_id);
+	pw_bufcache_destroy(&s->bufs);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -15,19 +15,17 @@
 void pw_task_reset_response(struct task *t)
 {
 	strbuf_reset(&t->body);
-	free(t->ctype);
-	free(t->cenc);
-	free(t->retry_after);
-	t->ctype = t->cenc = t->retry_after = NULL;
+	t->retry_after[0] = '\0';
 	t->errbuf[0] = '\0';
 }
 
 void pw_task_free_headers(struct task *t)
 {
-	struct curl_slist *own = t->hdrs;
+	struct curl_slist *own = t->hdrs_own;
 
 	t->hdrs = NULL;
-	if (!own || own == t->hdrs_shared)
+	t->hdrs_own = NULL;
+	if (!own)
 		return;
 	/* Cut the list where the shared tail starts, then free our part. */
 	for (struct curl_slist *h = own; h; h = h->next) {
@@ -43,7 +41,7 @@ void pw_delivery_release_bytes(struct delivery *d)
 {
 	if (d->payload) {
 		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
-		free(d->payload);
+		pw_bufcache_put(&d->s->bufs, d->payload, d->cap);
 		d->payload = NULL;
 	}
 }
@@ -206,21 +204,26 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 	d->size = size;
 	d->nprofiles = p->nsamples;
 	if (snap->neps > 0) {
-		if (pw_proto_encode_push(&ls, p->samples, p->nsamples, &d->payload, &d->len) < 0)
+		if (pw_proto_push_size(&ls, p->samples, p->nsamples, &d->len) < 0)
 			goto oom;
 		if (!reserve_bytes(s, cfg, d->len)) {
-			/* Not reserved: free it without giving bytes back. */
-			free(d->payload);
-			d->payload = NULL;
 			pw_labelset_free(&ls);
 			return refuse_overload(s, d, d->len, 0);
 		}
+		d->payload = pw_bufcache_get(&s->bufs, d->len, &d->cap);
+		if (!d->payload ||
+		    pw_proto_push_write(&ls, p->samples, p->nsamples, d->payload, d->len) < 0)
+			goto oom_reserved;
 	}
 	pw_labelset_free(&ls);
 	rc = submit(s, d);
 	if (rc != COMPONENT_OK)
 		pw_delivery_free(d);
 	return rc;
+oom_reserved:
+	/* pw_delivery_free() gives the reserved bytes back with the buffer. */
+	if (!d->payload)
+		atomic_fetch_sub(&s->inflight_bytes, (int64_t)d->len);
 oom:
 	pw_labelset_free(&ls);
 	pw_delivery_free(d);
@@ -277,7 +280,7 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		if (!reserve_bytes(s, cfg, in->body_len))
 			return refuse_overload(s, d, in->body_len, 429);
 		/* One copy, shared read-only by every endpoint. */
-		d->payload = malloc(in->body_len);
+		d->payload = pw_bufcache_get(&s->bufs, in->body_len, &d->cap);
 		if (!d->payload) {
 			atomic_fetch_sub(&s->inflight_bytes, (int64_t)in->body_len);
 			goto oom;
