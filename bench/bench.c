@@ -64,6 +64,7 @@ struct opts {
 	const char *tmpdir;
 	const char *max_conns; /* endpoint max_connections, NULL: the default */
 	int refill; /* callback form: deliveries the host pushes per wake-up */
+	bool copy; /* callback form without PW_PUSH_KEEP_UNTIL_DONE */
 	const char *single; /* "KIND,ENDPOINTS,SIZE,CONCURRENCY": one kind of run, repeated */
 };
 
@@ -387,6 +388,10 @@ static void fill_push(struct pw_push *push, struct pw_sample *s, const struct pa
 	push->nlabels = 2;
 	push->samples = s;
 	push->nsamples = 1;
+	/* The payload lives as long as the run: the callback form lets the
+	 * component send large profiles from it (the blocking form does so
+	 * anyway). --copy measures the component copying it instead. */
+	push->flags = o.copy ? 0 : PW_PUSH_KEEP_UNTIL_DONE;
 }
 
 static void note_error(struct run *r, const char *e)
@@ -1142,6 +1147,7 @@ static void parse_args(int argc, char **argv)
 		{"single", required_argument, NULL, 'S'},
 		{"max-connections", required_argument, NULL, 'M'},
 		{"refill", required_argument, NULL, 'R'},
+		{"copy", no_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -1179,6 +1185,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'R':
 			o.refill = arg_int("--refill", optarg, 1, INFLIGHT);
+			break;
+		case 'C':
+			o.copy = true;
 			break;
 		default:
 			usage();

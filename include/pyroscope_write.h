@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #define PW_RECEIVER_EXPORT "receiver"
-#define PW_RECEIVER_VERSION 1
+#define PW_RECEIVER_VERSION 2
 
 /* No deadline: the delivery runs until every endpoint succeeds or gives up. */
 #define PW_NO_DEADLINE INT64_C(0)
@@ -40,6 +40,12 @@ struct pw_sample {
 	const char *id; /* borrowed; NULL or "" for none */
 };
 
+/* pw_push.flags: push_async only. Every samples[i].data buffer stays valid
+ * and unchanged until done has been called, so the component may send large
+ * profiles straight from it instead of copying them first. (The blocking
+ * push does this on its own: its caller waits anyway.) */
+#define PW_PUSH_KEEP_UNTIL_DONE UINT32_C(0x1)
+
 /* A push: one label set and its samples, sent as one series. */
 struct pw_push {
 	uint32_t struct_size; /* sizeof(struct pw_push) */
@@ -47,6 +53,9 @@ struct pw_push {
 	size_t nlabels;
 	const struct pw_sample *samples;
 	size_t nsamples;
+	/* Added in receiver version 2; a caller whose struct_size ends before
+	 * it gets 0. */
+	uint32_t flags; /* PW_PUSH_* */
 };
 
 /* An SDK request received on /ingest, to be forwarded. */

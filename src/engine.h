@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "bufcache.h"
 #include "climit.h"
+#include "proto.h"
 #include "metrics.h"
 #include "log.h"
 #include "retry.h"
@@ -115,6 +116,7 @@ struct task {
 	bool url_owned;
 	int64_t ep_start_ns, attempt_start_ns, next_at_ns;
 	struct strbuf body;
+	size_t rd_seg, rd_off; /* read position in d->segs */
 	/* The last response's Retry-After (an HTTP date or a number of seconds
 	 * fits; anything longer is not a valid value and is cut). */
 	char retry_after[64];
@@ -129,7 +131,11 @@ struct delivery {
 	struct pw_sender *s;
 	struct pw_snapshot *snap;
 	uint8_t *payload; /* from the sender's buffer cache */
-	size_t len, cap;
+	size_t len, cap; /* len: bytes of the request body */
+	/* When set, the body is these pieces (parts of payload and the
+	 * caller's samples, which stay valid until done) instead of payload. */
+	struct pw_seg *segs;
+	size_t nsegs;
 	uint64_t size; /* bytes counted by the metrics */
 	uint64_t nprofiles; /* profiles counted by the metrics */
 	char **ctypes; /* ingest: incoming Content-Type values */

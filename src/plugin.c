@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -113,9 +114,14 @@ static void waiter_init(struct waiter *w, struct pw_result *out)
 	memset(out, 0, sizeof(*out));
 }
 
+/* The first version of struct pw_push ended at nsamples. */
+#define PUSH_MIN_SIZE (offsetof(struct pw_push, nsamples) + sizeof(size_t))
+#define PUSH_HAS(p, field)                                                                         \
+	((p)->struct_size >= offsetof(struct pw_push, field) + sizeof((p)->field))
+
 static bool push_ok(const struct pw_push *p)
 {
-	if (!p || p->struct_size < sizeof(struct pw_push))
+	if (!p || p->struct_size < PUSH_MIN_SIZE)
 		return false;
 	if (p->nlabels && !p->labels)
 		return false;
@@ -144,8 +150,8 @@ static bool ingest_ok(const struct pw_ingest *in)
 	return true;
 }
 
-static int r_push_async(void *ctx, const struct pw_push *p, int64_t deadline_ns, pw_done_fn done,
-			void *user)
+static int push_with(void *ctx, const struct pw_push *p, bool keep, int64_t deadline_ns,
+		     pw_done_fn done, void *user)
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
@@ -154,9 +160,18 @@ static int r_push_async(void *ctx, const struct pw_push *p, int64_t deadline_ns,
 	if (!inst || !done || !push_ok(p))
 		return COMPONENT_EINVAL;
 	snap = current(inst);
-	rc = pw_sender_push(inst->sender, snap, p, deadline_ns, done, user);
+	rc = pw_sender_push(inst->sender, snap, p, keep, deadline_ns, done, user);
 	pw_snapshot_unref(snap);
 	return rc;
+}
+
+static int r_push_async(void *ctx, const struct pw_push *p, int64_t deadline_ns, pw_done_fn done,
+			void *user)
+{
+	bool keep = p && p->struct_size >= PUSH_MIN_SIZE && PUSH_HAS(p, flags) &&
+		    (p->flags & PW_PUSH_KEEP_UNTIL_DONE);
+
+	return push_with(ctx, p, keep, deadline_ns, done, user);
 }
 
 static int r_ingest_async(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
@@ -181,7 +196,8 @@ static int r_push(void *ctx, const struct pw_push *p, int64_t deadline_ns, struc
 	if (!out)
 		return COMPONENT_EINVAL;
 	waiter_init(&w, out);
-	return wait_for(&w, r_push_async(ctx, p, deadline_ns, waiter_done, &w));
+	/* The caller waits for the outcome: its samples outlive the delivery. */
+	return wait_for(&w, push_with(ctx, p, true, deadline_ns, waiter_done, &w));
 }
 
 static int r_ingest(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,

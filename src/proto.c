@@ -120,17 +120,13 @@ int pw_proto_push_size(const struct pw_labelset *ls, const struct pw_sample *sam
 	return 0;
 }
 
-int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *samples,
-			size_t nsamples, uint8_t *buf, size_t size)
+/* Writes the series header and labels at p; returns the end. */
+static uint8_t *put_series_head(const struct pw_labelset *ls, const struct pw_sample *samples,
+				size_t nsamples, uint8_t *p)
 {
 	size_t nlabels = ls ? ls->n : 0;
-	size_t total, series, sz;
-	uint8_t *p;
+	size_t series = 0, sz;
 
-	if (pw_proto_push_size(ls, samples, nsamples, &total) < 0 || total > size)
-		return -1;
-	/* The series' length is the total less its own tag and length. */
-	series = 0;
 	for (size_t i = 0; i < nlabels; i++) {
 		label_size(&ls->items[i], &sz);
 		field_size(&series, sz);
@@ -139,7 +135,7 @@ int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *sa
 		sample_size(&samples[i], &sz);
 		field_size(&series, sz);
 	}
-	p = put_header(buf, 0x0A, series); /* PushRequest.series */
+	p = put_header(p, 0x0A, series); /* PushRequest.series */
 	for (size_t i = 0; i < nlabels; i++) {
 		const struct pw_kv *kv = &ls->items[i];
 		size_t kl = strlen(kv->key), vl = strlen(kv->value);
@@ -151,6 +147,18 @@ int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *sa
 		if (vl)
 			p = put_bytes(p, 0x12, kv->value, vl); /* LabelPair.value */
 	}
+	return p;
+}
+
+int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *samples,
+			size_t nsamples, uint8_t *buf, size_t size)
+{
+	size_t total, sz;
+	uint8_t *p;
+
+	if (pw_proto_push_size(ls, samples, nsamples, &total) < 0 || total > size)
+		return -1;
+	p = put_series_head(ls, samples, nsamples, buf);
 	for (size_t i = 0; i < nsamples; i++) {
 		const struct pw_sample *s = &samples[i];
 		size_t il = s->id ? strlen(s->id) : 0;
@@ -164,6 +172,53 @@ int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *sa
 	}
 	/* Cannot differ unless the sizing is wrong. */
 	return (size_t)(p - buf) == total ? 0 : -1;
+}
+
+int pw_proto_push_segments(const struct pw_labelset *ls, const struct pw_sample *samples,
+			   size_t nsamples, uint8_t *own, size_t ownlen, struct pw_seg **segs,
+			   size_t *nsegs)
+{
+	size_t total, data = 0, n = 0, sz;
+	struct pw_seg *v;
+	uint8_t *p, *start;
+
+	*segs = NULL;
+	*nsegs = 0;
+	if (pw_proto_push_size(ls, samples, nsamples, &total) < 0)
+		return -1;
+	for (size_t i = 0; i < nsamples; i++)
+		data += samples[i].len;
+	if (total - data != ownlen || nsamples > (SIZE_MAX - 1) / 2)
+		return -1;
+	v = malloc((2 * nsamples + 1) * sizeof(*v));
+	if (!v)
+		return -1;
+	start = own;
+	p = put_series_head(ls, samples, nsamples, own);
+	for (size_t i = 0; i < nsamples; i++) {
+		const struct pw_sample *s = &samples[i];
+		size_t il = s->id ? strlen(s->id) : 0;
+
+		sample_size(s, &sz);
+		p = put_header(p, 0x12, sz); /* RawProfileSeries.samples */
+		if (s->len) {
+			p = put_header(p, 0x0A, s->len); /* RawSample.raw_profile */
+			v[n++] = (struct pw_seg){start, (size_t)(p - start)};
+			v[n++] = (struct pw_seg){s->data, s->len};
+			start = p;
+		}
+		if (il)
+			p = put_bytes(p, 0x12, s->id, il); /* RawSample.ID */
+	}
+	if (p > start)
+		v[n++] = (struct pw_seg){start, (size_t)(p - start)};
+	if ((size_t)(p - own) != ownlen) { /* cannot happen unless the sizing is wrong */
+		free(v);
+		return -1;
+	}
+	*segs = v;
+	*nsegs = n;
+	return 0;
 }
 
 int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *samples,

@@ -27,6 +27,25 @@ int pw_proto_push_size(const struct pw_labelset *ls, const struct pw_sample *sam
 int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *samples,
 			size_t nsamples, uint8_t *buf, size_t size);
 
+/* A piece of an encoded request. */
+struct pw_seg {
+	const uint8_t *p;
+	size_t n;
+};
+
+/*
+ * The same encoding as a list of pieces that leaves the samples' bytes where
+ * they are: everything else (tags, lengths, labels, IDs) is written to own,
+ * which must hold the total size less the samples' lengths, and *segs (at
+ * most 2 * nsamples + 1 entries, malloc'd) alternates between parts of own
+ * and the samples' data. Concatenated, the pieces are exactly what
+ * pw_proto_push_write() produces. Returns 0, or -1 on a size mismatch or
+ * out of memory.
+ */
+int pw_proto_push_segments(const struct pw_labelset *ls, const struct pw_sample *samples,
+			   size_t nsamples, uint8_t *own, size_t ownlen, struct pw_seg **segs,
+			   size_t *nsegs);
+
 struct pw_dec_sample {
 	const uint8_t *data; /* points into the decoded buffer */
 	size_t len;

@@ -178,6 +178,8 @@ static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
 		curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(e, CURLOPT_READDATA, NULL);
+		curl_easy_setopt(e, CURLOPT_SEEKDATA, NULL);
 		curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
 		curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
@@ -188,6 +190,52 @@ static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
 	} else {
 		curl_easy_cleanup(e);
 	}
+}
+
+/* The request body when it is sent from pieces (struct delivery.segs). */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *user)
+{
+	struct task *t = user;
+	const struct delivery *d = t->d;
+	size_t room = size * nitems, done = 0;
+
+	while (room > 0 && t->rd_seg < d->nsegs) {
+		const struct pw_seg *g = &d->segs[t->rd_seg];
+		size_t n = g->n - t->rd_off;
+
+		if (n > room)
+			n = room;
+		memcpy(buf + done, g->p + t->rd_off, n);
+		done += n;
+		room -= n;
+		t->rd_off += n;
+		if (t->rd_off == g->n) {
+			t->rd_seg++;
+			t->rd_off = 0;
+		}
+	}
+	return done;
+}
+
+/* libcurl rewinds the body to send it again (a redirect, an
+ * authentication round): find the piece that holds the offset. */
+static int on_seek(void *user, curl_off_t offset, int origin)
+{
+	struct task *t = user;
+	const struct delivery *d = t->d;
+	size_t off;
+
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > d->len)
+		return CURL_SEEKFUNC_FAIL;
+	off = (size_t)offset;
+	t->rd_seg = 0;
+	t->rd_off = 0;
+	while (t->rd_seg < d->nsegs && off >= d->segs[t->rd_seg].n) {
+		off -= d->segs[t->rd_seg].n;
+		t->rd_seg++;
+	}
+	t->rd_off = off;
+	return CURL_SEEKFUNC_OK;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *user)
@@ -371,7 +419,18 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 		curl_easy_setopt(e, CURLOPT_URL, t->url);
 	pw_task_reset_response(t);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->payload ? (char *)d->payload : "");
+	if (d->segs) {
+		/* Large samples the caller keeps alive: read from where they are. */
+		t->rd_seg = 0;
+		t->rd_off = 0;
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, t);
+		curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(e, CURLOPT_SEEKDATA, t);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->payload ? (char *)d->payload : "");
+	}
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);

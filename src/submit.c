@@ -12,6 +12,11 @@
 #include "http.h"
 #include "proto.h"
 
+/* Samples at least this large are sent from the caller's memory when it
+ * keeps them alive; smaller ones are cheaper to copy (libcurl then sends
+ * them with the headers in one write). */
+#define STREAM_MIN_BYTES (64 * 1024)
+
 void pw_task_reset_response(struct task *t)
 {
 	strbuf_reset(&t->body);
@@ -63,6 +68,7 @@ void pw_delivery_free(struct delivery *d)
 	for (size_t i = 0; i < d->nctypes; i++)
 		free(d->ctypes[i]);
 	free(d->ctypes);
+	free(d->segs);
 	pw_delivery_release_bytes(d);
 	strbuf_free(&d->errors);
 	pw_snapshot_unref(d->snap);
@@ -184,8 +190,30 @@ static int refuse_overload(struct pw_sender *s, struct delivery *d, size_t len, 
 	return COMPONENT_OK;
 }
 
+/* Builds d's body: one encoded buffer, or, when the caller keeps its
+ * samples alive and they are large, the encoding around them. */
+static int build_push_body(struct pw_sender *s, struct delivery *d, const struct pw_labelset *ls,
+			   const struct pw_push *p, bool keep, uint64_t data_bytes)
+{
+	size_t own;
+
+	if (!keep || data_bytes < STREAM_MIN_BYTES) {
+		d->payload = pw_bufcache_get(&s->bufs, d->len, &d->cap);
+		return d->payload && pw_proto_push_write(ls, p->samples, p->nsamples, d->payload,
+							 d->len) == 0
+			       ? 0
+			       : -1;
+	}
+	own = d->len - (size_t)data_bytes;
+	d->payload = pw_bufcache_get(&s->bufs, own, &d->cap);
+	if (!d->payload)
+		return -1;
+	return pw_proto_push_segments(ls, p->samples, p->nsamples, d->payload, own, &d->segs,
+				      &d->nsegs);
+}
+
 int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
-		   int64_t deadline_ns, pw_done_fn done, void *user)
+		   bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
 {
 	const struct pw_config *cfg = snap->cref->cfg;
 	struct pw_labelset ls = {0};
@@ -210,9 +238,7 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 			pw_labelset_free(&ls);
 			return refuse_overload(s, d, d->len, 0);
 		}
-		d->payload = pw_bufcache_get(&s->bufs, d->len, &d->cap);
-		if (!d->payload ||
-		    pw_proto_push_write(&ls, p->samples, p->nsamples, d->payload, d->len) < 0)
+		if (build_push_body(s, d, &ls, p, keep, size) < 0)
 			goto oom_reserved;
 	}
 	pw_labelset_free(&ls);

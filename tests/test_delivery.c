@@ -8,6 +8,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "hostutil.h"
+#include "proto.h"
 #include "pw_version.h"
 #include "standin/standin.h"
 
@@ -468,6 +470,149 @@ struct load_ctx {
 	const char *cfg_a, *cfg_b;
 };
 
+/* A valid raw pprof of about `size` bytes: a small profile followed by
+ * string-table entries of varied text (the stand-in parses every sample). */
+static uint8_t *big_pprof(size_t size, unsigned seed, size_t *len)
+{
+	size_t base_len, n = 0;
+	const uint8_t *base = standin_pprof_sample(&base_len);
+	uint8_t *p = malloc(size + base_len + 1003);
+
+	memcpy(p, base, base_len);
+	n = base_len;
+	while (n < size) {
+		p[n++] = 0x32; /* string_table */
+		p[n++] = 0xe8; /* varint 1000 */
+		p[n++] = 0x07;
+		for (int i = 0; i < 1000; i++) {
+			seed = seed * 1103515245u + 12345u;
+			p[n++] = (uint8_t)('a' + (seed >> 16) % 26);
+		}
+	}
+	*len = n;
+	return p;
+}
+
+/* The i-th request's samples are exactly these byte strings. */
+static void expect_samples(struct standin *st, size_t i, const uint8_t *const *data,
+			   const size_t *lens, size_t n)
+{
+	struct standin_request *r = standin_request_get(st, i);
+	struct pw_dec_push d;
+	char *err = NULL;
+
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->status, 200);
+	ck_assert_msg(pw_proto_decode_push(r->body, r->body_len, &d, &err) == 0, "%s", err);
+	ck_assert_uint_eq(d.nseries, 1);
+	ck_assert_uint_eq(d.series[0].nsamples, n);
+	for (size_t j = 0; j < n; j++) {
+		ck_assert_uint_eq(d.series[0].samples[j].len, lens[j]);
+		ck_assert_int_eq(memcmp(d.series[0].samples[j].data, data[j], lens[j]), 0);
+	}
+	pw_dec_push_free(&d);
+	standin_request_free(r);
+}
+
+struct async_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int status;
+};
+
+static void async_done(void *user, const struct pw_result *r)
+{
+	struct async_wait *w = user;
+
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	w->status = r->status;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* A host that keeps its samples until done (PW_PUSH_KEEP_UNTIL_DONE): large
+ * ones are sent from its memory, also again on a retry, and byte for byte;
+ * once done has run the host frees them and nothing reads them any more
+ * (AddressSanitizer and valgrind would see it). */
+START_TEST(push_async_keeps_caller_samples)
+{
+	struct standin_reply busy = {.status = 503, .body = "busy", .content_type = "text/plain"};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"},"
+				     "{\"url\":\"{{B}}\",\"name\":\"b\","
+				     "\"min_backoff_period\":\"10ms\"}]}");
+	size_t big_len, small_len;
+	uint8_t *big = big_pprof(300 * 1000, 7, &big_len);
+	uint8_t *copy = malloc(big_len);
+	const uint8_t *small = th_pprof_gz(&small_len);
+	struct pw_label l[] = {{"service_name", "svc"}, {"__name__", "process_cpu"}};
+	struct pw_sample smp[] = {{big, big_len, "big"}, {small, small_len, NULL}};
+	struct pw_push p = {sizeof(p), l, 2, smp, 2, PW_PUSH_KEEP_UNTIL_DONE};
+	struct async_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, -1};
+	const uint8_t *want[2];
+	size_t lens[2] = {big_len, small_len};
+
+	memcpy(copy, big, big_len);
+	want[0] = copy;
+	want[1] = small;
+	standin_script(sink2, STANDIN_ROUTE_PUSH, &busy);
+	ck_assert_int_eq(in.rx->version, PW_RECEIVER_VERSION);
+	ck_assert_int_eq(in.rx->push_async(in.rx->ctx, &p, th_deadline(10000), async_done, &w),
+			 COMPONENT_OK);
+	pthread_mutex_lock(&w.lock);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	ck_assert_int_eq(w.status, COMPONENT_OK);
+	memset(big, 0, big_len);
+	free(big);
+	expect_samples(sink, 0, want, lens, 2);
+	ck_assert_int_eq(standin_count(sink2), 2);
+	expect_samples(sink2, 1, want, lens, 2);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_bytes_total", "a"),
+			    (double)(big_len + small_len));
+
+	/* The blocking push does the same on its own. */
+	big = big_pprof(200 * 1000, 11, &big_len);
+	memcpy(copy, big, big_len);
+	lens[0] = big_len;
+	ck_assert_int_eq(th_push(&in, labels_basic, big, big_len, 10000, NULL), COMPONENT_OK);
+	free(big);
+	expect_samples(sink, 1, want, lens, 1);
+	expect_samples(sink2, 2, want, lens, 1);
+
+	/* A caller built against the first receiver version has no flags: its
+	 * struct ends at nsamples, and it is still accepted. */
+	{
+		struct pw_push old = p;
+
+		old.struct_size = (uint32_t)(offsetof(struct pw_push, nsamples) + sizeof(size_t));
+		old.flags = 0;
+		big = big_pprof(100 * 1000, 3, &big_len);
+		smp[0].data = big;
+		smp[0].len = big_len;
+		memcpy(copy, big, big_len);
+		lens[0] = big_len;
+		w.done = false;
+		ck_assert_int_eq(
+			in.rx->push_async(in.rx->ctx, &old, th_deadline(10000), async_done, &w),
+			COMPONENT_OK);
+		/* Not kept: the component copied it, so it may go right away. */
+		memset(big, 0, big_len);
+		free(big);
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+		ck_assert_int_eq(w.status, COMPONENT_OK);
+		expect_samples(sink, 2, want, lens, 2);
+	}
+	free(copy);
+	th_destroy(&in);
+}
+END_TEST
+
 static void *producer(void *arg)
 {
 	struct load_ctx *c = arg;
@@ -563,6 +708,7 @@ static Suite *delivery_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, push_wire_format_labels_and_headers);
+	tcase_add_test(tc, push_async_keeps_caller_samples);
 	tcase_add_test(tc, fanout_one_failing);
 	tcase_add_test(tc, connect_error_not_retried);
 	tcase_add_test(tc, connect_error_gzip_body);

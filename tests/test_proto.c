@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -435,6 +436,70 @@ START_TEST(test_truncation_everywhere)
 }
 END_TEST
 
+/* The pieces of pw_proto_push_segments(), put together, are the bytes
+ * pw_proto_push_write() makes, and point into the samples themselves. */
+static void check_segments(const struct pw_labelset *ls, const struct pw_sample *s, size_t n)
+{
+	size_t len, data = 0, nsegs, off = 0;
+	uint8_t *want = encode(ls, s, n, &len), *own, *got;
+	struct pw_seg *segs;
+
+	for (size_t i = 0; i < n; i++)
+		data += s[i].len;
+	own = malloc(len - data + 1);
+	ck_assert_int_eq(pw_proto_push_segments(ls, s, n, own, len - data, &segs, &nsegs), 0);
+	ck_assert_uint_le(nsegs, 2 * n + 1);
+	got = malloc(len + 1);
+	for (size_t i = 0; i < nsegs; i++) {
+		bool in_sample = false;
+
+		ck_assert_uint_le(off + segs[i].n, len);
+		memcpy(got + off, segs[i].p, segs[i].n);
+		off += segs[i].n;
+		for (size_t j = 0; j < n; j++)
+			if (segs[i].p == s[j].data && segs[i].n == s[j].len)
+				in_sample = true;
+		/* Every piece is either a sample, borrowed, or part of own. */
+		ck_assert(in_sample ||
+			  (segs[i].p >= own && segs[i].p + segs[i].n <= own + len - data));
+	}
+	ck_assert_uint_eq(off, len);
+	ck_assert_int_eq(memcmp(got, want, len), 0);
+	/* A wrong size for own is refused, not overrun. */
+	{
+		struct pw_seg *none = NULL;
+		size_t nnone = 99;
+
+		ck_assert_int_eq(
+			pw_proto_push_segments(ls, s, n, own, len - data - 1, &none, &nnone), -1);
+		ck_assert_ptr_null(none);
+		ck_assert_uint_eq(nnone, 0);
+	}
+	free(segs);
+	free(got);
+	free(own);
+	free(want);
+}
+
+START_TEST(test_segments)
+{
+	static uint8_t big[70000];
+	struct pw_sample one[] = {{big, sizeof(big), NULL}};
+	struct pw_sample mixed[] = {{prof1, sizeof(prof1), "a"},
+				    {NULL, 0, "only-id"},
+				    {big, sizeof(big), NULL},
+				    {prof2, sizeof(prof2), NULL},
+				    {big, 300, "x"}};
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 31 + 7);
+	check_segments(&ls_abc, one, 1);
+	check_segments(&ls_abc, mixed, 5);
+	check_segments(NULL, mixed, 5);
+	check_segments(&ls_abc, NULL, 0);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("proto");
@@ -445,6 +510,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(tc, test_nothing_to_send);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_large_profile);
+	tcase_add_test(tc, test_segments);
 	tcase_add_test(tc, test_encode_overflow);
 	tcase_add_test(tc, test_protoc_cross_check);
 	suite_add_tcase(s, tc);
