@@ -145,6 +145,7 @@ struct delivery {
 	size_t nfailed; /* endpoints that gave up */
 	struct strbuf errors;
 	int first_http;
+	int final_status, final_http; /* the outcome, once complete */
 	bool canceled;
 	pw_done_fn done;
 	void *user;
@@ -181,6 +182,8 @@ struct pw_sender {
 	int64_t next_sweep_ns;
 	int64_t idle_since_ns; /* when the loop last had nothing under way */
 	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
+	bool defer_done; /* completions wait in done_list for flush_done() */
+	struct delivery *done_list;
 };
 
 const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s);

@@ -65,6 +65,23 @@ const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s)
 
 /* ---- the I/O thread ---- */
 
+static void report_and_free(struct delivery *d)
+{
+	bool failed = d->final_status != COMPONENT_OK;
+
+	pw_delivery_report(d, d->final_status,
+			   failed ? (d->errors.len ? d->errors.data : "delivery failed") : NULL,
+			   d->final_http);
+	pw_delivery_free(d);
+}
+
+/*
+ * Ends a delivery whose tasks are all done. Its callback runs at once, or,
+ * while the loop is handling a batch of finished transfers (defer_done),
+ * right after the batch: the host then hears of several completions in a
+ * row and, if it waits for free slots, wakes up once for all of them
+ * instead of once per profile.
+ */
 static void complete_delivery(struct pw_sender *s, struct delivery *d)
 {
 	double secs = (double)(pw_now_ns() - d->start_ns) / 1e9;
@@ -97,9 +114,36 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 	/* Give the bytes back before the callback: a producer pushing again
 	 * from it must find them free. */
 	pw_delivery_release_bytes(d);
-	pw_delivery_report(d, status, failed ? errors : NULL,
-			   d->ingest ? (failed ? d->first_http : 200) : 0);
-	pw_delivery_free(d);
+	d->final_status = status;
+	d->final_http = d->ingest ? (failed ? d->first_http : 200) : 0;
+	if (s->defer_done) {
+		d->next = s->done_list;
+		s->done_list = d;
+		return;
+	}
+	report_and_free(d);
+}
+
+/* Calls the callbacks of the deliveries that completed while
+ * defer_done was set, in the order they completed. */
+static void flush_done(struct pw_sender *s)
+{
+	struct delivery *list = NULL;
+
+	s->defer_done = false;
+	while (s->done_list) {
+		struct delivery *d = s->done_list;
+
+		s->done_list = d->next;
+		d->next = list;
+		list = d;
+	}
+	while (list) {
+		struct delivery *d = list;
+
+		list = d->next;
+		report_and_free(d);
+	}
 }
 
 static void finish_task(struct pw_sender *s, struct task *t, bool ok)
@@ -802,6 +846,7 @@ static void drain_messages(struct pw_sender *s)
 	CURLMsg *msg;
 	int left;
 
+	s->defer_done = true;
 	while ((msg = curl_multi_info_read(s->multi, &left))) {
 		int *kind = NULL;
 
@@ -816,6 +861,7 @@ static void drain_messages(struct pw_sender *s)
 			on_token_done(s, ((struct token_xfer *)kind)->ep, msg->data.result);
 		}
 	}
+	flush_done(s);
 }
 
 void pw_sender_wake(struct pw_sender *s)
