@@ -36,7 +36,7 @@ if [ -z "$build" ]; then
 		meson setup "$build" "$root" --buildtype=release >/dev/null
 	fi
 fi
-meson compile -C "$build" pw-bench pw-bench-recv pyroscope_write mockhost >/dev/null
+meson compile -C "$build" pw-bench pw-bench-recv pw-bench-rssfloor pyroscope_write mockhost >/dev/null
 
 recv="$build/bench/pw-bench-recv"
 bench="$build/bench/pw-bench"
@@ -112,13 +112,17 @@ rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$mh/status")
 hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$mh/status")
 # Private memory, without the pages of shared libraries.
 anon_kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$mh/status")
+# What any process pays for libcurl alone, measured now on this machine.
+floor_out="$("$build/bench/pw-bench-rssfloor")"
+floor_kb=$(awk '/^VmRSS:/ {print $2}' <<<"$floor_out")
+floor_anon_kb=$(awk '/^RssAnon:/ {print $2}' <<<"$floor_out")
 echo
 echo "## mockhost run idle (3 endpoints, ${idle_secs} s)"
 echo
-echo "| idle RSS | of which private (RssAnon) | peak RSS | CPU over the window | CPU per 10 s |"
-echo "|---|---|---|---|---|"
+echo "| idle RSS | of which private (RssAnon) | peak RSS | CPU over the window | CPU per 10 s | libcurl-only process RSS (RssAnon) | mockhost above it |"
+echo "|---|---|---|---|---|---|---|"
 awk -v rss="$rss_kb" -v anon="$anon_kb" -v hwm="$hwm_kb" -v d=$((t1 - t0)) -v hz="$hz" \
-	-v s="$idle_secs" 'BEGIN { ms = d * 1000 / hz;
-	printf "| %.1f MiB | %.1f MiB | %.1f MiB | %d ms | %.0f ms |\n", rss/1024, anon/1024, hwm/1024, ms, ms * 10 / s }'
+	-v s="$idle_secs" -v fl="$floor_kb" -v fla="$floor_anon_kb" 'BEGIN { ms = d * 1000 / hz;
+	printf "| %.1f MiB | %.1f MiB | %.1f MiB | %d ms | %.0f ms | %.1f MiB (%.1f MiB) | %.2f MiB |\n", rss/1024, anon/1024, hwm/1024, ms, ms * 10 / s, fl/1024, fla/1024, (rss-fl)/1024 }'
 echo
 echo "- load after: $(cut -d' ' -f1-3 /proc/loadavg)"

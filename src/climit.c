@@ -10,6 +10,7 @@ void pw_climit_init(struct pw_climit *c, int cap)
 	c->cap = cap;
 	c->floor = cap < PW_CLIMIT_FLOOR ? cap : PW_CLIMIT_FLOOR;
 	c->limit = c->floor;
+	c->samples = 0;
 	c->prev_min_ns = c->cur_min_ns = 0;
 	c->window_start_ns = 0;
 	c->avg_ns = 0;
@@ -49,9 +50,11 @@ void pw_climit_sample(struct pw_climit *c, int64_t now_ns, int64_t latency_ns, i
 
 	queue = c->avg_ns > (double)lowest ? c->limit * (1.0 - (double)lowest / c->avg_ns) : 0.0;
 	/* One step of 1/limit per request is one request per round trip. */
+	c->samples++;
 	if (queue > PW_CLIMIT_BETA)
-		c->limit -= 1.0 / c->limit;
-	else if (queue < PW_CLIMIT_ALPHA && inflight >= (int)c->limit)
+		c->limit -= 2.0 / c->limit;
+	else if (queue < PW_CLIMIT_ALPHA && inflight >= (int)c->limit &&
+		 c->samples > PW_CLIMIT_WARMUP)
 		c->limit += 1.0 / c->limit;
 	if (c->limit < c->floor)
 		c->limit = c->floor;

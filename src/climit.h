@@ -11,7 +11,7 @@
  * process's CPU) and hold buffers and connections for nothing, so the limit
  * comes down. This is the delay-based scheme TCP Vegas uses for its window:
  * estimated queue = limit x (1 - lowest / average), grown by one per round
- * trip while the queue is short, shrunk by one while it is long.
+ * trip while the queue is short, shrunk twice as fast while it is long.
  *
  * The limit never goes below PW_CLIMIT_FLOOR (or max_connections when that
  * is lower): an endpoint always gets that many requests when it has work.
@@ -31,9 +31,14 @@
  * rise again when the path to the endpoint gets slower for good. */
 #define PW_CLIMIT_WINDOW_NS (10 * INT64_C(1000000000))
 
+/* No growth before this many answers: the lowest latency is not known
+ * yet, and under load the first answers all look slow. */
+#define PW_CLIMIT_WARMUP 1000
+
 struct pw_climit {
 	double limit;
 	int floor, cap;
+	uint64_t samples;
 	int64_t prev_min_ns, cur_min_ns; /* lowest latency, last and this window */
 	int64_t window_start_ns;
 	double avg_ns; /* moving average of the latency */
