@@ -176,7 +176,8 @@ static const struct opt endpoint_opts[] = {
 	 "Follow redirects; when false a 3xx is the final answer."},
 	PROXY_OPTS(struct pw_endpoint_config, proxy),
 	{"max_connections", OT_INT, "32", EP(max_connections), 0, OPT_RANGE, 1, 1024, NULL,
-	 "Most connections open to this endpoint at once (1 to 1024)."},
+	 "Most requests under way to this endpoint at once (1 to 1024); the engine uses "
+	 "fewer while more would only queue."},
 	{"authorization", OT_BLOCK, NULL, EP(authorization), EP(authorization.set), 0, 0, 0,
 	 &authorization_block, "Generic Authorization header."},
 	{"basic_auth", OT_BLOCK, NULL, EP(basic_auth), EP(basic_auth.set), 0, 0, 0,
