@@ -305,9 +305,9 @@ static int to_buf(void *user, const char *data, size_t len)
 START_TEST(metrics_and_debug_info)
 {
 	struct th_instance in;
-	char *cfg =
-		config_for("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"dbg\","
-			   "\"basic_auth\":{\"username\":\"u\",\"password\":\"SECRET-abi-1\"}}]}");
+	char *cfg = config_for("{\"endpoint\":[{\"url\":\"{{URL}}\",\"name\":\"dbg\","
+			       "\"basic_auth\":{\"username\":\"u\",\"password\":\"SECRET-abi-1\"}},"
+			       "{\"url\":\"{{URL}}\",\"name\":\"few\",\"max_connections\":3}]}");
 	char *text = NULL;
 
 	ck_assert_int_eq(th_create(&plugin, cfg, &in, NULL), COMPONENT_OK);
@@ -318,6 +318,11 @@ START_TEST(metrics_and_debug_info)
 	text = NULL;
 	ck_assert_int_eq(plugin.d->debug_info(in.inst, to_buf, &text), COMPONENT_OK);
 	ck_assert_ptr_nonnull(strstr(text, "\"endpoint\":\"dbg\""));
+	/* Each endpoint starts at min(8, max_connections) requests at once. */
+	ck_assert_ptr_nonnull(strstr(text, "\"endpoint\":\"dbg\",\"in_flight\":0,"
+					   "\"concurrency_limit\":8,\"max_connections\":32,"));
+	ck_assert_ptr_nonnull(strstr(text, "\"endpoint\":\"few\",\"in_flight\":0,"
+					   "\"concurrency_limit\":3,\"max_connections\":3,"));
 	ck_assert_ptr_null(strstr(text, "SECRET-abi-1"));
 	ck_assert_ptr_nonnull(strstr(text, "\"config\""));
 	free(text);
