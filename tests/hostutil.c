@@ -266,3 +266,24 @@ bool th_under_valgrind(void)
 
 	return v && *v && strcmp(v, "0") != 0;
 }
+
+uint8_t *th_big_pprof(size_t size, unsigned seed, size_t *len)
+{
+	size_t base_len, n = 0;
+	const uint8_t *base = standin_pprof_sample(&base_len);
+	uint8_t *p = malloc(size + base_len + 1003);
+
+	memcpy(p, base, base_len);
+	n = base_len;
+	while (n < size) {
+		p[n++] = 0x32; /* string_table */
+		p[n++] = 0xe8; /* varint 1000 */
+		p[n++] = 0x07;
+		for (int i = 0; i < 1000; i++) {
+			seed = seed * 1103515245u + 12345u;
+			p[n++] = (uint8_t)('a' + (seed >> 16) % 26);
+		}
+	}
+	*len = n;
+	return p;
+}

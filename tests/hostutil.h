@@ -56,6 +56,11 @@ int64_t th_deadline(int64_t ms);
 /* A small valid gzip-compressed pprof profile (static storage). */
 const uint8_t *th_pprof_gz(size_t *len);
 
+/* A valid raw pprof of at least `size` bytes (malloc'd): a small profile
+ * followed by string-table entries of text that varies with seed. Large
+ * enough, it is sent from the caller's memory rather than copied. */
+uint8_t *th_big_pprof(size_t size, unsigned seed, size_t *len);
+
 struct standin;
 
 /* Starts a strict stand-in on an ephemeral loopback port; aborts the test

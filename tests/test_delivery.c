@@ -470,29 +470,6 @@ struct load_ctx {
 	const char *cfg_a, *cfg_b;
 };
 
-/* A valid raw pprof of about `size` bytes: a small profile followed by
- * string-table entries of varied text (the stand-in parses every sample). */
-static uint8_t *big_pprof(size_t size, unsigned seed, size_t *len)
-{
-	size_t base_len, n = 0;
-	const uint8_t *base = standin_pprof_sample(&base_len);
-	uint8_t *p = malloc(size + base_len + 1003);
-
-	memcpy(p, base, base_len);
-	n = base_len;
-	while (n < size) {
-		p[n++] = 0x32; /* string_table */
-		p[n++] = 0xe8; /* varint 1000 */
-		p[n++] = 0x07;
-		for (int i = 0; i < 1000; i++) {
-			seed = seed * 1103515245u + 12345u;
-			p[n++] = (uint8_t)('a' + (seed >> 16) % 26);
-		}
-	}
-	*len = n;
-	return p;
-}
-
 /* The i-th request's samples are exactly these byte strings. */
 static void expect_samples(struct standin *st, size_t i, const uint8_t *const *data,
 			   const size_t *lens, size_t n)
@@ -543,7 +520,7 @@ START_TEST(push_async_keeps_caller_samples)
 				     "{\"url\":\"{{B}}\",\"name\":\"b\","
 				     "\"min_backoff_period\":\"10ms\"}]}");
 	size_t big_len, small_len;
-	uint8_t *big = big_pprof(300 * 1000, 7, &big_len);
+	uint8_t *big = th_big_pprof(300 * 1000, 7, &big_len);
 	uint8_t *copy = malloc(big_len);
 	const uint8_t *small = th_pprof_gz(&small_len);
 	struct pw_label l[] = {{"service_name", "svc"}, {"__name__", "process_cpu"}};
@@ -574,7 +551,7 @@ START_TEST(push_async_keeps_caller_samples)
 			    (double)(big_len + small_len));
 
 	/* The blocking push does the same on its own. */
-	big = big_pprof(200 * 1000, 11, &big_len);
+	big = th_big_pprof(200 * 1000, 11, &big_len);
 	memcpy(copy, big, big_len);
 	lens[0] = big_len;
 	ck_assert_int_eq(th_push(&in, labels_basic, big, big_len, 10000, NULL), COMPONENT_OK);
@@ -589,7 +566,7 @@ START_TEST(push_async_keeps_caller_samples)
 
 		old.struct_size = (uint32_t)(offsetof(struct pw_push, nsamples) + sizeof(size_t));
 		old.flags = 0;
-		big = big_pprof(100 * 1000, 3, &big_len);
+		big = th_big_pprof(100 * 1000, 3, &big_len);
 		smp[0].data = big;
 		smp[0].len = big_len;
 		memcpy(copy, big, big_len);

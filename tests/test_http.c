@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "hostutil.h"
+#include "proto.h"
 #include "standin/standin.h"
 #include "strbuf.h"
 
@@ -1006,6 +1007,34 @@ START_TEST(redirects)
 	ck_assert_msg(strstr(err, "Redirect") != NULL, "unexpected error: %s", err);
 	ck_assert_uint_eq(standin_count(S2), 1);
 	assert_secret_hidden(NULL, err, "tok-Redirect-4");
+
+	/* A profile large enough to be sent from the caller's memory: nginx
+	 * answers 307 without reading it, libcurl rewinds the body (the seek
+	 * callback) and the redirect target gets every byte. */
+	{
+		struct th_instance in;
+		struct standin_request *r;
+		struct pw_dec_push d;
+		size_t len;
+		uint8_t *big = th_big_pprof(400 * 1000, 5, &len);
+		char *derr = NULL;
+
+		create(&in, endpoint(url, "\"follow_redirects\":true"));
+		ck_assert_int_eq(th_push(&in, LABELS, big, len, 20000, NULL), COMPONENT_OK);
+		th_destroy(&in);
+		ck_assert_int_eq(standin_wait(S2, 2, 5000), 0);
+		r = standin_request_get(S2, 1);
+		ck_assert_ptr_nonnull(r);
+		ck_assert_int_eq(r->status, 200);
+		ck_assert_msg(pw_proto_decode_push(r->body, r->body_len, &d, &derr) == 0, "%s",
+			      derr);
+		ck_assert_uint_eq(d.series[0].nsamples, 1);
+		ck_assert_uint_eq(d.series[0].samples[0].len, len);
+		ck_assert_int_eq(memcmp(d.series[0].samples[0].data, big, len), 0);
+		pw_dec_push_free(&d);
+		standin_request_free(r);
+		free(big);
+	}
 }
 END_TEST
 
