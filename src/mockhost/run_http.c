@@ -284,7 +284,8 @@ static int parse_timeout_ms(const char *s, int64_t *ms)
 	return 0;
 }
 
-/* Submits one series; the arrays only need to live for the call. */
+/* Submits one series; the arrays only need to live for the call, the
+ * sample bytes until its callback has run. */
 static int submit_series(struct run *r, const struct pw_dec_series *s, int64_t deadline,
 			 struct waiter *w)
 {
@@ -309,6 +310,9 @@ static int submit_series(struct run *r, const struct pw_dec_series *s, int64_t d
 	p.nlabels = s->nlabels;
 	p.samples = samples;
 	p.nsamples = s->nsamples;
+	/* The samples point into the request body, which handle_push keeps
+	 * until every callback has run: large ones need not be copied. */
+	p.flags = PW_PUSH_KEEP_UNTIL_DONE;
 	st = r->rx->push_async(r->rx->ctx, &p, deadline, waiter_done, w);
 out:
 	free(labels);
