@@ -548,96 +548,138 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *user)
 }
 
 /*
- * `conc` transfers per endpoint, each POSTing the encoded request again as
- * soon as the last one ends. A profile counts once every endpoint got it,
- * so the rate is requests / neps.
+ * The plain client: `conc` transfers per endpoint, each POSTing the encoded
+ * request again as soon as the last one ends. A profile counts once every
+ * endpoint got it, so the rate is requests / neps. Two drivers share it:
+ * curl_multi_perform + curl_multi_poll, and curl_multi_socket_action on an
+ * epoll set.
  */
-static void plain_run(const struct payload *p, int neps, int conc, double secs, struct run *r)
-{
-	int n = neps * conc, active = 0;
-	CURLM *m = curl_multi_init();
-	CURL **h = xmalloc((size_t)n * sizeof(CURL *));
-	int64_t *started = xmalloc((size_t)n * sizeof(int64_t));
-	struct curl_slist *hdrs = NULL;
-	uint64_t reqs = 0;
+struct plain {
+	CURLM *m;
+	CURL **h;
+	int64_t *started;
+	struct curl_slist *hdrs;
+	int n, neps, active;
+	uint64_t reqs;
 	double t0, c0, end;
+	struct run *r;
+};
 
+static void plain_start(struct plain *pc, const struct payload *p, int neps, int conc, double secs,
+			struct run *r)
+{
+	pc->n = neps * conc;
+	pc->neps = neps;
+	pc->active = 0;
+	pc->reqs = 0;
+	pc->r = r;
+	pc->m = curl_multi_init();
+	pc->h = xmalloc((size_t)pc->n * sizeof(CURL *));
+	pc->started = xmalloc((size_t)pc->n * sizeof(int64_t));
+	pc->hdrs = NULL;
 	/* The same request the component sends, header for header (its
 	 * User-Agent with this host's token, the default remote_timeout, gzip
 	 * accepted for error bodies), so the two differ only in what happens
 	 * around the transfer. */
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/proto");
-	hdrs = curl_slist_append(hdrs, "Connect-Protocol-Version: 1");
-	hdrs = curl_slist_append(hdrs, "User-Agent: " BENCH_HOST_UA " pyroscope-write/" PW_VERSION);
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	hdrs = curl_slist_append(hdrs, "Connect-Timeout-Ms: 10000");
-	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)n);
-	c0 = cpu_s();
-	t0 = now_s();
-	end = t0 + secs;
-	for (int i = 0; i < n; i++) {
-		char url[128];
-
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/push.v1.PusherService/Push",
-			 o.port + i % neps);
-		h[i] = curl_easy_init();
-		curl_easy_setopt(h[i], CURLOPT_URL, url);
-		curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, (const char *)p->wire);
-		curl_easy_setopt(h[i], CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->wlen);
-		curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
-		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h[i], CURLOPT_ACCEPT_ENCODING, "gzip");
-		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
-		started[i] = now_ns();
-		curl_multi_add_handle(m, h[i]);
-		active++;
-	}
-	while (active > 0) {
-		CURLMsg *msg;
-		int running, left;
-
-		curl_multi_perform(m, &running);
-		while ((msg = curl_multi_info_read(m, &left))) {
-			char *priv = NULL;
-			long status = 0;
-			int i;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-			i = (int)(intptr_t)priv;
-			if (msg->data.result == CURLE_OK && status == 200) {
-				reqs++;
-				run_lat(r, (double)(now_ns() - started[i]) / 1e9);
-			} else {
-				r->failed++;
-				note_error(r, curl_easy_strerror(msg->data.result));
-			}
-			curl_multi_remove_handle(m, h[i]);
-			active--;
-			if (now_s() < end) {
-				started[i] = now_ns();
-				curl_multi_add_handle(m, h[i]);
-				active++;
-			}
-		}
-		if (active > 0)
-			curl_multi_poll(m, NULL, 0, 100, NULL);
-	}
-	r->secs = now_s() - t0;
-	r->cpu = cpu_s() - c0;
-	r->ok = reqs / (uint64_t)neps;
-	for (int i = 0; i < n; i++)
-		curl_easy_cleanup(h[i]);
-	curl_multi_cleanup(m);
-	curl_slist_free_all(hdrs);
-	free(h);
-	free(started);
+	pc->hdrs = curl_slist_append(pc->hdrs, "Content-Type: application/proto");
+	pc->hdrs = curl_slist_append(pc->hdrs, "Connect-Protocol-Version: 1");
+	pc->hdrs = curl_slist_append(pc->hdrs,
+				     "User-Agent: " BENCH_HOST_UA " pyroscope-write/" PW_VERSION);
+	pc->hdrs = curl_slist_append(pc->hdrs, "Expect:");
+	pc->hdrs = curl_slist_append(pc->hdrs, "Connect-Timeout-Ms: 10000");
+	curl_multi_setopt(pc->m, CURLMOPT_MAXCONNECTS, (long)pc->n);
 }
 
-/* The plain client driven through curl_multi_socket_action and epoll. */
+static void plain_add_all(struct plain *pc, const struct payload *p, double secs)
+{
+	pc->c0 = cpu_s();
+	pc->t0 = now_s();
+	pc->end = pc->t0 + secs;
+	for (int i = 0; i < pc->n; i++) {
+		char url[128];
+		CURL *e = curl_easy_init();
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/push.v1.PusherService/Push",
+			 o.port + i % pc->neps);
+		curl_easy_setopt(e, CURLOPT_URL, url);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)p->wire);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->wlen);
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, pc->hdrs);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip");
+		curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)(intptr_t)i);
+		pc->h[i] = e;
+		pc->started[i] = now_ns();
+		curl_multi_add_handle(pc->m, e);
+		pc->active++;
+	}
+}
+
+/* Counts the finished transfers and starts each again while time is left. */
+static void plain_collect(struct plain *pc)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(pc->m, &left))) {
+		char *priv = NULL;
+		long status = 0;
+		int i;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		i = (int)(intptr_t)priv;
+		if (msg->data.result == CURLE_OK && status == 200) {
+			pc->reqs++;
+			run_lat(pc->r, (double)(now_ns() - pc->started[i]) / 1e9);
+		} else {
+			pc->r->failed++;
+			note_error(pc->r, curl_easy_strerror(msg->data.result));
+		}
+		curl_multi_remove_handle(pc->m, pc->h[i]);
+		pc->active--;
+		if (now_s() < pc->end) {
+			pc->started[i] = now_ns();
+			curl_multi_add_handle(pc->m, pc->h[i]);
+			pc->active++;
+		}
+	}
+}
+
+static void plain_finish(struct plain *pc)
+{
+	pc->r->secs = now_s() - pc->t0;
+	pc->r->cpu = cpu_s() - pc->c0;
+	pc->r->ok = pc->reqs / (uint64_t)pc->neps;
+	for (int i = 0; i < pc->n; i++)
+		curl_easy_cleanup(pc->h[i]);
+	curl_multi_cleanup(pc->m);
+	curl_slist_free_all(pc->hdrs);
+	free(pc->h);
+	free(pc->started);
+}
+
+static void plain_run(const struct payload *p, int neps, int conc, double secs, struct run *r)
+{
+	struct plain pc;
+
+	plain_start(&pc, p, neps, conc, secs, r);
+	plain_add_all(&pc, p, secs);
+	while (pc.active > 0) {
+		int running;
+
+		curl_multi_perform(pc.m, &running);
+		plain_collect(&pc);
+		if (pc.active > 0)
+			curl_multi_poll(pc.m, NULL, 0, 100, NULL);
+	}
+	plain_finish(&pc);
+}
+
+/* The socket_action driver's state: its epoll set and libcurl's timeout. */
 struct sa_state {
 	int ep;
 	long timeout_ms;
@@ -676,101 +718,37 @@ static int sa_timer(CURLM *m, long timeout_ms, void *user)
 
 static void plain_sa_run(const struct payload *p, int neps, int conc, double secs, struct run *r)
 {
-	int n = neps * conc, active = 0, running = 0;
-	struct sa_state st = {epoll_create1(0), -1, curl_multi_init()};
-	CURLM *m = st.m;
-	CURL **h = xmalloc((size_t)n * sizeof(CURL *));
-	int64_t *started = xmalloc((size_t)n * sizeof(int64_t));
-	struct curl_slist *hdrs = NULL;
-	uint64_t reqs = 0;
-	double t0, c0, end;
+	struct plain pc;
+	struct sa_state st;
+	int running = 0;
 
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/proto");
-	hdrs = curl_slist_append(hdrs, "Connect-Protocol-Version: 1");
-	hdrs = curl_slist_append(hdrs, "User-Agent: " BENCH_HOST_UA " pyroscope-write/" PW_VERSION);
-	hdrs = curl_slist_append(hdrs, "Expect:");
-	hdrs = curl_slist_append(hdrs, "Connect-Timeout-Ms: 10000");
-	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)n);
-	curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, sa_sock);
-	curl_multi_setopt(m, CURLMOPT_SOCKETDATA, &st);
-	curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, sa_timer);
-	curl_multi_setopt(m, CURLMOPT_TIMERDATA, &st);
-	c0 = cpu_s();
-	t0 = now_s();
-	end = t0 + secs;
-	for (int i = 0; i < n; i++) {
-		char url[128];
-
-		snprintf(url, sizeof(url), "http://127.0.0.1:%d/push.v1.PusherService/Push",
-			 o.port + i % neps);
-		h[i] = curl_easy_init();
-		curl_easy_setopt(h[i], CURLOPT_URL, url);
-		curl_easy_setopt(h[i], CURLOPT_POSTFIELDS, (const char *)p->wire);
-		curl_easy_setopt(h[i], CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->wlen);
-		curl_easy_setopt(h[i], CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, discard);
-		curl_easy_setopt(h[i], CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h[i], CURLOPT_ACCEPT_ENCODING, "gzip");
-		curl_easy_setopt(h[i], CURLOPT_PRIVATE, (char *)(intptr_t)i);
-		started[i] = now_ns();
-		curl_multi_add_handle(m, h[i]);
-		active++;
-	}
-	while (active > 0) {
+	plain_start(&pc, p, neps, conc, secs, r);
+	st.ep = epoll_create1(0);
+	st.timeout_ms = -1;
+	st.m = pc.m;
+	curl_multi_setopt(pc.m, CURLMOPT_SOCKETFUNCTION, sa_sock);
+	curl_multi_setopt(pc.m, CURLMOPT_SOCKETDATA, &st);
+	curl_multi_setopt(pc.m, CURLMOPT_TIMERFUNCTION, sa_timer);
+	curl_multi_setopt(pc.m, CURLMOPT_TIMERDATA, &st);
+	plain_add_all(&pc, p, secs);
+	while (pc.active > 0) {
 		struct epoll_event evs[64];
-		CURLMsg *msg;
-		int left, k;
+		int k = epoll_wait(st.ep, evs, 64, st.timeout_ms < 0 ? 100 : (int)st.timeout_ms);
 
-		k = epoll_wait(st.ep, evs, 64, st.timeout_ms < 0 ? 100 : (int)st.timeout_ms);
-		if (k <= 0) {
-			curl_multi_socket_action(m, CURL_SOCKET_TIMEOUT, 0, &running);
-		} else {
-			for (int j = 0; j < k; j++)
-				curl_multi_socket_action(
-					m, evs[j].data.fd,
-					(evs[j].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
-						(evs[j].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
-						(evs[j].events & (EPOLLERR | EPOLLHUP)
-							 ? CURL_CSELECT_ERR
-							 : 0),
-					&running);
-		}
-		while ((msg = curl_multi_info_read(m, &left))) {
-			char *priv = NULL;
-			long status = 0;
-			int i;
-
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-			i = (int)(intptr_t)priv;
-			if (msg->data.result == CURLE_OK && status == 200) {
-				reqs++;
-				run_lat(r, (double)(now_ns() - started[i]) / 1e9);
-			} else {
-				r->failed++;
-				note_error(r, curl_easy_strerror(msg->data.result));
-			}
-			curl_multi_remove_handle(m, h[i]);
-			active--;
-			if (now_s() < end) {
-				started[i] = now_ns();
-				curl_multi_add_handle(m, h[i]);
-				active++;
-			}
-		}
+		if (k <= 0)
+			curl_multi_socket_action(pc.m, CURL_SOCKET_TIMEOUT, 0, &running);
+		for (int j = 0; j < k; j++)
+			curl_multi_socket_action(
+				pc.m, evs[j].data.fd,
+				(evs[j].events & EPOLLIN ? CURL_CSELECT_IN : 0) |
+					(evs[j].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+					(evs[j].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR
+									       : 0),
+				&running);
+		plain_collect(&pc);
 	}
-	r->secs = now_s() - t0;
-	r->cpu = cpu_s() - c0;
-	r->ok = reqs / (uint64_t)neps;
-	for (int i = 0; i < n; i++)
-		curl_easy_cleanup(h[i]);
-	curl_multi_cleanup(m);
-	curl_slist_free_all(hdrs);
+	plain_finish(&pc);
 	close(st.ep);
-	free(h);
-	free(started);
 }
 
 /* ---- wrk ---- */
