@@ -101,40 +101,48 @@ static bool sample_size(const struct pw_sample *s, size_t *out)
 	return true;
 }
 
+/* The length of the RawProfileSeries; false on overflow. */
+static bool series_len(const struct pw_labelset *ls, const struct pw_sample *samples,
+		       size_t nsamples, size_t *out)
+{
+	size_t nlabels = ls ? ls->n : 0;
+	size_t series = 0, sz;
+
+	for (size_t i = 0; i < nlabels; i++)
+		if (!label_size(&ls->items[i], &sz) || !field_size(&series, sz))
+			return false;
+	for (size_t i = 0; i < nsamples; i++)
+		if (!sample_size(&samples[i], &sz) || !field_size(&series, sz))
+			return false;
+	*out = series;
+	return true;
+}
+
 int pw_proto_push_size(const struct pw_labelset *ls, const struct pw_sample *samples,
 		       size_t nsamples, size_t *size)
 {
-	size_t nlabels = ls ? ls->n : 0;
-	size_t series = 0, total = 0, sz;
+	size_t series, total = 0;
 
 	*size = 0;
-	for (size_t i = 0; i < nlabels; i++)
-		if (!label_size(&ls->items[i], &sz) || !field_size(&series, sz))
-			return -1;
-	for (size_t i = 0; i < nsamples; i++)
-		if (!sample_size(&samples[i], &sz) || !field_size(&series, sz))
-			return -1;
-	if (!field_size(&total, series))
+	if (!series_len(ls, samples, nsamples, &series) || !field_size(&total, series))
 		return -1;
 	*size = total;
 	return 0;
 }
 
-/* Writes the series header and labels at p; returns the end. */
-static uint8_t *put_series_head(const struct pw_labelset *ls, const struct pw_sample *samples,
-				size_t nsamples, uint8_t *p)
+/*
+ * Writes the request for a series of length `series` at p and returns the
+ * end of what it wrote. The samples' bytes are copied in when segs is
+ * NULL; otherwise they are left out and *nsegs pieces are recorded in segs,
+ * alternating between what was written at p and the samples themselves.
+ */
+static uint8_t *encode(const struct pw_labelset *ls, const struct pw_sample *samples,
+		       size_t nsamples, size_t series, uint8_t *p, struct pw_seg *segs,
+		       size_t *nsegs)
 {
-	size_t nlabels = ls ? ls->n : 0;
-	size_t series = 0, sz;
+	size_t nlabels = ls ? ls->n : 0, n = 0, sz;
+	uint8_t *start = p;
 
-	for (size_t i = 0; i < nlabels; i++) {
-		label_size(&ls->items[i], &sz);
-		field_size(&series, sz);
-	}
-	for (size_t i = 0; i < nsamples; i++) {
-		sample_size(&samples[i], &sz);
-		field_size(&series, sz);
-	}
 	p = put_header(p, 0x0A, series); /* PushRequest.series */
 	for (size_t i = 0; i < nlabels; i++) {
 		const struct pw_kv *kv = &ls->items[i];
@@ -147,44 +155,54 @@ static uint8_t *put_series_head(const struct pw_labelset *ls, const struct pw_sa
 		if (vl)
 			p = put_bytes(p, 0x12, kv->value, vl); /* LabelPair.value */
 	}
-	return p;
-}
-
-int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *samples,
-			size_t nsamples, uint8_t *buf, size_t size)
-{
-	size_t total, sz;
-	uint8_t *p;
-
-	if (pw_proto_push_size(ls, samples, nsamples, &total) < 0 || total > size)
-		return -1;
-	p = put_series_head(ls, samples, nsamples, buf);
 	for (size_t i = 0; i < nsamples; i++) {
 		const struct pw_sample *s = &samples[i];
 		size_t il = s->id ? strlen(s->id) : 0;
 
 		sample_size(s, &sz);
 		p = put_header(p, 0x12, sz); /* RawProfileSeries.samples */
-		if (s->len)
+		if (s->len && !segs) {
 			p = put_bytes(p, 0x0A, s->data, s->len); /* RawSample.raw_profile */
+		} else if (s->len) {
+			p = put_header(p, 0x0A, s->len);
+			segs[n++] = (struct pw_seg){start, (size_t)(p - start)};
+			segs[n++] = (struct pw_seg){s->data, s->len};
+			start = p;
+		}
 		if (il)
 			p = put_bytes(p, 0x12, s->id, il); /* RawSample.ID */
 	}
+	if (segs) {
+		if (p > start)
+			segs[n++] = (struct pw_seg){start, (size_t)(p - start)};
+		*nsegs = n;
+	}
+	return p;
+}
+
+int pw_proto_push_write(const struct pw_labelset *ls, const struct pw_sample *samples,
+			size_t nsamples, uint8_t *buf, size_t size)
+{
+	size_t series, total = 0;
+
+	if (!series_len(ls, samples, nsamples, &series) || !field_size(&total, series) ||
+	    total > size)
+		return -1;
 	/* Cannot differ unless the sizing is wrong. */
-	return (size_t)(p - buf) == total ? 0 : -1;
+	return (size_t)(encode(ls, samples, nsamples, series, buf, NULL, NULL) - buf) == total ? 0
+											       : -1;
 }
 
 int pw_proto_push_segments(const struct pw_labelset *ls, const struct pw_sample *samples,
 			   size_t nsamples, uint8_t *own, size_t ownlen, struct pw_seg **segs,
 			   size_t *nsegs)
 {
-	size_t total, data = 0, n = 0, sz;
+	size_t series, total = 0, data = 0, n = 0;
 	struct pw_seg *v;
-	uint8_t *p, *start;
 
 	*segs = NULL;
 	*nsegs = 0;
-	if (pw_proto_push_size(ls, samples, nsamples, &total) < 0)
+	if (!series_len(ls, samples, nsamples, &series) || !field_size(&total, series))
 		return -1;
 	for (size_t i = 0; i < nsamples; i++)
 		data += samples[i].len;
@@ -193,26 +211,8 @@ int pw_proto_push_segments(const struct pw_labelset *ls, const struct pw_sample 
 	v = malloc((2 * nsamples + 1) * sizeof(*v));
 	if (!v)
 		return -1;
-	start = own;
-	p = put_series_head(ls, samples, nsamples, own);
-	for (size_t i = 0; i < nsamples; i++) {
-		const struct pw_sample *s = &samples[i];
-		size_t il = s->id ? strlen(s->id) : 0;
-
-		sample_size(s, &sz);
-		p = put_header(p, 0x12, sz); /* RawProfileSeries.samples */
-		if (s->len) {
-			p = put_header(p, 0x0A, s->len); /* RawSample.raw_profile */
-			v[n++] = (struct pw_seg){start, (size_t)(p - start)};
-			v[n++] = (struct pw_seg){s->data, s->len};
-			start = p;
-		}
-		if (il)
-			p = put_bytes(p, 0x12, s->id, il); /* RawSample.ID */
-	}
-	if (p > start)
-		v[n++] = (struct pw_seg){start, (size_t)(p - start)};
-	if ((size_t)(p - own) != ownlen) { /* cannot happen unless the sizing is wrong */
+	/* Cannot differ unless the sizing is wrong. */
+	if ((size_t)(encode(ls, samples, nsamples, series, own, v, &n) - own) != ownlen) {
 		free(v);
 		return -1;
 	}
