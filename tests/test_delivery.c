@@ -590,6 +590,71 @@ START_TEST(push_async_keeps_caller_samples)
 }
 END_TEST
 
+/* Counts completions of many async pushes. */
+struct many {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done, ok;
+};
+
+static void many_done(void *user, const struct pw_result *r)
+{
+	struct many *m = user;
+
+	pthread_mutex_lock(&m->lock);
+	m->done++;
+	m->ok += r->status == COMPONENT_OK;
+	pthread_cond_signal(&m->cond);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* 20 deliveries at once to an endpoint that takes its time: the engine
+ * starts only as many requests as the endpoint's concurrency limit allows
+ * (8 before it has learned anything, or max_connections when lower), the
+ * rest wait their turn and all arrive. */
+static void expect_concurrency(const char *tmpl, int want)
+{
+	int delay = th_under_valgrind() ? 2000 : 600;
+	struct standin_reply slow = {
+		.status = 200, .content_type = "application/proto", .delay_ms = delay, .times = 20};
+	struct th_instance in = make(tmpl);
+	struct many m = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+	size_t len;
+	struct pw_label l[] = {{"service_name", "svc"}};
+	struct pw_sample smp = {th_pprof_gz(&len), 0, NULL};
+	struct pw_push p = {sizeof(p), l, 1, &smp, 1, 0};
+
+	smp.len = len;
+	standin_script_clear(sink);
+	standin_script(sink, STANDIN_ROUTE_PUSH, &slow);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(
+			in.rx->push_async(in.rx->ctx, &p, th_deadline(60000), many_done, &m),
+			COMPONENT_OK);
+	ck_assert_int_eq(standin_wait(sink, (size_t)want, delay), 0);
+	/* The first answers are still a while away: nothing more starts. */
+	usleep((useconds_t)delay * 1000 / 3);
+	ck_assert_int_eq(standin_count(sink), want);
+	pthread_mutex_lock(&m.lock);
+	while (m.done < 20)
+		pthread_cond_wait(&m.cond, &m.lock);
+	pthread_mutex_unlock(&m.lock);
+	ck_assert_int_eq(m.ok, 20);
+	ck_assert_int_eq(standin_count(sink), 20);
+	th_destroy(&in);
+}
+
+START_TEST(concurrency_limit_bounds_requests)
+{
+	expect_concurrency("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}", 8);
+	teardown();
+	setup();
+	expect_concurrency("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+			   "\"max_connections\":3}]}",
+			   3);
+}
+END_TEST
+
 static void *producer(void *arg)
 {
 	struct load_ctx *c = arg;
@@ -686,6 +751,7 @@ static Suite *delivery_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, push_wire_format_labels_and_headers);
 	tcase_add_test(tc, push_async_keeps_caller_samples);
+	tcase_add_test(tc, concurrency_limit_bounds_requests);
 	tcase_add_test(tc, fanout_one_failing);
 	tcase_add_test(tc, connect_error_not_retried);
 	tcase_add_test(tc, connect_error_gzip_body);
