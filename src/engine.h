@@ -67,6 +67,10 @@ struct pw_endpoint {
 	struct pw_auth *auth;
 	int max_running; /* max_connections */
 	_Atomic int limit_now; /* climit's current value, for the debug view */
+	/* Set by the I/O thread while the endpoint runs as many requests as
+	 * its limit allows; a producer whose delivery only goes to such
+	 * endpoints need not wake the loop (see submit()). */
+	atomic_bool full;
 
 	/* I/O thread only. */
 	int running;

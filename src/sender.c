@@ -428,6 +428,19 @@ fail:
 	return NULL;
 }
 
+/*
+ * Publishes whether the endpoint is at its limit. Called after every change
+ * of `running` or of the limit, so `full` is only ever true while requests
+ * are under way, and one of them ending runs the loop again.
+ */
+static void ep_publish(struct pw_endpoint *ep)
+{
+	bool full = ep->running >= pw_climit_get(&ep->climit);
+
+	if (atomic_load_explicit(&ep->full, memory_order_relaxed) != full)
+		atomic_store(&ep->full, full);
+}
+
 static void start_attempt(struct pw_sender *s, struct task *t, const char *auth, int64_t now)
 {
 	struct pw_endpoint *ep = t->ep;
@@ -504,6 +517,7 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	}
 	t->state = T_RUNNING;
 	ep->running++;
+	ep_publish(ep);
 }
 
 static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
@@ -628,6 +642,7 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 	curl_multi_remove_handle(s->multi, t->easy);
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
 	ep->running--;
+	ep_publish(ep);
 	pw_metrics_observe(ep->m, d->ingest ? PW_LAT_INGEST_DOWNSTREAM : PW_LAT_PUSH_DOWNSTREAM,
 			   (double)(now - t->attempt_start_ns) / 1e9);
 
@@ -659,6 +674,7 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 		pw_climit_sample(&ep->climit, now, now - t->attempt_start_ns, inflight);
 		atomic_store_explicit(&ep->limit_now, pw_climit_get(&ep->climit),
 				      memory_order_relaxed);
+		ep_publish(ep);
 	}
 	/* The task's delivery may end here and take the last reference to an
 	 * endpoint that a reload removed: keep it alive for the pump. */
@@ -829,6 +845,7 @@ static void cancel_all(struct pw_sender *s)
 				easy_put(s, t->ep, t->easy);
 				t->easy = NULL;
 				t->ep->running--;
+				ep_publish(t->ep);
 			}
 			set_last_err(t, pw_asprintf("canceled: the component is shutting down%s%s",
 						    t->last_err ? "; last error: " : "",
@@ -923,6 +940,10 @@ static void *io_main(void *arg)
 			wait_ns = drain_deadline - now;
 		if (s->active && QUEUE_SWEEP_NS < wait_ns)
 			wait_ns = QUEUE_SWEEP_NS;
+		/* A producer skips the wakeup while its endpoints are full
+		 * (submit()); what it queued is taken on the next pass. */
+		if (incoming)
+			wait_ns = 0;
 		timeout_ms = wait_ns <= 0 ? 0 : (long)((wait_ns + 999999) / 1000000);
 		curl_multi_poll(s->multi, NULL, 0, (int)timeout_ms, NULL);
 	}

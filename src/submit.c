@@ -128,8 +128,18 @@ static int submit(struct pw_sender *s, struct delivery *d)
 	d->next = NULL;
 	/* Only the producer that finds the list empty wakes the loop: the loop
 	 * takes the whole list at once, so later deliveries ride on the wakeup
-	 * already sent instead of costing a syscall each. */
-	wake = s->incoming_head == NULL;
+	 * already sent instead of costing a syscall each. Nor is a wakeup
+	 * needed when every endpoint of the delivery already runs as many
+	 * requests as it may: the delivery could only queue, and the end of
+	 * one of those requests runs the loop, which takes the list then. The
+	 * loop checks the list under this lock after publishing `full` and
+	 * before it sleeps, so a delivery it misses here finds `full` current. */
+	wake = false;
+	if (s->incoming_head == NULL) {
+		wake = d->ntasks == 0;
+		for (size_t i = 0; i < d->ntasks && !wake; i++)
+			wake = !atomic_load(&d->tasks[i].ep->full);
+	}
 	if (s->incoming_tail)
 		s->incoming_tail->next = d;
 	else

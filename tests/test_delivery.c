@@ -641,6 +641,18 @@ static void expect_concurrency(const char *tmpl, int want)
 	pthread_mutex_unlock(&m.lock);
 	ck_assert_int_eq(m.ok, 20);
 	ck_assert_int_eq(standin_count(sink), 20);
+	/* Deliveries queued while the endpoint was full did not wake the I/O
+	 * thread; now that it is free again, a new one must, rather than wait
+	 * out the second the idle loop sleeps (given time to fall asleep). */
+	usleep(100 * 1000);
+	ck_assert_int_eq(in.rx->push_async(in.rx->ctx, &p, th_deadline(60000), many_done, &m),
+			 COMPONENT_OK);
+	ck_assert_int_eq(standin_wait(sink, 21, 700), 0);
+	pthread_mutex_lock(&m.lock);
+	while (m.done < 21)
+		pthread_cond_wait(&m.cond, &m.lock);
+	pthread_mutex_unlock(&m.lock);
+	ck_assert_int_eq(m.ok, 21);
 	th_destroy(&in);
 }
 
