@@ -885,12 +885,12 @@ struct cell {
 	struct run plain1;
 	struct wrk_result wrk;
 	bool have_blk;
-	/* Medians over the first runs and the interleaved re-runs: the ratio
-	 * of the component to the plain client comes from these. */
+	/* Medians of the interleaved re-runs: the ratio of the component to
+	 * the plain client comes from these. */
 	double cb_rate, plain_rate, cb_cpu, plain_cpu;
 };
 
-#define MAX_REPS 4
+#define MAX_REPS 5
 
 static double median(double *v, int n)
 {
@@ -905,21 +905,18 @@ static double cpu_per_1000(const struct run *r)
 
 /*
  * One run of each is noisy on a shared machine, and the sweep's best is the
- * maximum of several noisy runs, which would favour the plain client. So
- * the component and the plain client at its best concurrency run again,
- * alternately, and the medians are compared.
+ * maximum of several noisy runs: counting it would favour the plain client
+ * (the winner's curse). So the component and the plain client at the
+ * concurrency the sweep picked run again, alternately, and the ratio comes
+ * from the medians of these re-runs alone.
  */
 static void rerun_pairs(struct plugin *pl, const struct payload *p, int neps, int conc,
 			struct cell *c)
 {
-	double cr[MAX_REPS + 1], pr[MAX_REPS + 1], cc[MAX_REPS + 1], pc[MAX_REPS + 1];
-	int reps = o.quick ? 1 : 3, n = 1;
+	double cr[MAX_REPS], pr[MAX_REPS], cc[MAX_REPS], pc[MAX_REPS];
+	int n = o.quick ? 1 : MAX_REPS;
 
-	cr[0] = rate(&c->cb);
-	cc[0] = cpu_per_1000(&c->cb);
-	pr[0] = rate(&c->plain[c->best]);
-	pc[0] = cpu_per_1000(&c->plain[c->best]);
-	for (int i = 0; i < reps; i++, n++) {
+	for (int i = 0; i < n; i++) {
 		struct run a, b;
 
 		run_init(&a, false);
@@ -928,10 +925,10 @@ static void rerun_pairs(struct plugin *pl, const struct payload *p, int neps, in
 		run_init(&b, false);
 		plain_run(p, neps, conc, o.secs, &b);
 		check_run("plain", &b);
-		cr[n] = rate(&a);
-		cc[n] = cpu_per_1000(&a);
-		pr[n] = rate(&b);
-		pc[n] = cpu_per_1000(&b);
+		cr[i] = rate(&a);
+		cc[i] = cpu_per_1000(&a);
+		pr[i] = rate(&b);
+		pc[i] = cpu_per_1000(&b);
 		run_free(&a);
 		run_free(&b);
 	}
@@ -939,7 +936,8 @@ static void rerun_pairs(struct plugin *pl, const struct payload *p, int neps, in
 	c->cb_cpu = median(cc, n);
 	c->plain_rate = median(pr, n);
 	c->plain_cpu = median(pc, n);
-	fprintf(stderr, "  medians of %d: plugin %.0f, plain at %d/endpoint %.0f profiles/s\n", n,
+	fprintf(stderr,
+		"  medians of %d re-runs: plugin %.0f, plain at %d/endpoint %.0f profiles/s\n", n,
 		c->cb_rate, conc, c->plain_rate);
 }
 
@@ -1298,8 +1296,9 @@ int main(int argc, char **argv)
 
 	printf("\n## Throughput (profiles/s; MiB/s counts request bytes sent to all "
 	       "endpoints)\n\n");
-	printf("plugin cb64 and plain best are medians of interleaved runs; the plain client's\n"
-	       "concurrency is the best of its sweep.\n\n");
+	printf("plugin cb64 and plain best are medians of %d interleaved re-runs; the plain\n"
+	       "client runs at the concurrency that was best in its sweep.\n\n",
+	       o.quick ? 1 : MAX_REPS);
 	printf("| endpoints | size | plugin cb64 | MiB/s | plain best (conc/endpoint) | "
 	       "plugin/plain | wrk c64 | plugin/wrk | blocking 1 | blocking 8 | blocking 64 | "
 	       "blk64/cb64 |\n");
