@@ -1296,9 +1296,12 @@ int main(int argc, char **argv)
 
 	printf("\n## Throughput (profiles/s; MiB/s counts request bytes sent to all "
 	       "endpoints)\n\n");
-	printf("plugin cb64 and plain best are medians of %d interleaved re-runs; the plain\n"
-	       "client runs at the concurrency that was best in its sweep.\n\n",
-	       o.quick ? 1 : MAX_REPS);
+	if (o.quick)
+		printf("plugin cb64 and plain best come from one re-run each, alternately; the\n");
+	else
+		printf("plugin cb64 and plain best are medians of %d interleaved re-runs; the\n",
+		       MAX_REPS);
+	printf("plain client runs at the concurrency that was best in its sweep.\n\n");
 	printf("| endpoints | size | plugin cb64 | MiB/s | plain best (conc/endpoint) | "
 	       "plugin/plain | wrk c64 | plugin/wrk | blocking 1 | blocking 8 | blocking 64 | "
 	       "blk64/cb64 |\n");
