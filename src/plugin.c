@@ -3,6 +3,7 @@
  * health, exports, metrics and debug information.
  */
 #include <curl/curl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -10,7 +11,9 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "component_abi.h"
 #include "config.h"
@@ -69,10 +72,18 @@ static struct pw_snapshot *current(struct component_instance *inst)
 
 /* ---- the receiver ---- */
 
+/*
+ * A blocked push or ingest caller waits on a futex word of its own rather
+ * than a mutex and condition variable: signalling a condition variable
+ * under its mutex wakes the caller only for it to block again on that
+ * mutex, two context switches per profile with many blocked callers. The
+ * I/O thread writes the result, publishes `done` with release order, then
+ * wakes the word. The caller may see `done` and return (ending the
+ * waiter's lifetime) before that wake: FUTEX_WAKE only uses the address as
+ * a key and reads nothing, so at worst it wakes nobody.
+ */
 struct waiter {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
+	_Atomic uint32_t done; /* 0 until the result is in *out */
 	struct pw_result *out;
 };
 
@@ -80,36 +91,29 @@ static void waiter_done(void *user, const struct pw_result *r)
 {
 	struct waiter *w = user;
 
-	pthread_mutex_lock(&w->lock);
 	w->out->status = r->status;
 	w->out->http_status = r->http_status;
 	w->out->error = r->error ? pw_strdup(r->error) : NULL;
-	w->done = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
+	atomic_store_explicit(&w->done, 1, memory_order_release);
+	syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static int wait_for(struct waiter *w, int rc)
 {
-	if (rc == COMPONENT_OK) {
-		pthread_mutex_lock(&w->lock);
-		while (!w->done)
-			pthread_cond_wait(&w->cond, &w->lock);
-		pthread_mutex_unlock(&w->lock);
-		rc = w->out->status;
-	} else {
+	if (rc != COMPONENT_OK) {
 		w->out->status = rc;
+		return rc;
 	}
-	pthread_cond_destroy(&w->cond);
-	pthread_mutex_destroy(&w->lock);
-	return rc;
+	/* Spurious returns (EINTR, EAGAIN when done changed first) just
+	 * check the word again. */
+	while (atomic_load_explicit(&w->done, memory_order_acquire) == 0)
+		syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	return w->out->status;
 }
 
 static void waiter_init(struct waiter *w, struct pw_result *out)
 {
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	w->done = false;
+	atomic_init(&w->done, 0);
 	w->out = out;
 	memset(out, 0, sizeof(*out));
 }
