@@ -412,6 +412,7 @@ struct cb_state {
 static void cb_done(void *user, const struct pw_result *res)
 {
 	struct cb_state *st = user;
+	bool wake;
 
 	pthread_mutex_lock(&st->lock);
 	st->inflight--;
@@ -421,9 +422,12 @@ static void cb_done(void *user, const struct pw_result *res)
 		st->r->failed++;
 		note_error(st->r, res->error);
 	}
-	if (st->inflight <= st->low)
-		pthread_cond_signal(&st->cond);
+	wake = st->inflight <= st->low;
 	pthread_mutex_unlock(&st->lock);
+	/* Signalled after the unlock, so the host does not wake only to wait
+	 * for the mutex (st outlives every callback). */
+	if (wake)
+		pthread_cond_signal(&st->cond);
 }
 
 /* Optional sampler of peak RSS while a run is under way. */
