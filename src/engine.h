@@ -171,6 +171,8 @@ struct pw_sender {
 
 	pthread_mutex_t lock; /* guards incoming, stopping, drain deadline */
 	struct delivery *incoming_head, *incoming_tail;
+	/* A producer has woken the loop for what is on the incoming list. */
+	bool incoming_woken;
 	bool stopping;
 	int64_t drain_deadline_ns;
 

@@ -728,6 +728,7 @@ static void take_incoming(struct pw_sender *s, int64_t now)
 	pthread_mutex_lock(&s->lock);
 	list = s->incoming_head;
 	s->incoming_head = s->incoming_tail = NULL;
+	s->incoming_woken = false;
 	pthread_mutex_unlock(&s->lock);
 
 	while (list) {

@@ -126,19 +126,20 @@ static int submit(struct pw_sender *s, struct delivery *d)
 		return COMPONENT_ESHUTDOWN;
 	}
 	d->next = NULL;
-	/* Only the producer that finds the list empty wakes the loop: the loop
-	 * takes the whole list at once, so later deliveries ride on the wakeup
-	 * already sent instead of costing a syscall each. Nor is a wakeup
-	 * needed when every endpoint of the delivery already runs as many
-	 * requests as it may: the delivery could only queue, and the end of
-	 * one of those requests runs the loop, which takes the list then. The
-	 * loop checks the list under this lock after publishing `full` and
-	 * before it sleeps, so a delivery it misses here finds `full` current. */
+	/* One wakeup covers the whole incoming list, since the loop takes it
+	 * at once: later deliveries ride on it instead of costing a syscall
+	 * each. Nor is a wakeup needed while every endpoint of the delivery
+	 * already runs as many requests as it may: the delivery could only
+	 * queue, and the end of one of those requests runs the loop, which
+	 * takes the list then. The loop checks the list under this lock after
+	 * publishing `full` and before it sleeps, so a delivery it misses here
+	 * sees `full` as it is. */
 	wake = false;
-	if (s->incoming_head == NULL) {
+	if (!s->incoming_woken) {
 		wake = d->ntasks == 0;
 		for (size_t i = 0; i < d->ntasks && !wake; i++)
 			wake = !atomic_load(&d->tasks[i].ep->full);
+		s->incoming_woken = wake;
 	}
 	if (s->incoming_tail)
 		s->incoming_tail->next = d;
