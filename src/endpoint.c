@@ -25,6 +25,11 @@ static void cfgref_unref(struct pw_cfgref *c)
 
 /* ---- endpoints ---- */
 
+void pw_endpoint_ref(struct pw_endpoint *ep)
+{
+	atomic_fetch_add(&ep->refs, 1);
+}
+
 void pw_endpoint_unref(struct pw_endpoint *ep)
 {
 	if (!ep || atomic_fetch_sub(&ep->refs, 1) != 1)
@@ -141,6 +146,7 @@ static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *c
 		c->max_connections > 0 ? (int)c->max_connections : DEFAULT_MAX_CONNECTIONS;
 	pw_climit_init(&ep->climit, ep->max_running);
 	atomic_init(&ep->limit_now, pw_climit_get(&ep->climit));
+	atomic_init(&ep->idle_handles, 0);
 	ep->m = pw_metrics_endpoint(pw_sender_identity(s)->metrics,
 				    c->display ? c->display : c->url);
 	if (!ep->m)
@@ -273,9 +279,10 @@ void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
 		json_str(sb, ep->cfg->display);
 		strbuf_printf(sb,
 			      ",\"in_flight\":%lld,\"concurrency_limit\":%d,\"max_connections\":%d,"
-			      "\"last_success_unix_ms\":%lld,\"last_error\":",
+			      "\"idle_handles\":%d,\"last_success_unix_ms\":%lld,\"last_error\":",
 			      (long long)pw_metrics_inflight(ep->m), atomic_load(&ep->limit_now),
-			      ep->max_running, (long long)ep->last_success_ms);
+			      ep->max_running, atomic_load(&ep->idle_handles),
+			      (long long)ep->last_success_ms);
 		if (ep->last_error)
 			json_str(sb, ep->last_error);
 		else

@@ -67,6 +67,7 @@ struct pw_endpoint {
 	struct pw_auth *auth;
 	int max_running; /* max_connections */
 	_Atomic int limit_now; /* climit's current value, for the debug view */
+	_Atomic int idle_handles; /* neasy, for the debug view */
 	/* Set by the I/O thread while the endpoint runs as many requests as
 	 * its limit allows; a producer whose delivery only goes to such
 	 * endpoints need not wake the loop (see submit()). */
@@ -79,6 +80,10 @@ struct pw_endpoint {
 	 * skips resetting and re-applying TLS, proxy and protocol options. */
 	CURL *easy_pool[EP_EASY_POOL_MAX];
 	int neasy;
+	/* On the sender's pooled list (holding a reference) while it may
+	 * keep handles; see release_pools() in sender.c. */
+	bool pooled;
+	struct pw_endpoint *pool_next;
 	struct task *waitq_head, *waitq_tail; /* waiting for a connection slot */
 	struct task *authq; /* waiting for an OAuth2 token */
 	struct token_xfer token;
@@ -187,6 +192,8 @@ struct pw_sender {
 	uint64_t rng;
 	int64_t next_sweep_ns;
 	int64_t idle_since_ns; /* when the loop last had nothing under way */
+	bool idle_released; /* this idle period's memory has been given back */
+	struct pw_endpoint *pooled_eps; /* endpoints that may keep idle handles */
 	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
 	bool defer_done; /* completions wait in done_list for flush_done() */
 	struct delivery *done_list;

@@ -13,6 +13,9 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,8 +33,8 @@
 #include "strbuf.h"
 
 #define QUEUE_SWEEP_NS (100 * 1000 * 1000LL)
-/* Idle time after which cached payload buffers are freed. */
-#define BUFCACHE_IDLE_NS (2000 * 1000000LL)
+/* Idle time after which cached buffers and handles are freed. */
+#define IDLE_RELEASE_NS (2000 * 1000000LL)
 
 int64_t pw_now_ns(void)
 {
@@ -205,8 +208,10 @@ static void timer_add(struct pw_sender *s, struct task *t)
 static CURL *easy_get(struct pw_sender *s, struct pw_endpoint *ep, bool *configured)
 {
 	*configured = ep->neasy > 0;
-	if (ep->neasy > 0)
+	if (ep->neasy > 0) {
+		atomic_store_explicit(&ep->idle_handles, ep->neasy - 1, memory_order_relaxed);
 		return ep->easy_pool[--ep->neasy];
+	}
 	if (s->npool > 0)
 		return s->pool[--s->npool];
 	return curl_easy_init();
@@ -228,12 +233,66 @@ static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
 		curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
 		ep->easy_pool[ep->neasy++] = e;
+		atomic_store_explicit(&ep->idle_handles, ep->neasy, memory_order_relaxed);
+		if (!ep->pooled) {
+			/* The reference keeps the handles' owner alive until
+			 * release_pools() frees them, on this thread. */
+			pw_endpoint_ref(ep);
+			ep->pooled = true;
+			ep->pool_next = s->pooled_eps;
+			s->pooled_eps = ep;
+		}
 	} else if (s->npool < EASY_POOL_MAX) {
 		curl_easy_reset(e);
 		s->pool[s->npool++] = e;
 	} else {
 		curl_easy_cleanup(e);
 	}
+}
+
+/*
+ * Frees the idle handles of the endpoints on the pooled list: every one
+ * when `all` is set, else those of endpoints nobody else refers to any more
+ * (replaced by an update, with nothing of theirs under way). Nothing can
+ * take a new reference to such an endpoint, so the check does not race.
+ */
+static void release_pools(struct pw_sender *s, bool all)
+{
+	struct pw_endpoint **pp = &s->pooled_eps;
+
+	while (*pp) {
+		struct pw_endpoint *ep = *pp;
+
+		if (!all && atomic_load(&ep->refs) > 1) {
+			pp = &ep->pool_next;
+			continue;
+		}
+		*pp = ep->pool_next;
+		while (ep->neasy > 0)
+			curl_easy_cleanup(ep->easy_pool[--ep->neasy]);
+		atomic_store_explicit(&ep->idle_handles, 0, memory_order_relaxed);
+		ep->pooled = false;
+		ep->pool_next = NULL;
+		pw_endpoint_unref(ep);
+	}
+}
+
+/*
+ * Once per idle period: gives back what only a flow of deliveries needs.
+ * The cached payload buffers, every idle easy handle (with its transfer
+ * buffers; connections stay open in the multi handle's cache), and then
+ * the free memory the allocator still holds, which after a burst of large
+ * profiles can be many times what the process needs while idle.
+ */
+static void release_idle_memory(struct pw_sender *s)
+{
+	pw_bufcache_trim(&s->bufs);
+	release_pools(s, true);
+	while (s->npool > 0)
+		curl_easy_cleanup(s->pool[--s->npool]);
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 /* The request body when it is sent from pieces (struct delivery.segs). */
@@ -903,6 +962,7 @@ static void *io_main(void *arg)
 		next = fire_timers(s, now);
 		if (now >= s->next_sweep_ns) {
 			sweep_queued(s, now);
+			release_pools(s, false);
 			s->next_sweep_ns = now + QUEUE_SWEEP_NS;
 		}
 		curl_multi_perform(s->multi, &running);
@@ -924,14 +984,21 @@ static void *io_main(void *arg)
 		}
 
 		now = pw_now_ns();
-		/* Cached payload buffers are for a steady flow; after a while
-		 * with nothing under way they go back to the allocator. */
+		/* Cached buffers and handles are for a steady flow; after a
+		 * while with nothing under way they go back to the system. */
 		if (s->active || incoming) {
 			s->idle_since_ns = 0;
+			s->idle_released = false;
 		} else if (!s->idle_since_ns) {
 			s->idle_since_ns = now;
-		} else if (now - s->idle_since_ns >= BUFCACHE_IDLE_NS) {
-			pw_bufcache_trim(&s->bufs);
+		} else if (now - s->idle_since_ns >= IDLE_RELEASE_NS) {
+			if (!s->idle_released) {
+				release_idle_memory(s);
+				s->idle_released = true;
+			} else {
+				/* A failed submit may have returned a buffer. */
+				pw_bufcache_trim(&s->bufs);
+			}
 			s->idle_since_ns = now;
 		}
 		wait_ns = 1000 * 1000000LL;
@@ -959,6 +1026,7 @@ static void *io_main(void *arg)
 		pw_auth_token_done(ep->auth, e, CURLE_ABORTED_BY_CALLBACK, pw_now_ns(), NULL);
 		pw_endpoint_unref(ep);
 	}
+	release_pools(s, true);
 	return NULL;
 }
 

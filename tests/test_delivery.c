@@ -667,6 +667,72 @@ START_TEST(concurrency_limit_bounds_requests)
 }
 END_TEST
 
+static int to_text(void *user, const char *data, size_t len)
+{
+	char **t = user;
+	size_t old = *t ? strlen(*t) : 0;
+	char *n = realloc(*t, old + len + 1);
+
+	if (!n)
+		return -1;
+	memcpy(n + old, data, len);
+	n[old + len] = '\0';
+	*t = n;
+	return 0;
+}
+
+/* The debug view's idle_handles of the first endpoint. */
+static int idle_handles(struct th_instance *in)
+{
+	char *text = NULL, *at;
+	int n = -1;
+
+	ck_assert_int_eq(in->p->d->debug_info(in->inst, to_text, &text), COMPONENT_OK);
+	at = strstr(text, "\"idle_handles\":");
+	ck_assert_ptr_nonnull(at);
+	n = atoi(at + strlen("\"idle_handles\":"));
+	free(text);
+	return n;
+}
+
+/* Easy handles kept for reuse stay while deliveries flow and are freed
+ * once the engine has been idle for about two seconds; the next delivery
+ * then works as before. */
+START_TEST(idle_handles_released)
+{
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\"}]}");
+	struct many m = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+	size_t len;
+	struct pw_label l[] = {{"service_name", "svc"}};
+	struct pw_sample smp = {th_pprof_gz(&len), 0, NULL};
+	struct pw_push p = {sizeof(p), l, 1, &smp, 1, 0};
+	double idle_from, waited = 0;
+	struct pw_result r = {0};
+
+	smp.len = len;
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(
+			in.rx->push_async(in.rx->ctx, &p, th_deadline(60000), many_done, &m),
+			COMPONENT_OK);
+	pthread_mutex_lock(&m.lock);
+	while (m.done < 20)
+		pthread_cond_wait(&m.cond, &m.lock);
+	pthread_mutex_unlock(&m.lock);
+	ck_assert_int_eq(m.ok, 20);
+	idle_from = th_now_s();
+	ck_assert_int_gt(idle_handles(&in), 0);
+	while (idle_handles(&in) > 0 && (waited = th_now_s() - idle_from) < 15)
+		usleep(50 * 1000);
+	ck_assert_int_eq(idle_handles(&in), 0);
+	ck_assert_msg(waited >= 1.5, "handles freed after %.2f s of idleness", waited);
+	ck_assert_int_eq(in.rx->push(in.rx->ctx, &p, th_deadline(60000), &r), COMPONENT_OK);
+	in.rx->free_result(&r);
+	ck_assert_int_eq(standin_count(sink), 21);
+	ck_assert_int_eq(idle_handles(&in), 1);
+	th_destroy(&in);
+}
+END_TEST
+
 static void *producer(void *arg)
 {
 	struct load_ctx *c = arg;
@@ -764,6 +830,7 @@ static Suite *delivery_suite(void)
 	tcase_add_test(tc, push_wire_format_labels_and_headers);
 	tcase_add_test(tc, push_async_keeps_caller_samples);
 	tcase_add_test(tc, concurrency_limit_bounds_requests);
+	tcase_add_test(tc, idle_handles_released);
 	tcase_add_test(tc, fanout_one_failing);
 	tcase_add_test(tc, connect_error_not_retried);
 	tcase_add_test(tc, connect_error_gzip_body);
