@@ -124,5 +124,44 @@ echo "|---|---|---|---|---|---|---|"
 awk -v rss="$rss_kb" -v anon="$anon_kb" -v hwm="$hwm_kb" -v d=$((t1 - t0)) -v hz="$hz" \
 	-v s="$idle_secs" -v fl="$floor_kb" -v fla="$floor_anon_kb" 'BEGIN { ms = d * 1000 / hz;
 	printf "| %.1f MiB | %.1f MiB | %.1f MiB | %d ms | %.0f ms | %.1f MiB (%.1f MiB) | %.2f MiB |\n", rss/1024, anon/1024, hwm/1024, ms, ms * 10 / s, fl/1024, fla/1024, (rss-fl)/1024 }'
+
+# Memory given back: a burst of large profiles through the same process's
+# /ingest (64 at a time, fanned out to the 3 endpoints), then RSS once the
+# component has been idle for a while (it releases after 2 s).
+burst_n=1000
+[ "$quick" = 1 ] && burst_n=200
+burst_file=""
+if [ -n "$profiles" ]; then
+	burst_file=$(find "$profiles" -maxdepth 1 -type f -name '*.pb.gz' -size -1025k -printf '%s %p\n' |
+		sort -n | tail -1 | cut -d' ' -f2-)
+fi
+if [ -z "$burst_file" ]; then
+	burst_file="$tmp/burst.bin"
+	head -c 786432 /dev/urandom >"$burst_file"
+fi
+mh_port=$(sed -n 's#.*listening on http://[0-9.]*:\([0-9]*\).*#\1#p' "$tmp/mockhost.log" | head -1)
+if command -v curl >/dev/null && [ -n "$mh_port" ]; then
+	t0=$(date +%s.%N)
+	codes=$(seq "$burst_n" | xargs -P 64 -I{} curl -s -o /dev/null -w '%{http_code}\n' \
+		--data-binary @"$burst_file" \
+		"http://127.0.0.1:$mh_port/ingest?name=bench&format=pprof" | sort | uniq -c |
+		awk '{printf "%s%d x %s", n++ ? ", " : "", $1, $2}')
+	t1=$(date +%s.%N)
+	busy_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$mh/status")
+	sleep 5
+	after_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$mh/status")
+	hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$mh/status")
+	echo
+	echo "## mockhost run after a burst ($burst_n profiles of $(stat -c %s "$burst_file") B through /ingest, 64 at a time, 3 endpoints)"
+	echo
+	echo "| answers | burst took | peak RSS | RSS at the end of the burst | RSS 5 s later | idle RSS before |"
+	echo "|---|---|---|---|---|---|"
+	awk -v c="$codes" -v t0="$t0" -v t1="$t1" -v hwm="$hwm_kb" -v busy="$busy_kb" \
+		-v after="$after_kb" -v rss="$rss_kb" 'BEGIN {
+	printf "| %s | %.1f s | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB |\n", c, t1 - t0, hwm/1024, busy/1024, after/1024, rss/1024 }'
+else
+	echo
+	echo "(curl not found or mockhost port unknown: no burst measurement)"
+fi
 echo
 echo "- load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -28,6 +28,9 @@
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "component_abi.h"
 #include "config.h"
@@ -522,6 +525,26 @@ static int create_instance(struct run *r)
 	return 0;
 }
 
+/*
+ * The server runs a thread per connection. glibc gives such threads arenas
+ * of their own, up to eight per CPU, and malloc_trim cannot return the top
+ * of a thread arena: after a burst of large bodies the process would keep
+ * tens of MiB it no longer uses. As many arenas as CPUs is enough for the
+ * threads that can run at once. MALLOC_ARENA_MAX or GLIBC_TUNABLES in the
+ * environment take precedence.
+ */
+static void limit_arenas(void)
+{
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+	const char *t = getenv("GLIBC_TUNABLES");
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (getenv("MALLOC_ARENA_MAX") || (t && strstr(t, "arena_max")))
+		return;
+	mallopt(M_ARENA_MAX, (int)(n < 2 ? 2 : n > 64 ? 64 : n));
+#endif
+}
+
 int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 {
 	struct run r;
@@ -542,6 +565,7 @@ int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 		free(r.listen_addr);
 		return rc == 1 ? 0 : rc;
 	}
+	limit_arenas();
 	{
 		pthread_condattr_t ca;
 
