@@ -134,6 +134,14 @@ char *th_metrics(struct th_instance *in)
 	return strbuf_detach(&sb, NULL);
 }
 
+char *th_debug_info(struct th_instance *in)
+{
+	struct strbuf sb = STRBUF_INIT;
+
+	ck_assert_int_eq(in->p->d->debug_info(in->inst, to_strbuf, &sb), COMPONENT_OK);
+	return strbuf_detach(&sb, NULL);
+}
+
 double th_metric(struct th_instance *in, const char *series)
 {
 	char *text = th_metrics(in);

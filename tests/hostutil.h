@@ -41,6 +41,8 @@ bool th_logs_contain(const char *needle);
 
 /* The metrics exposition as a malloc'd string. */
 char *th_metrics(struct th_instance *in);
+/* The debug information (JSON) as a malloc'd string. */
+char *th_debug_info(struct th_instance *in);
 /* The value of one sample line, e.g.
  * th_metric(in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}"); -1 if absent. */
 double th_metric(struct th_instance *in, const char *series);
