@@ -432,6 +432,15 @@ static void env_run(const char *const *extra)
 	wait_ready(E.run.url);
 }
 
+/* The usual start: N sinks, the configuration for `env`, mockhost run. */
+static void env_start(int nsinks, const char *env)
+{
+	env_init();
+	env_sinks(nsinks);
+	write_config(env, false);
+	env_run(NULL);
+}
+
 static void env_fini(void)
 {
 	if (E.run.pid > 0)
@@ -542,10 +551,7 @@ START_TEST(test_ingest_pprof_reaches_sink_intact)
 	char **files, *body, *side;
 	struct resp r;
 
-	env_init();
-	env_sinks(1);
-	write_config("test", false);
-	env_run(NULL);
+	env_start(1, "test");
 
 	ck_assert_int_eq(http_post(E.run.url, path, octet_headers, prof, plen, &r), 200);
 	ck_assert_uint_eq(r.len, 0);
@@ -583,10 +589,7 @@ START_TEST(test_ingest_multipart_reaches_sink_intact)
 	size_t len, n, blen;
 	char *mp = multipart_body(&len), **files, *body, *side;
 
-	env_init();
-	env_sinks(2);
-	write_config("test", false);
-	env_run(NULL);
+	env_start(2, "test");
 
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=py.app&format=pprof&spyName=pyspy",
 				   multipart_headers, mp, len, NULL),
@@ -620,10 +623,7 @@ START_TEST(test_ingest_downstream_status_relayed)
 	const uint8_t *prof = th_pprof_gz(&plen);
 	struct resp r;
 
-	env_init();
-	env_sinks(1);
-	write_config("test", false);
-	env_run(NULL);
+	env_start(1, "test");
 
 	/* Garbage with format=pprof: the sink answers 422, the SDK gets 422. */
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers,
@@ -652,10 +652,7 @@ START_TEST(test_push_reaches_sink_with_external_labels)
 	struct resp r;
 	json_t *side, *labels;
 
-	env_init();
-	env_sinks(1);
-	write_config("demo", false);
-	env_run(NULL);
+	env_start(1, "demo");
 
 	ck_assert_int_eq(
 		http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body, len, &r),
@@ -700,10 +697,7 @@ START_TEST(test_large_push_reaches_sink_intact)
 	char **files, *raw;
 	struct resp r;
 
-	env_init();
-	env_sinks(1);
-	write_config("demo", false);
-	env_run(NULL);
+	env_start(1, "demo");
 	ck_assert_int_eq(
 		http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body, len, &r),
 		200);
@@ -732,10 +726,7 @@ START_TEST(test_push_errors_are_connect_errors)
 	uint8_t *body = push_body("svc", &len);
 	struct resp r;
 
-	env_init();
-	env_sinks(1);
-	write_config("test", false);
-	env_run(NULL);
+	env_start(1, "test");
 
 	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers,
 				   "\xff\xff\xff", 3, &r),
@@ -797,10 +788,7 @@ START_TEST(test_reload_by_file_signal_and_http)
 	double ok0;
 	struct resp r;
 
-	env_init();
-	env_sinks(1);
-	write_config("one", false);
-	env_run(NULL);
+	env_start(1, "one");
 
 	/* inotify, with an editor-style rename. */
 	write_config("two", true);
@@ -838,10 +826,7 @@ START_TEST(test_invalid_config_keeps_last_and_reports)
 	struct resp r;
 	json_t *j;
 
-	env_init();
-	env_sinks(1);
-	write_config("good", false);
-	env_run(NULL);
+	env_start(1, "good");
 	ck_assert_int_eq(healthy(&body), 200);
 	ck_assert_str_eq(body, "ok\n");
 	free(body);
@@ -896,10 +881,7 @@ START_TEST(test_metrics_pass_promtool)
 		fprintf(stderr, "SKIP test_metrics_pass_promtool: promtool is not installed\n");
 		return;
 	}
-	env_init();
-	env_sinks(1);
-	write_config("test", false);
-	env_run(NULL);
+	env_start(1, "test");
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, prof,
 				   plen, NULL),
 			 200);
@@ -973,10 +955,7 @@ START_TEST(test_clients_during_100_reloads)
 	const char *names[2] = {"primary", "secondary"};
 	char *body = NULL;
 
-	env_init();
-	env_sinks(2);
-	write_config("v0", false);
-	env_run(NULL);
+	env_start(2, "v0");
 
 	memset(cl, 0, sizeof(cl));
 	clients_stop = 0;
