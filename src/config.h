@@ -155,20 +155,7 @@ void pw_config_free(struct pw_config *cfg);
  * "<secret>"; malloc'd. */
 char *pw_config_redacted_json(const struct pw_config *cfg);
 
-/* Parses a Go duration ("1m30s", "500ms", "1.5h", "-2s", "0"). Returns 0 and
- * stores nanoseconds in *out, or -1 with a static reason in *why. */
-int pw_duration_parse(const char *s, int64_t *out, const char **why);
-
-/* Formats nanoseconds as a Go duration string ("1m30s"). */
-void pw_duration_format(int64_t ns, char *buf, size_t len);
-
 /* Overwrites and frees a secret string. Accepts NULL. */
 void pw_secret_free(char *s);
-
-/* The option reference of one block as a Markdown table, generated from the
- * same table the parser uses (docs/configuration.md embeds it). block is ""
- * for the top level, or "endpoint", "basic_auth", "authorization", "oauth2",
- * "tls_config". Returns malloc'd text, or NULL for an unknown block. */
-char *pw_config_options_markdown(const char *block);
 
 #endif /* PW_CONFIG_H */
