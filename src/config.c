@@ -11,6 +11,8 @@
  * and reports every error, one per line, each prefixed with the path of the
  * value it is about. Secret values never appear in any message.
  */
+#include "config.h"
+
 #include "config_check.h"
 #include "config_diag.h"
 #include "config_json.h"

@@ -17,7 +17,7 @@
 #ifndef PW_CONFIG_INTERNAL_H
 #define PW_CONFIG_INTERNAL_H
 
-#include "config.h"
+#include "config_types.h"
 
 #include <stddef.h>
 #include <stdint.h>
