@@ -12,6 +12,9 @@
  *   config_diag.c   the error list, error paths, user text in messages
  *   duration.c      Go durations
  *
+ * The snapshot's types are in config_types.h, which every layer may use;
+ * config.h adds the functions of config.c.
+ *
  * Nothing outside the config files includes this header.
  */
 #ifndef PW_CONFIG_INTERNAL_H
