@@ -5,11 +5,13 @@
  * exercises the redacted dump too. Everything is freed so leaks show up.
  *
  *   clang -g -fsanitize=fuzzer,address,undefined -Isrc -Iinclude -Iplugin-abi \
- *     fuzz/fuzz_config.c src/config.c src/duration.c src/filewatch.c \
+ *     fuzz/fuzz_config.c src/config.c src/config_check.c src/config_diag.c \
+ *     src/config_json.c src/config_opts.c src/duration.c src/filewatch.c \
  *     src/strbuf.c -ljansson -o fuzz_config
  *   ./fuzz_config fuzz/corpus/config
  */
 #include "config.h"
+#include "duration.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@ cat > "$OUT/pw_version.h" <<H
 #define PW_VERSION "fuzz"
 H
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$OUT -Iinclude -Iplugin-abi -Isrc -Isrc/mockhost"
-CORE="src/config.c src/config_check.c src/config_json.c src/duration.c src/filewatch.c src/labels.c src/proto.c src/retry.c src/strbuf.c"
+CORE="src/config.c src/config_check.c src/config_diag.c src/config_json.c src/config_opts.c src/duration.c src/filewatch.c src/labels.c src/proto.c src/retry.c src/strbuf.c"
 LIBS="-ljansson -lz -lpthread -lm"
 
 build() { # name, sources...

@@ -4,10 +4,15 @@
  * of the raw document before it is decoded, and the cross-field rules of each
  * block. Every problem is reported through pw_cfg_err_at() and parsing goes
  * on, so one pass lists them all. Messages never quote a secret or a URL.
+ *
+ * Above the diagnostics (config_diag.c) and below the option tables: the
+ * checks read an option's flags and limits but never the tables themselves.
  */
-#include "config_internal.h"
+#include "config_check.h"
 
+#include "duration.h"
 #include "filewatch.h"
+#include "strbuf.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -209,7 +214,7 @@ static bool url_check(const char *u, const char *const *schemes, char *why, size
 		if (strlen(schemes[i]) == slen && strncasecmp(u, schemes[i], slen) == 0)
 			known = true;
 	if (!known) {
-		char s[SHOW_LEN * 4 + 16];
+		char s[SHOW_BUF];
 
 		pw_cfg_show(s, sizeof(s), u, slen);
 		if (snprintf(why, whylen, "unsupported scheme \"%s\"", s) >= (int)whylen)
@@ -313,7 +318,7 @@ static bool no_proxy_entry_ok(const char *s, size_t n)
 	return ip_ok(AF_INET, s, n) || domain_ok(s, n);
 }
 
-static void check_no_proxy(struct ctx *c, const char *path, const char *list)
+static void check_no_proxy(struct pw_cfg_diag *d, const char *path, const char *list)
 {
 	const char *p = list;
 
@@ -329,11 +334,11 @@ static void check_no_proxy(struct ctx *c, const char *path, const char *list)
 		while (en > 0 && isspace((unsigned char)e[en - 1]))
 			en--;
 		if (en > 0 && !no_proxy_entry_ok(e, en)) {
-			char s[SHOW_LEN * 4 + 16];
+			char s[SHOW_BUF];
 
 			pw_cfg_show(s, sizeof(s), e, en);
 			pw_cfg_err_at(
-				c, path,
+				d, path,
 				"entry \"%s\" is not an IP address, CIDR range or domain name "
 				"(with an optional port)",
 				s);
@@ -349,9 +354,9 @@ static void check_no_proxy(struct ctx *c, const char *path, const char *list)
  * regular files qualify (a FIFO would block the reader, and change detection
  * relies on stat), and O_NONBLOCK keeps open() itself from waiting.
  */
-static void check_file(struct ctx *c, const char *path, const char *file)
+static void check_file(struct pw_cfg_diag *d, const char *path, const char *file)
 {
-	char b, s[SHOW_LEN * 4 + 16];
+	char b, s[SHOW_BUF];
 	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	const char *why = NULL;
 	struct stat st;
@@ -368,7 +373,7 @@ static void check_file(struct ctx *c, const char *path, const char *file)
 	if (!why)
 		return;
 	pw_cfg_show(s, sizeof(s), file, strlen(file));
-	pw_cfg_err_at(c, path, "cannot read \"%s\": %s", s, why);
+	pw_cfg_err_at(d, path, "cannot read \"%s\": %s", s, why);
 }
 
 static void format_range_value(const struct opt *o, int64_t v, char *buf, size_t n)
@@ -379,7 +384,7 @@ static void format_range_value(const struct opt *o, int64_t v, char *buf, size_t
 		snprintf(buf, n, "%lld", (long long)v);
 }
 
-void pw_cfg_check_range(struct ctx *c, const struct opt *o, const char *path, int64_t v)
+void pw_cfg_check_range(struct pw_cfg_diag *d, const struct opt *o, const char *path, int64_t v)
 {
 	char got[48], lo[48], hi[48];
 
@@ -389,32 +394,33 @@ void pw_cfg_check_range(struct ctx *c, const struct opt *o, const char *path, in
 	format_range_value(o, o->min, lo, sizeof(lo));
 	format_range_value(o, o->max, hi, sizeof(hi));
 	if (o->max == INT64_MAX && o->min == 1)
-		pw_cfg_err_at(c, path, "must be greater than 0, got %s", got);
+		pw_cfg_err_at(d, path, "must be greater than 0, got %s", got);
 	else if (o->max == INT64_MAX && o->min == 0)
-		pw_cfg_err_at(c, path, "must not be negative, got %s", got);
+		pw_cfg_err_at(d, path, "must not be negative, got %s", got);
 	else
-		pw_cfg_err_at(c, path, "must be between %s and %s, got %s", lo, hi, got);
+		pw_cfg_err_at(d, path, "must be between %s and %s, got %s", lo, hi, got);
 }
 
-void pw_cfg_check_string(struct ctx *c, const struct opt *o, const char *path, const char *s)
+void pw_cfg_check_string(struct pw_cfg_diag *d, const struct opt *o, const char *path,
+			 const char *s)
 {
 	if (o->flags & OPT_FILE)
-		check_file(c, path, s);
+		check_file(d, path, s);
 	if ((o->flags & OPT_PEM) && !strstr(s, "-----BEGIN "))
-		pw_cfg_err_at(c, path, "does not look like PEM text (no \"-----BEGIN \" line)");
+		pw_cfg_err_at(d, path, "does not look like PEM text (no \"-----BEGIN \" line)");
 	if (o->flags & (OPT_HTTP_URL | OPT_PROXY_URL)) {
 		char why[160];
 		bool proxy = o->flags & OPT_PROXY_URL;
 
 		if (!url_check(s, proxy ? proxy_schemes : http_schemes, why, sizeof(why)))
-			pw_cfg_err_at(c, path, "must be an absolute %s URL with a host: %s",
+			pw_cfg_err_at(d, path, "must be an absolute %s URL with a host: %s",
 				      proxy ? "http, https or socks5" : "http or https", why);
 	}
 	if (o->flags & OPT_NO_PROXY)
-		check_no_proxy(c, path, s);
+		check_no_proxy(d, path, s);
 }
 
-bool pw_cfg_check_tls_version(struct ctx *c, const char *path, const char *s,
+bool pw_cfg_check_tls_version(struct pw_cfg_diag *d, const char *path, const char *s,
 			      enum pw_tls_version *v)
 {
 	static const struct {
@@ -426,7 +432,7 @@ bool pw_cfg_check_tls_version(struct ctx *c, const char *path, const char *s,
 		{"TLS12", PW_TLS12},
 		{"TLS13", PW_TLS13},
 	};
-	char shown[SHOW_LEN * 4 + 16];
+	char shown[SHOW_BUF];
 
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
 		if (strcmp(s, versions[i].name) == 0) {
@@ -435,7 +441,7 @@ bool pw_cfg_check_tls_version(struct ctx *c, const char *path, const char *s,
 		}
 	}
 	pw_cfg_show(shown, sizeof(shown), s, strlen(s));
-	pw_cfg_err_at(c, path,
+	pw_cfg_err_at(d, path,
 		      "unknown TLS version \"%s\"; expected one of TLS10, TLS11, TLS12, TLS13",
 		      shown);
 	return false;
@@ -470,33 +476,35 @@ static size_t edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-void pw_cfg_unknown_key(struct ctx *c, const struct block *b, const char *path, const char *key)
+void pw_cfg_unknown_key(struct pw_cfg_diag *d, const struct block *b, const char *path,
+			const char *key)
 {
 	const char *best = NULL;
 	size_t bestd = 3;
 
 	for (const struct opt *o = b->opts; o->name; o++) {
-		size_t d = edit_distance(key, o->name);
+		size_t dist = edit_distance(key, o->name);
 
-		if (d < bestd) {
-			bestd = d;
+		if (dist < bestd) {
+			bestd = dist;
 			best = o->name;
 		}
 	}
 	if (best)
-		pw_cfg_err_at(c, path, "unknown attribute; did you mean \"%s\"?", best);
+		pw_cfg_err_at(d, path, "unknown attribute; did you mean \"%s\"?", best);
 	else
-		pw_cfg_err_at(c, path, "unknown attribute");
+		pw_cfg_err_at(d, path, "unknown attribute");
 }
 
 /* Name checks shared by the three map kinds. */
-void pw_cfg_check_map_key(struct ctx *c, const struct opt *o, const char *path, const char *key)
+void pw_cfg_check_map_key(struct pw_cfg_diag *d, const struct opt *o, const char *path,
+			  const char *key)
 {
-	char shown[SHOW_LEN * 4 + 16];
+	char shown[SHOW_BUF];
 
 	pw_cfg_show(shown, sizeof(shown), key, strlen(key));
 	if ((o->flags & OPT_HEADERS) && !header_name_ok(key, strlen(key))) {
-		pw_cfg_err_at(c, path, "\"%s\" is not a valid HTTP header name", shown);
+		pw_cfg_err_at(d, path, "\"%s\" is not a valid HTTP header name", shown);
 		return;
 	}
 	if (o->flags & OPT_RESERVED) {
@@ -505,39 +513,39 @@ void pw_cfg_check_map_key(struct ctx *c, const struct opt *o, const char *path, 
 		canonical_header(canon, sizeof(canon), key);
 		for (size_t i = 0; i < sizeof(reserved_headers) / sizeof(reserved_headers[0]); i++)
 			if (strcmp(canon, reserved_headers[i]) == 0)
-				pw_cfg_err_at(c, path, "setting header \"%s\" is not allowed",
+				pw_cfg_err_at(d, path, "setting header \"%s\" is not allowed",
 					      canon);
 	}
 	if ((o->flags & OPT_LABELS) && !label_name_ok(key))
 		pw_cfg_err_at(
-			c, path,
+			d, path,
 			"invalid label name \"%s\": use letters, digits, \"_\" and \".\" only "
 			"(or exactly \"__name__\")",
 			shown);
 }
 
 /* A value that goes on the wire as a header value or a label value. */
-bool pw_cfg_check_map_value(struct ctx *c, const struct opt *o, const char *path, json_t *v)
+bool pw_cfg_check_map_value(struct pw_cfg_diag *d, const struct opt *o, const char *path, json_t *v)
 {
 	const char *s;
 	size_t len;
 
 	if (!json_is_string(v)) {
-		pw_cfg_err_at(c, path, "expected a string, got %s", pw_cfg_jtype(v));
+		pw_cfg_err_at(d, path, "expected a string, got %s", pw_cfg_jtype(v));
 		return false;
 	}
 	s = json_string_value(v);
 	len = json_string_length(v);
 	if (o->flags & OPT_HEADERS) {
 		if (!header_value_ok(s, len)) {
-			pw_cfg_err_at(c, path, "header value must not contain CR, LF or NUL");
+			pw_cfg_err_at(d, path, "header value must not contain CR, LF or NUL");
 			return false;
 		}
 	} else if (strlen(s) != len) {
-		pw_cfg_err_at(c, path, "must not contain a NUL character");
+		pw_cfg_err_at(d, path, "must not contain a NUL character");
 		return false;
 	} else if (!pw_utf8_valid(s, len)) {
-		pw_cfg_err_at(c, path, "value is not valid UTF-8");
+		pw_cfg_err_at(d, path, "value is not valid UTF-8");
 		return false;
 	}
 	return true;
@@ -546,63 +554,63 @@ bool pw_cfg_check_map_value(struct ctx *c, const struct opt *o, const char *path
 /* ------------------------------------------------------------------------ */
 /* Cross-field rules                                                         */
 
-static void validate_proxy(struct ctx *c, const char *path, const struct pw_proxy_config *p)
+static void validate_proxy(struct pw_cfg_diag *d, const char *path, const struct pw_proxy_config *p)
 {
 	char cpath[PATH_LEN];
 
 	if (p->proxy_from_environment && p->proxy_url) {
 		pw_cfg_path_key(cpath, path, "proxy_url");
-		pw_cfg_err_at(c, cpath, "must not be set together with proxy_from_environment");
+		pw_cfg_err_at(d, cpath, "must not be set together with proxy_from_environment");
 	}
 	if (p->proxy_from_environment && p->no_proxy) {
 		pw_cfg_path_key(cpath, path, "no_proxy");
-		pw_cfg_err_at(c, cpath, "must not be set together with proxy_from_environment");
+		pw_cfg_err_at(d, cpath, "must not be set together with proxy_from_environment");
 	}
 	if (p->no_proxy && !p->proxy_url && !p->proxy_from_environment) {
 		pw_cfg_path_key(cpath, path, "no_proxy");
-		pw_cfg_err_at(c, cpath, "requires proxy_url");
+		pw_cfg_err_at(d, cpath, "requires proxy_url");
 	}
 	if (p->proxy_connect_header.n > 0 && !p->proxy_url && !p->proxy_from_environment) {
 		pw_cfg_path_key(cpath, path, "proxy_connect_header");
-		pw_cfg_err_at(c, cpath, "requires proxy_url or proxy_from_environment");
+		pw_cfg_err_at(d, cpath, "requires proxy_url or proxy_from_environment");
 	}
 }
 
-void pw_cfg_validate_tls(struct ctx *c, const char *path, void *base)
+void pw_cfg_validate_tls(struct pw_cfg_diag *d, const char *path, void *base)
 {
 	const struct pw_tls_config *t = base;
 
 	if (t->ca_pem && t->ca_file)
-		pw_cfg_err_at(c, path, "ca_pem and ca_file are mutually exclusive");
+		pw_cfg_err_at(d, path, "ca_pem and ca_file are mutually exclusive");
 	if (t->cert_pem && t->cert_file)
-		pw_cfg_err_at(c, path, "cert_pem and cert_file are mutually exclusive");
+		pw_cfg_err_at(d, path, "cert_pem and cert_file are mutually exclusive");
 	if (t->key_pem && t->key_file)
-		pw_cfg_err_at(c, path, "key_pem and key_file are mutually exclusive");
+		pw_cfg_err_at(d, path, "key_pem and key_file are mutually exclusive");
 	if ((t->cert_pem || t->cert_file) && !t->key_pem && !t->key_file)
-		pw_cfg_err_at(c, path,
+		pw_cfg_err_at(d, path,
 			      "a client certificate (cert_pem or cert_file) needs a client key "
 			      "(key_pem or key_file)");
 	if ((t->key_pem || t->key_file) && !t->cert_pem && !t->cert_file)
-		pw_cfg_err_at(c, path,
+		pw_cfg_err_at(d, path,
 			      "a client key (key_pem or key_file) needs a client certificate "
 			      "(cert_pem or cert_file)");
 }
 
-void pw_cfg_validate_basic_auth(struct ctx *c, const char *path, void *base)
+void pw_cfg_validate_basic_auth(struct pw_cfg_diag *d, const char *path, void *base)
 {
 	const struct pw_basic_auth *b = base;
 
 	if (b->password && b->password_file)
-		pw_cfg_err_at(c, path, "password and password_file are mutually exclusive");
+		pw_cfg_err_at(d, path, "password and password_file are mutually exclusive");
 }
 
-void pw_cfg_validate_authorization(struct ctx *c, const char *path, void *base)
+void pw_cfg_validate_authorization(struct pw_cfg_diag *d, const char *path, void *base)
 {
 	struct pw_authorization *a = base;
 	char cpath[PATH_LEN];
 
 	if (a->credentials && a->credentials_file)
-		pw_cfg_err_at(c, path, "credentials and credentials_file are mutually exclusive");
+		pw_cfg_err_at(d, path, "credentials and credentials_file are mutually exclusive");
 	if (a->type) {
 		size_t len = strlen(a->type);
 		const char *t = pw_trim_space(a->type, &len);
@@ -617,24 +625,24 @@ void pw_cfg_validate_authorization(struct ctx *c, const char *path, void *base)
 	}
 	if (a->type && strcasecmp(a->type, "basic") == 0) {
 		pw_cfg_path_key(cpath, path, "type");
-		pw_cfg_err_at(c, cpath,
+		pw_cfg_err_at(d, cpath,
 			      "type \"basic\" is not allowed here; use the basic_auth block");
 	}
 }
 
-void pw_cfg_validate_oauth2(struct ctx *c, const char *path, void *base)
+void pw_cfg_validate_oauth2(struct pw_cfg_diag *d, const char *path, void *base)
 {
 	const struct pw_oauth2 *o = base;
 
 	if (o->client_secret && o->client_secret_file)
-		pw_cfg_err_at(c, path,
+		pw_cfg_err_at(d, path,
 			      "client_secret and client_secret_file are mutually exclusive");
 	if (!o->client_secret && !o->client_secret_file)
-		pw_cfg_err_at(c, path, "one of client_secret or client_secret_file is required");
-	validate_proxy(c, path, &o->proxy);
+		pw_cfg_err_at(d, path, "one of client_secret or client_secret_file is required");
+	validate_proxy(d, path, &o->proxy);
 }
 
-void pw_cfg_validate_endpoint(struct ctx *c, const char *path, void *base)
+void pw_cfg_validate_endpoint(struct pw_cfg_diag *d, const char *path, void *base)
 {
 	const struct pw_endpoint_config *e = base;
 	int nauth = e->basic_auth.set + e->authorization.set + e->oauth2.set +
@@ -642,7 +650,7 @@ void pw_cfg_validate_endpoint(struct ctx *c, const char *path, void *base)
 	char cpath[PATH_LEN];
 
 	if (nauth > 1)
-		pw_cfg_err_at(c, path,
+		pw_cfg_err_at(d, path,
 			      "at most one of basic_auth, authorization, oauth2, bearer_token & "
 			      "bearer_token_file must be configured");
 	if (e->min_backoff_ns > 0 && e->max_backoff_ns > 0 &&
@@ -652,10 +660,10 @@ void pw_cfg_validate_endpoint(struct ctx *c, const char *path, void *base)
 		pw_duration_format(e->min_backoff_ns, lo, sizeof(lo));
 		pw_duration_format(e->max_backoff_ns, hi, sizeof(hi));
 		pw_cfg_path_key(cpath, path, "max_backoff_period");
-		pw_cfg_err_at(c, cpath, "must not be shorter than min_backoff_period (%s < %s)", hi,
+		pw_cfg_err_at(d, cpath, "must not be shorter than min_backoff_period (%s < %s)", hi,
 			      lo);
 	}
-	validate_proxy(c, path, &e->proxy);
+	validate_proxy(d, path, &e->proxy);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -720,30 +728,26 @@ static size_t depth_bad_offset(const char *s, size_t len)
 }
 
 /* Problems found before the document is decoded; true if any. */
-bool pw_cfg_precheck(struct ctx *c, const char *text, size_t *lenp)
+bool pw_cfg_precheck(struct pw_cfg_diag *d, const char *text, size_t *lenp)
 {
 	size_t len = strnlen(text, MAX_DOC_SIZE + 1), off;
 	int line, col;
 
 	*lenp = len;
 	if (len > MAX_DOC_SIZE) {
-		pw_cfg_err_at(c, "", "larger than %zu bytes", MAX_DOC_SIZE);
+		pw_cfg_err_at(d, "", "larger than %zu bytes", MAX_DOC_SIZE);
 		return true;
 	}
 	off = utf8_bad_offset(text, len);
 	if (off < len) {
 		line_col(text, off, &line, &col);
-		c->nerrs++;
-		strbuf_printf(&c->errs, "line %d, column %d: document is not valid UTF-8\n", line,
-			      col);
+		pw_cfg_err_line(d, line, col, "document is not valid UTF-8");
 		return true;
 	}
 	off = depth_bad_offset(text, len);
 	if (off < len) {
 		line_col(text, off, &line, &col);
-		c->nerrs++;
-		strbuf_printf(&c->errs, "line %d, column %d: nested deeper than %d levels\n", line,
-			      col, MAX_DEPTH);
+		pw_cfg_err_line(d, line, col, "nested deeper than %d levels", MAX_DEPTH);
 		return true;
 	}
 	return false;

@@ -5,8 +5,9 @@
  * Duration.String exactly, so a value copied from an Alloy configuration
  * means the same thing here and prints back the same way.
  */
-#include "config.h"
+#include "duration.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 

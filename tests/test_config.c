@@ -7,6 +7,8 @@
  * by a directory (which cannot be read as a file).
  */
 #include "config.h"
+#include "config_doc.h"
+#include "duration.h"
 #include "filewatch.h"
 #include "strbuf.h"
 

@@ -18,6 +18,7 @@
 #include "alloy.h"
 #include "component_abi.h"
 #include "config.h"
+#include "duration.h"
 #include "loader.h"
 #include "mockhost.h"
 #include "pw_version.h"
