@@ -6,7 +6,7 @@
 #define PW_CONFIG_CHECK_H
 
 #include "config_diag.h"
-#include "config_internal.h"
+#include "config_table.h"
 
 #include <jansson.h>
 #include <stdbool.h>

@@ -5,7 +5,7 @@
 #ifndef PW_CONFIG_JSON_H
 #define PW_CONFIG_JSON_H
 
-#include "config_internal.h"
+#include "config_table.h"
 
 #include <stdbool.h>
 

@@ -5,7 +5,7 @@
 #ifndef PW_CONFIG_OPTS_H
 #define PW_CONFIG_OPTS_H
 
-#include "config_internal.h"
+#include "config_table.h"
 
 /* The top level of the document (struct pw_config). */
 extern const struct block pw_cfg_top_block;

@@ -1,5 +1,5 @@
 /*
- * config_internal.h - the shape of an option table, shared by the config
+ * config_table.h - the shape of an option table, shared by the config
  * files. Types only: each file declares its own functions in its own header.
  *
  * The config files form layers; each calls only the ones below it:
@@ -17,8 +17,8 @@
  *
  * Nothing outside the config files includes this header.
  */
-#ifndef PW_CONFIG_INTERNAL_H
-#define PW_CONFIG_INTERNAL_H
+#ifndef PW_CONFIG_TABLE_H
+#define PW_CONFIG_TABLE_H
 
 #include "config_types.h"
 
@@ -75,4 +75,4 @@ struct block {
 	void (*validate)(struct pw_cfg_diag *d, const char *path, void *base);
 };
 
-#endif /* PW_CONFIG_INTERNAL_H */
+#endif /* PW_CONFIG_TABLE_H */
