@@ -71,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const keys[] = {"name", "from", "until", "format", "sampleRate",
-					   "spyName", "units", "aggregationType"};
+	static const char *const keys[] = {"name",	 "from",    "until", "format",
+					   "sampleRate", "spyName", "units", "aggregationType"};
 	char *target = malloc(size + 1), *name, *q;
 
 	if (!target)

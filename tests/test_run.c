@@ -1315,8 +1315,8 @@ static size_t dir_usage(const char *dir, off_t *bytes)
 START_TEST(test_sink_full_disk_answers_507)
 {
 	char disk[96], errf[160];
-	char *argv[] = {E.mockhost, "sink", "--listen", "127.0.0.1:0", "--quiet", "--dir", disk,
-			NULL};
+	char *argv[] = {E.mockhost, "sink",  "--listen", "127.0.0.1:0",
+			"--quiet",  "--dir", disk,	 NULL};
 	size_t blen, plen, nfiles, ok = 0, full = 0;
 	uint8_t *body, *push;
 	struct resp r;
@@ -1335,8 +1335,8 @@ START_TEST(test_sink_full_disk_answers_507)
 
 	body = th_big_pprof(DISK_BODY, 1, &blen);
 	for (int i = 0; i < 8; i++) {
-		long code = http_post(E.sink[0].url, "/ingest?name=app&format=pprof",
-				      octet_headers, body, blen, &r);
+		long code = http_post(E.sink[0].url, "/ingest?name=app&format=pprof", octet_headers,
+				      body, blen, &r);
 
 		if (code == 200) {
 			ck_assert_uint_eq(full, 0);

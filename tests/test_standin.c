@@ -1087,9 +1087,8 @@ START_TEST(log_escapes_request_values)
 	s = standin_start(&o, &err);
 	ck_assert_ptr_nonnull(s);
 	add_series(&b, evil, PPROF, sizeof(PPROF), 1);
-	ck_assert_int_eq(push(s, "Content-Type: application/proto\r\nX-Scope-OrgID: t1\r\n", &b,
-			      &r),
-			 200);
+	ck_assert_int_eq(
+		push(s, "Content-Type: application/proto\r\nX-Scope-OrgID: t1\r\n", &b, &r), 200);
 	resp_free(&r);
 	ck_assert_int_eq(one_shot(s, "POST",
 				  "/ingest?name=app%7Bk%3Dv%0D%0Aforged%3Dx%7D&format=pprof", NULL,
@@ -1099,10 +1098,10 @@ START_TEST(log_escapes_request_values)
 	standin_stop(s);
 	fclose(log);
 
-	ck_assert_ptr_nonnull(strstr(
-		logbuf,
-		"push tenant=t1 labels={service_name=a\\r\\nforged line \\\"q\\\"\\x01} samples=1"));
-	ck_assert_ptr_nonnull(strstr(logbuf, "ingest tenant=anonymous name=app{k=v\\r\\nforged=x}"));
+	ck_assert_ptr_nonnull(strstr(logbuf, "push tenant=t1 labels={service_name=a\\r\\nforged "
+					     "line \\\"q\\\"\\x01} samples=1"));
+	ck_assert_ptr_nonnull(
+		strstr(logbuf, "ingest tenant=anonymous name=app{k=v\\r\\nforged=x}"));
 	/* Exactly one line per request. */
 	{
 		size_t lines = 0;

@@ -29,8 +29,8 @@ char *standin_stats_json(struct standin *s)
 			(json_int_t)st.rejected_too_large, "unsupported_media_type",
 			(json_int_t)st.rejected_media_type, "not_found",
 			(json_int_t)st.rejected_not_found, "method_not_allowed",
-			(json_int_t)st.rejected_method, "other", (json_int_t)st.rejected_other, "storage",
-			(json_int_t)st.rejected_storage);
+			(json_int_t)st.rejected_method, "other", (json_int_t)st.rejected_other,
+			"storage", (json_int_t)st.rejected_storage);
 	o = json_pack("{s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:o}", "requests",
 		      (json_int_t)st.requests, "push", "accepted", (json_int_t)st.push_accepted,
 		      "series", (json_int_t)st.push_series, "samples", (json_int_t)st.push_samples,
@@ -177,10 +177,9 @@ static int store_series(struct standin *s, const struct standin_request *rec,
 						     (json_int_t)ds->samples[j].len));
 		free(file);
 	}
-	rc = write_json(w,
-			pw_asprintf("%s/push-%06llu-%zu.json", s->store_dir,
-				    (unsigned long long)seq, i),
-			side, err);
+	rc = write_json(
+		w, pw_asprintf("%s/push-%06llu-%zu.json", s->store_dir, (unsigned long long)seq, i),
+		side, err);
 out:
 	json_decref(side);
 	return rc;
