@@ -24,8 +24,14 @@ build fuzz_config fuzz/fuzz_config.c $CORE
 build fuzz_alloy fuzz/fuzz_alloy.c src/mockhost/alloy.c src/mockhost/alloy_lex.c src/strbuf.c
 build fuzz_labels fuzz/fuzz_labels.c $CORE
 build fuzz_retry fuzz/fuzz_retry.c $CORE
+# The decoders that request bytes reach first in `mockhost run` and `sink`.
+# standin_gunzip lives in src/standin/httpd.c.
+STANDIN="src/standin/formats.c src/standin/httpd.c"
+build fuzz_push fuzz/fuzz_push.c $CORE $STANDIN
+build fuzz_ingest fuzz/fuzz_ingest.c $CORE src/mockhost/sdkname.c $STANDIN
+build fuzz_formats fuzz/fuzz_formats.c src/strbuf.c $STANDIN
 
-for h in config alloy labels retry; do
+for h in config alloy labels retry push ingest formats; do
 	corpus="$OUT/corpus-$h"
 	mkdir -p "$corpus"
 	cp -n fuzz/corpus/$h/* "$corpus/" 2>/dev/null || true

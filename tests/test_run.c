@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -870,6 +871,107 @@ START_TEST(test_invalid_config_keeps_last_and_reports)
 }
 END_TEST
 
+/* After a file the host cannot even convert (an .alloy file with a syntax
+ * error), writing back the very configuration that was running before is
+ * applied again and restores health, although it converts to the JSON
+ * applied last. */
+START_TEST(test_reload_back_to_identical_config_restores_health)
+{
+	char *good, *body = NULL;
+
+	env_init();
+	env_sinks(1);
+	snprintf(E.cfg, sizeof(E.cfg), "%s/config.alloy", E.dir);
+	good = pw_asprintf("pyroscope.write \"default\" {\n"
+			   "  endpoint {\n    url = \"%s\"\n  }\n"
+			   "  external_labels = {\n    \"env\" = \"good\",\n  }\n}\n",
+			   E.endpoint_url[0]);
+	write_file(E.cfg, good, false);
+	env_run(NULL);
+	ck_assert_int_eq(healthy(NULL), 200);
+
+	write_file(E.cfg, "pyroscope.write \"default\" {\n  endpoint {\n", true);
+	wait_healthy(503);
+	ck_assert_int_eq(metric(E.run.url, "mockhost_config_last_reload_successful"), 0);
+
+	write_file(E.cfg, good, true);
+	wait_healthy(200);
+	ck_assert_int_eq(metric(E.run.url, "mockhost_config_last_reload_successful"), 1);
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "\"good\""));
+	free(body);
+	free(good);
+	env_fini();
+}
+END_TEST
+
+/* Deleting the configuration's directory and creating it again (as some
+ * deployment tools do) must not end hot reload. */
+START_TEST(test_reload_survives_directory_recreated)
+{
+	char confdir[96], *body = NULL;
+	int64_t until;
+
+	env_init();
+	env_sinks(1);
+	snprintf(confdir, sizeof(confdir), "%s/conf", E.dir);
+	snprintf(E.cfg, sizeof(E.cfg), "%s/config.json", confdir);
+	ck_assert_int_eq(mkdir(confdir, 0755), 0);
+	write_config("one", false);
+	env_run(NULL);
+
+	ck_assert_int_eq(unlink(E.cfg), 0);
+	ck_assert_int_eq(rmdir(confdir), 0);
+	until = mono_ms() + 10000;
+	while (!log_contains("configuration directory gone")) {
+		ck_assert_msg(mono_ms() < until, "the lost watch was never reported");
+		msleep(20);
+	}
+	ck_assert_int_eq(mkdir(confdir, 0755), 0);
+	write_config("two", true);
+	wait_metric_ge("mockhost_reloads_total{result=\"success\"}", 1);
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "\"two\""));
+	free(body);
+	ck_assert(log_contains("hot reload resumed"));
+
+	/* Watched again, not just read once: a later edit is seen too. */
+	write_config("three", false);
+	wait_metric_ge("mockhost_reloads_total{result=\"success\"}", 2);
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "\"three\""));
+	free(body);
+	ck_assert_int_eq(healthy(NULL), 200);
+	env_fini();
+}
+END_TEST
+
+/* A FIFO in place of the configuration is refused at once, naming the
+ * path, instead of blocking the reload (and SIGTERM behind it) until some
+ * writer opens it. */
+START_TEST(test_reload_refuses_fifo)
+{
+	struct resp r;
+	char *body = NULL;
+
+	env_start(1, "one");
+	ck_assert_int_eq(unlink(E.cfg), 0);
+	ck_assert_int_eq(mkfifo(E.cfg, 0644), 0);
+
+	ck_assert_int_eq(http_post(E.run.url, "/-/reload", NULL, NULL, 0, &r), 400);
+	ck_assert_ptr_nonnull(strstr(r.body, E.cfg));
+	ck_assert_ptr_nonnull(strstr(r.body, "not a regular file"));
+	resp_free(&r);
+	ck_assert_int_eq(healthy(&body), 503);
+	ck_assert_ptr_nonnull(strstr(body, "not a regular file"));
+	free(body);
+	/* The running configuration stays in use, and SIGTERM still works. */
+	ck_assert_int_eq(http_get(E.run.url, "/-/ready", NULL), 200);
+	ck_assert_int_eq(proc_stop(&E.run, SIGTERM, 10000), 0);
+	env_fini();
+}
+END_TEST
+
 START_TEST(test_metrics_pass_promtool)
 {
 	char *text = NULL, *path, *cmd;
@@ -1157,6 +1259,140 @@ START_TEST(test_usage_errors)
 }
 END_TEST
 
+/* `mockhost sink --dir` naming a regular file fails at start, saying so,
+ * instead of answering every request later with a failure. */
+START_TEST(test_sink_dir_is_a_file)
+{
+	char *cmd, *text;
+	size_t len;
+
+	env_init();
+	write_file(E.cfg, "not a directory\n", false);
+	cmd = pw_asprintf("timeout 20 %s sink --listen 127.0.0.1:0 --dir %s >/dev/null 2>%s",
+			  E.mockhost, E.cfg, E.errlog);
+	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+	free(cmd);
+	text = read_all(E.errlog, &len);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_ptr_nonnull(strstr(text, E.cfg));
+	ck_assert_ptr_nonnull(strstr(text, "not a directory"));
+	free(text);
+	env_fini();
+}
+END_TEST
+
+/* ---- mockhost sink on a full disk (root only: mounts a tmpfs) ---- */
+
+/* The size of each stored ingest body: with its side file, five pages of
+ * the 64 KiB tmpfs, so the fourth request runs out of space half-way. */
+#define DISK_BODY 16384
+
+/* Files in dir and their total size. */
+static size_t dir_usage(const char *dir, off_t *bytes)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	*bytes = 0;
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		char *p;
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		p = pw_asprintf("%s/%s", dir, e->d_name);
+		ck_assert_int_eq(stat(p, &st), 0);
+		*bytes += st.st_size;
+		free(p);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+START_TEST(test_sink_full_disk_answers_507)
+{
+	char disk[96], errf[160];
+	char *argv[] = {E.mockhost, "sink",  "--listen", "127.0.0.1:0",
+			"--quiet",  "--dir", disk,	 NULL};
+	size_t blen, plen, nfiles, ok = 0, full = 0;
+	uint8_t *body, *push;
+	struct resp r;
+	off_t bytes;
+	char **files;
+
+	env_init();
+	argv[0] = E.mockhost;
+	snprintf(disk, sizeof(disk), "%s/disk", E.dir);
+	snprintf(errf, sizeof(errf), "%s/sink.log", E.dir);
+	ck_assert_int_eq(mkdir(disk, 0755), 0);
+	ck_assert_msg(mount("tmpfs", disk, "tmpfs", 0, "size=64k") == 0, "mount tmpfs: %s",
+		      strerror(errno));
+	proc_start(&E.sink[0], argv, errf);
+	E.nsinks = 1;
+
+	body = th_big_pprof(DISK_BODY, 1, &blen);
+	for (int i = 0; i < 8; i++) {
+		long code = http_post(E.sink[0].url, "/ingest?name=app&format=pprof", octet_headers,
+				      body, blen, &r);
+
+		if (code == 200) {
+			ck_assert_uint_eq(full, 0);
+			ok++;
+		} else {
+			ck_assert_int_eq(code, 507);
+			ck_assert_ptr_nonnull(strstr(r.body, "No space left on device"));
+			full++;
+		}
+		resp_free(&r);
+	}
+	ck_assert_uint_ge(ok, 1);
+	ck_assert_uint_ge(full, 1);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "ingest", "accepted"), (long long)ok);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "rejected", "storage"), (long long)full);
+	/* Only whole requests are kept: a body and its side file each, and
+	 * every body complete. */
+	nfiles = list_files(disk, "ingest-", ".body", &files);
+	ck_assert_uint_eq(nfiles, ok);
+	for (size_t i = 0; i < nfiles; i++) {
+		struct stat st;
+
+		ck_assert_int_eq(stat(files[i], &st), 0);
+		ck_assert_int_eq(st.st_size, (off_t)blen);
+	}
+	free_list(files, nfiles);
+	ck_assert_uint_eq(dir_usage(disk, &bytes), 2 * ok);
+
+	/* A push that no longer fits is refused the same way. */
+	push = push_body_of("app", body, blen, &plen);
+	ck_assert_int_eq(http_post(E.sink[0].url, "/push.v1.PusherService/Push", proto_headers,
+				   push, plen, NULL),
+			 507);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "push", "accepted"), 0);
+	ck_assert_uint_eq(dir_usage(disk, &bytes), 2 * ok);
+	free(push);
+	free(body);
+
+	ck_assert_int_eq(proc_stop(&E.sink[0], SIGTERM, 10000), 0);
+	E.nsinks = 0;
+	ck_assert_int_eq(umount2(disk, MNT_DETACH), 0);
+	env_fini();
+}
+END_TEST
+
+static Suite *disk_suite(void)
+{
+	Suite *s = suite_create("run-disk");
+	TCase *tc = tcase_create("full disk");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_sink_full_disk_answers_507);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
 static Suite *run_suite(void)
 {
 	Suite *s = suite_create("run");
@@ -1172,21 +1408,33 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_push_downstream_failure_is_internal);
 	tcase_add_test(tc, test_reload_by_file_signal_and_http);
 	tcase_add_test(tc, test_invalid_config_keeps_last_and_reports);
+	tcase_add_test(tc, test_reload_back_to_identical_config_restores_health);
+	tcase_add_test(tc, test_reload_survives_directory_recreated);
+	tcase_add_test(tc, test_reload_refuses_fifo);
 	tcase_add_test(tc, test_metrics_pass_promtool);
 	tcase_add_test(tc, test_clients_during_100_reloads);
 	tcase_add_test(tc, test_conn_limit);
 	tcase_add_test(tc, test_sigterm_drains_and_exits_0);
 	tcase_add_test(tc, test_sigterm_drain_timeout_bounds_exit);
 	tcase_add_test(tc, test_usage_errors);
+	tcase_add_test(tc, test_sink_dir_is_a_file);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
-int main(void)
+/* `test_run disk` runs the full-disk tests, which mount a tmpfs: they need
+ * root (as in CI) and are skipped (exit 77) without it. */
+int main(int argc, char **argv)
 {
-	SRunner *sr = srunner_create(run_suite());
+	bool disk = argc > 1 && strcmp(argv[1], "disk") == 0;
+	SRunner *sr;
 	int failed;
 
+	if (disk && geteuid() != 0) {
+		fprintf(stderr, "test_run disk: needs root to mount a tmpfs, skipped\n");
+		return 77;
+	}
+	sr = srunner_create(disk ? disk_suite() : run_suite());
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	srunner_run_all(sr, CK_NORMAL);

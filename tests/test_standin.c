@@ -1070,6 +1070,73 @@ START_TEST(store_dir_and_log)
 }
 END_TEST
 
+/* Values from the request are escaped in the sink's log: a CR or LF in a
+ * label value, the tenant or the ingest name cannot start a forged line. */
+START_TEST(log_escapes_request_values)
+{
+	static const char *const evil[] = {"service_name", "a\r\nforged line \"q\"\x01", NULL};
+	char *logbuf = NULL;
+	size_t loglen = 0;
+	FILE *log = open_memstream(&logbuf, &loglen);
+	struct standin_opts o = {.log = log};
+	struct standin *s;
+	struct strbuf b = STRBUF_INIT;
+	struct resp r;
+	char *err = NULL;
+
+	s = standin_start(&o, &err);
+	ck_assert_ptr_nonnull(s);
+	add_series(&b, evil, PPROF, sizeof(PPROF), 1);
+	ck_assert_int_eq(
+		push(s, "Content-Type: application/proto\r\nX-Scope-OrgID: t1\r\n", &b, &r), 200);
+	resp_free(&r);
+	ck_assert_int_eq(one_shot(s, "POST",
+				  "/ingest?name=app%7Bk%3Dv%0D%0Aforged%3Dx%7D&format=pprof", NULL,
+				  PPROF, sizeof(PPROF), &r),
+			 200);
+	resp_free(&r);
+	standin_stop(s);
+	fclose(log);
+
+	ck_assert_ptr_nonnull(strstr(logbuf, "push tenant=t1 labels={service_name=a\\r\\nforged "
+					     "line \\\"q\\\"\\x01} samples=1"));
+	ck_assert_ptr_nonnull(
+		strstr(logbuf, "ingest tenant=anonymous name=app{k=v\\r\\nforged=x}"));
+	/* Exactly one line per request. */
+	{
+		size_t lines = 0;
+
+		for (const char *c = logbuf; *c; c++)
+			lines += *c == '\n';
+		ck_assert_uint_eq(lines, 2);
+		ck_assert_ptr_null(strchr(logbuf, '\r'));
+	}
+	free(logbuf);
+}
+END_TEST
+
+/* A part with its Content-Disposition repeated: the last one counts, and
+ * nothing leaks (found by fuzz_formats; caught under ASan and valgrind). */
+START_TEST(multipart_repeated_disposition)
+{
+	static const char body[] = "--b\r\nContent-Disposition: form-data; name=\"x\"; "
+				   "filename=\"f\"\r\nContent-Disposition: form-data; "
+				   "name=\"y\"; filename=\"g\"\r\n\r\n1\r\n--b--\r\n";
+	struct standin_part *parts;
+	size_t n;
+	char *err = NULL;
+
+	ck_assert_int_eq(standin_multipart_parse("multipart/form-data; boundary=b",
+						 (const uint8_t *)body, strlen(body), &parts, &n,
+						 &err),
+			 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(parts[0].name, "y");
+	ck_assert_str_eq(parts[0].filename, "g");
+	standin_parts_free(parts, n);
+}
+END_TEST
+
 /* ---- pure checks ---- */
 
 START_TEST(parse_name_rules)
@@ -1287,6 +1354,8 @@ static Suite *standin_suite(void)
 	tcase_add_test(tc, keep_alive_chunked_and_repeated_headers);
 	tcase_add_test(tc, stats_and_ready);
 	tcase_add_test(tc, store_dir_and_log);
+	tcase_add_test(tc, log_escapes_request_values);
+	tcase_add_test(tc, multipart_repeated_disposition);
 	tcase_add_test(tc, parse_name_rules);
 	tcase_add_test(tc, pprof_check);
 	tcase_add_test(tc, multipart_and_query);

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -13,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "alloy.h"
 #include "component_abi.h"
@@ -146,19 +149,52 @@ void mockhost_host_init(struct component_host *h, enum component_log_level level
 
 /* ---- files and configuration ---- */
 
+/*
+ * Opens path for reading without ever blocking: O_NONBLOCK so that a FIFO
+ * planted at the path cannot hold the caller (a reload, and a SIGTERM
+ * waiting behind it) until a writer appears. Only regular files are read.
+ */
+static FILE *open_regular(const char *path, char **err)
+{
+	struct stat st;
+	FILE *f = NULL;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0) {
+		*err = pw_asprintf("cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0) {
+		*err = pw_asprintf("cannot read %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*err = pw_asprintf("cannot read %s: not a regular file", path);
+		goto fail;
+	}
+	f = fdopen(fd, "rb");
+	if (!f) {
+		*err = pw_asprintf("cannot read %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	return f;
+fail:
+	close(fd);
+	return NULL;
+}
+
 int mockhost_read_file(const char *path, char **data, size_t *len, char **err)
 {
-	FILE *f = fopen(path, "rb");
+	FILE *f;
 	struct strbuf sb;
 	char buf[65536];
 	size_t n;
 
 	*data = NULL;
 	*len = 0;
-	if (!f) {
-		*err = pw_asprintf("cannot open %s: %s", path, strerror(errno));
+	f = open_regular(path, err);
+	if (!f)
 		return -1;
-	}
 	strbuf_init(&sb, MAX_FILE);
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
 		if (strbuf_append(&sb, buf, n) < 0) {

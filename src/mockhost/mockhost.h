@@ -14,7 +14,8 @@ void mockhost_log(void *user, enum component_log_level level, const char *msg,
 int mockhost_parse_level(const char *s, enum component_log_level *out);
 void mockhost_host_init(struct component_host *h, enum component_log_level level);
 
-/* Reads a whole file (capped); 0, or -1 with a malloc'd *err. */
+/* Reads a whole regular file (capped), never blocking on a FIFO or a device
+ * at the path; 0, or -1 with a malloc'd *err naming the path. */
 int mockhost_read_file(const char *path, char **data, size_t *len, char **err);
 
 /* Reads a configuration file: JSON as is, or an .alloy file converted. */

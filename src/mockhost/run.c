@@ -52,6 +52,9 @@
 /* Editors write a file in several steps; settle before re-reading it. */
 #define WATCH_SETTLE_MS 10
 #define WATCH_SETTLE_MAX_MS 200
+/* How often a lost watch (the directory was removed or renamed) is tried
+ * again until the directory is back. */
+#define WATCH_RETRY_MS 250
 
 /* ---- small helpers ---- */
 
@@ -155,6 +158,11 @@ int run_reload(struct run *r, const char *source, bool force, char **why)
 			 "reason", reason ? reason : "out of memory");
 		count_reload(r, false);
 		set_host_reason(r, pw_strdup(reason));
+		/* What was last tried is now this unreadable file: the next
+		 * valid one is applied even when it equals the one before,
+		 * which is what clears the refusal. */
+		free(r->last_json);
+		r->last_json = NULL;
 		goto out;
 	}
 	if (!force && r->last_json && strcmp(json, r->last_json) == 0) {
@@ -198,15 +206,18 @@ out:
 
 struct watch {
 	int fd;
+	int wd; /* the directory's watch; -1 while it is lost */
 	char *dir;
 	char *base;
 };
+
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
 
 static int watch_open(struct watch *w, const char *path, char **err)
 {
 	char *a = pw_strdup(path), *b = pw_strdup(path);
 
-	w->fd = -1;
+	w->fd = w->wd = -1;
 	w->dir = w->base = NULL;
 	if (!a || !b) {
 		free(a);
@@ -226,7 +237,8 @@ static int watch_open(struct watch *w, const char *path, char **err)
 	/* The directory, not the file: an editor or a ConfigMap update
 	 * replaces the file by a rename, which a watch on the file itself
 	 * would not survive. */
-	if (inotify_add_watch(w->fd, w->dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+	w->wd = inotify_add_watch(w->fd, w->dir, WATCH_MASK);
+	if (w->wd < 0) {
 		*err = pw_asprintf("watching %s: %s", w->dir, strerror(errno));
 		return -1;
 	}
@@ -239,6 +251,17 @@ static void watch_close(struct watch *w)
 		close(w->fd);
 	free(w->dir);
 	free(w->base);
+}
+
+/* The directory itself went away (removed, or renamed so that the path no
+ * longer leads to it): no event about the file can come any more. */
+static void watch_lose(struct watch *w, const struct inotify_event *ev)
+{
+	if (ev->wd != w->wd || w->wd < 0)
+		return;
+	if (ev->mask & IN_MOVE_SELF)
+		inotify_rm_watch(w->fd, w->wd);
+	w->wd = -1;
 }
 
 /* Reads pending events; true when one concerns the configuration file (or
@@ -258,10 +281,19 @@ static bool watch_read(struct watch *w)
 				hit = true;
 			if (ev->mask & IN_Q_OVERFLOW)
 				hit = true;
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+				watch_lose(w, ev);
 			p += sizeof(*ev) + ev->len;
 		}
 	}
 	return hit;
+}
+
+/* Tries to watch the directory again; true once it is back. */
+static bool watch_rearm(struct watch *w)
+{
+	w->wd = inotify_add_watch(w->fd, w->dir, WATCH_MASK | IN_ONLYDIR);
+	return w->wd >= 0;
 }
 
 /* After a change, waits until the directory has been quiet for a moment so
@@ -330,12 +362,36 @@ static void shutdown_host(struct run *r)
 	r->httpd = NULL;
 }
 
+/*
+ * Called after every wakeup: notices a watch that was lost and, while it
+ * is, retries it. The directory may be deleted and created again (a
+ * deployment tool recreating it); hot reload resumes once it is back, and
+ * a configuration already in it is read at once.
+ */
+static void watch_keep(struct run *r, struct watch *w, bool *lost)
+{
+	if (w->wd < 0 && !*lost) {
+		*lost = true;
+		run_log1(r, COMPONENT_LOG_WARN,
+			 "configuration directory gone, hot reload paused until it is back", "dir",
+			 w->dir, NULL, NULL);
+	}
+	if (!*lost || !watch_rearm(w))
+		return;
+	*lost = false;
+	run_log1(r, COMPONENT_LOG_INFO, "configuration directory back, hot reload resumed", "dir",
+		 w->dir, NULL, NULL);
+	if (access(r->config_path, F_OK) == 0)
+		run_reload(r, "file", false, NULL);
+}
+
 static int main_loop(struct run *r, int sfd, struct watch *w)
 {
 	struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = w->fd, .events = POLLIN}};
+	bool lost = false;
 
 	for (;;) {
-		int n = poll(p, 2, -1);
+		int n = poll(p, 2, lost ? WATCH_RETRY_MS : -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -348,6 +404,7 @@ static int main_loop(struct run *r, int sfd, struct watch *w)
 				run_reload(r, "file", false, NULL);
 			}
 		}
+		watch_keep(r, w, &lost);
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 
@@ -549,7 +606,7 @@ int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 {
 	struct run r;
 	struct standin_httpd_opts ho = {0};
-	struct watch w = {.fd = -1};
+	struct watch w = {.fd = -1, .wd = -1};
 	char errbuf[1024], *err = NULL;
 	sigset_t set;
 	int sfd = -1, rc;

@@ -628,6 +628,10 @@ static int part_head(const char *h, size_t n, struct standin_part *part, char **
 		*colon = '\0';
 		if (strcasecmp(line, "Content-Disposition") != 0)
 			continue;
+		/* A repeated header: the last one counts, the earlier values
+		 * are not leaked. */
+		free(part->name);
+		free(part->filename);
 		part->name = header_param(colon + 1, "name");
 		part->filename = header_param(colon + 1, "filename");
 	}

@@ -370,7 +370,25 @@ static struct standin_request *record_copy(const struct standin_request *r)
 	return c;
 }
 
-/* Counts and keeps an accepted request. */
+/* Writes an accepted request to the store directory; on failure turns the
+ * outcome into a 507, so nothing is counted as accepted that is not kept. */
+static void store_locked(struct standin *s, const struct standin_request *rec, struct outcome *oc)
+{
+	char *err = NULL;
+	int rc = 0;
+
+	if (oc->have_push)
+		rc = standin_store_push_locked(s, rec, &oc->push, &err);
+	else if (rec->route == STANDIN_ROUTE_INGEST)
+		rc = standin_store_ingest_locked(s, rec, oc, &err);
+	if (rc == 0)
+		return;
+	if (s->o.log)
+		standin_log_refused_locked(s, err ? err : "out of memory");
+	standin_reject(oc, 507, "internal", REJ_STORAGE, err);
+}
+
+/* Counts and logs an accepted request. */
 static void commit_locked(struct standin *s, const struct standin_request *rec,
 			  const struct outcome *oc)
 {
@@ -382,21 +400,13 @@ static void commit_locked(struct standin *s, const struct standin_request *rec,
 			for (size_t j = 0; j < oc->push.series[i].nsamples; j++)
 				s->stats.push_bytes += oc->push.series[i].samples[j].len;
 		}
-		if (s->store_dir)
-			standin_store_push_locked(s, rec, &oc->push);
 		if (s->o.log)
 			standin_log_push_locked(s, rec, &oc->push);
 	} else if (rec->route == STANDIN_ROUTE_INGEST) {
 		s->stats.ingest_accepted++;
 		s->stats.ingest_bytes += rec->body_len;
-		if (s->store_dir)
-			standin_store_ingest_locked(s, rec, oc);
-		if (s->o.log) {
-			fprintf(s->o.log, "ingest tenant=%s name=%s format=%s bytes=%zu\n",
-				rec->tenant, rec->name, *rec->format ? rec->format : "folded",
-				rec->body_len);
-			fflush(s->o.log);
-		}
+		if (s->o.log)
+			standin_log_ingest_locked(s, rec);
 	}
 }
 
@@ -412,6 +422,7 @@ static void count_reject_locked(struct standin *s, enum reject cls)
 		[REJ_NOT_FOUND] = &s->stats.rejected_not_found,
 		[REJ_METHOD] = &s->stats.rejected_method,
 		[REJ_OTHER] = &s->stats.rejected_other,
+		[REJ_STORAGE] = &s->stats.rejected_storage,
 	};
 
 	if (c[cls])
@@ -519,6 +530,8 @@ static void handle(void *user, const struct standin_http_request *req,
 		if (sc->left == 0)
 			script_free(sc);
 	} else {
+		if (oc.status == 200 && s->store_dir)
+			store_locked(s, rec, &oc);
 		answer_strict(&oc, rec->route, resp);
 		rec->status = oc.status;
 		rec->error = pw_strdup(oc.message);
@@ -548,6 +561,27 @@ static void handle(void *user, const struct standin_http_request *req,
 
 /* ---- public API ---- */
 
+/* Creates the store directory, or checks that what is there is one: a
+ * regular file in its place would fail every request later. */
+static int check_store_dir(const char *dir, char **err)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+		*err = pw_asprintf("store directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) < 0) {
+		*err = pw_asprintf("store directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		*err = pw_asprintf("store directory %s: not a directory", dir);
+		return -1;
+	}
+	return 0;
+}
+
 struct standin *standin_start(const struct standin_opts *o, char **err)
 {
 	struct standin *s = calloc(1, sizeof(*s));
@@ -573,10 +607,8 @@ struct standin *standin_start(const struct standin_opts *o, char **err)
 		*err = pw_strdup("out of memory");
 		goto fail;
 	}
-	if (s->store_dir && mkdir(s->store_dir, 0777) < 0 && errno != EEXIST) {
-		*err = pw_asprintf("store directory %s: %s", s->store_dir, strerror(errno));
+	if (s->store_dir && check_store_dir(s->store_dir, err) < 0)
 		goto fail;
-	}
 	ho.addr = s->listen_addr;
 	ho.port = o->port;
 	ho.max_body = o->max_body;

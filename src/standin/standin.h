@@ -101,6 +101,7 @@ struct standin_stats {
 	uint64_t rejected_not_found; /* 404 */
 	uint64_t rejected_method; /* 405 */
 	uint64_t rejected_other;
+	uint64_t rejected_storage; /* 507: the store directory could not take it */
 };
 
 struct standin;

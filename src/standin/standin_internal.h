@@ -42,6 +42,7 @@ enum reject {
 	REJ_NOT_FOUND,
 	REJ_METHOD,
 	REJ_OTHER,
+	REJ_STORAGE,
 };
 
 /* The strict judgement of one request. */
@@ -80,13 +81,18 @@ void standin_judge_push(struct standin *s, const struct standin_http_request *re
 			struct outcome *oc);
 
 /* standin_store.c: the /stats document (malloc'd), and the store and the
- * log of accepted requests (called under s->lock). */
+ * log of accepted requests (called under s->lock). A store call writes all
+ * of a request's files or, on failure, none: it returns -1 with a malloc'd
+ * *err and removes what it had written. Log lines escape control bytes,
+ * quotes and backslashes in values from the request. */
 char *standin_stats_json(struct standin *s);
-void standin_store_push_locked(struct standin *s, const struct standin_request *rec,
-			       const struct pw_dec_push *p);
-void standin_store_ingest_locked(struct standin *s, const struct standin_request *rec,
-				 const struct outcome *oc);
+int standin_store_push_locked(struct standin *s, const struct standin_request *rec,
+			      const struct pw_dec_push *p, char **err);
+int standin_store_ingest_locked(struct standin *s, const struct standin_request *rec,
+				const struct outcome *oc, char **err);
 void standin_log_push_locked(struct standin *s, const struct standin_request *rec,
 			     const struct pw_dec_push *p);
+void standin_log_ingest_locked(struct standin *s, const struct standin_request *rec);
+void standin_log_refused_locked(struct standin *s, const char *why);
 
 #endif
