@@ -103,11 +103,12 @@ static const struct block basic_auth_block = {"basic_auth", basic_auth_opts,
 					      pw_cfg_validate_basic_auth};
 
 static const struct opt authorization_opts[] = {
-	{"type", OT_STRING, "Bearer", offsetof(struct pw_authorization, type), 0, 0, 0, 0, NULL,
+	{"type", OT_STRING, "Bearer", offsetof(struct pw_authorization, type), 0, OPT_HEADER_VALUE,
+	 0, 0, NULL,
 	 "Authorization scheme; surrounding whitespace trimmed, empty means Bearer. \"Basic\" "
 	 "is refused: use basic_auth."},
-	{"credentials", OT_SECRET, NULL, offsetof(struct pw_authorization, credentials), 0, 0, 0, 0,
-	 NULL, "Credentials sent after the type. Excludes credentials_file."},
+	{"credentials", OT_SECRET, NULL, offsetof(struct pw_authorization, credentials), 0,
+	 OPT_HEADER_VALUE, 0, 0, NULL, "Credentials sent after the type. Excludes credentials_file."},
 	{"credentials_file", OT_STRING, NULL, offsetof(struct pw_authorization, credentials_file),
 	 0, OPT_FILE, 0, 0, NULL,
 	 "File holding the credentials (surrounding whitespace trimmed); re-read when it "
@@ -165,7 +166,7 @@ static const struct opt endpoint_opts[] = {
 	{"debug_info_upload_timeout", OT_DURATION, "2m", EP(debug_info_upload_timeout_ns), 0,
 	 OPT_IGNORED, 0, 0, NULL,
 	 "Accepted for compatibility and ignored: debug-info upload is not implemented."},
-	{"bearer_token", OT_SECRET, NULL, EP(bearer_token), 0, 0, 0, 0, NULL,
+	{"bearer_token", OT_SECRET, NULL, EP(bearer_token), 0, OPT_HEADER_VALUE, 0, 0, NULL,
 	 "Token sent in an \"Authorization: Bearer\" header."},
 	{"bearer_token_file", OT_STRING, NULL, EP(bearer_token_file), 0, OPT_FILE, 0, 0, NULL,
 	 "File holding the bearer token (surrounding whitespace trimmed); re-read when it "
