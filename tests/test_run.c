@@ -1463,6 +1463,18 @@ START_TEST(test_bad_push_logs_bounded)
 	text = read_all(E.errlog, &before);
 	ck_assert_ptr_nonnull(strstr(text, "rejected profile"));
 	free(text);
+
+	/* A name that does not parse is logged at debug level: a newline in
+	 * it must not start a line of its own. */
+	ck_assert_int_eq(http_post(E.run.url,
+				   "/ingest?name=x%7B%0Alevel%3Derror+msg%3D%22forged%22",
+				   octet_headers, "x", 1, NULL),
+			 400);
+	text = read_all(E.errlog, &before);
+	ck_assert_ptr_nonnull(strstr(text, "cannot parse the SDK name"));
+	ck_assert_ptr_null(strstr(text, "\nlevel=error msg=\"forged\""));
+	ck_assert_ptr_nonnull(strstr(text, "x{\\nlevel=error msg=\\\"forged\\\""));
+	free(text);
 	free(body);
 	env_fini();
 }
