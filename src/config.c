@@ -108,7 +108,8 @@ static const struct opt authorization_opts[] = {
 	 "Authorization scheme; surrounding whitespace trimmed, empty means Bearer. \"Basic\" "
 	 "is refused: use basic_auth."},
 	{"credentials", OT_SECRET, NULL, offsetof(struct pw_authorization, credentials), 0,
-	 OPT_HEADER_VALUE, 0, 0, NULL, "Credentials sent after the type. Excludes credentials_file."},
+	 OPT_HEADER_VALUE, 0, 0, NULL,
+	 "Credentials sent after the type. Excludes credentials_file."},
 	{"credentials_file", OT_STRING, NULL, offsetof(struct pw_authorization, credentials_file),
 	 0, OPT_FILE, 0, 0, NULL,
 	 "File holding the credentials (surrounding whitespace trimmed); re-read when it "

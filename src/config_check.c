@@ -539,7 +539,9 @@ bool pw_cfg_check_map_value(struct ctx *c, const struct opt *o, const char *path
 	len = json_string_length(v);
 	if (o->flags & OPT_HEADERS) {
 		if (!header_value_ok(s, len)) {
-			pw_cfg_err_at(c, path, "header value must not contain CR, LF, NUL or other control characters");
+			pw_cfg_err_at(c, path,
+				      "header value must not contain CR, LF, NUL or other control "
+				      "characters");
 			return false;
 		}
 	} else if (strlen(s) != len) {

@@ -528,8 +528,12 @@ static int decode_series(struct reader *outer, const uint8_t *d, size_t n, struc
 		} else {
 			/* Annotations are only counted, but still checked. */
 			char *k = NULL, *v = NULL;
-			int rc = spend(&r) < 0 ? -1 : decode_pair(&r, fd, fn, &k, &v, "ProfileAnnotation.key",
-					     "ProfileAnnotation.value");
+			int rc;
+
+			if (spend(&r) < 0)
+				return -1;
+			rc = decode_pair(&r, fd, fn, &k, &v, "ProfileAnnotation.key",
+					 "ProfileAnnotation.value");
 
 			free(k);
 			free(v);

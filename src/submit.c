@@ -192,7 +192,8 @@ static void log_refused(struct pw_sender *s, const char *err)
 /* A profile the server would refuse (its labels) or that cannot be sent
  * safely (an ingest request's header values): counted, never sent. */
 static int refuse_profile(struct pw_sender *s, const char *path, const char *reason,
-			  uint64_t profiles, char *err, int http_status, pw_done_fn done, void *user)
+			  uint64_t profiles, char *err, int http_status, pw_done_fn done,
+			  void *user)
 {
 	pw_metrics_rejected(s->metrics, path, reason, profiles);
 	log_refused(s, err);

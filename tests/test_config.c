@@ -462,11 +462,14 @@ static const struct {
 	{EP1("\"headers\": {\"\": \"v\"}"),
 	 "endpoint[0].headers[\"\"]: \"\" is not a valid HTTP header name"},
 	{EP1("\"headers\": {\"X-A\": \"a\\r\\nX-Injected: 1\"}"),
-	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other control characters"},
+	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other control "
+	 "characters"},
 	{EP1("\"headers\": {\"X-A\": \"a\\u0000\"}"),
-	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other control characters"},
+	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other control "
+	 "characters"},
 	{EP1("\"http_headers\": {\"X-A\": [\"ok\", \"bad\\n\"]}"),
-	 "endpoint[0].http_headers[\"X-A\"][1]: header value must not contain CR, LF, NUL or other control characters"},
+	 "endpoint[0].http_headers[\"X-A\"][1]: header value must not contain CR, LF, NUL or other "
+	 "control characters"},
 	{EP1("\"headers\": {\"X-A\": \"a\\u001b[2J\"}"),
 	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other "
 	 "control characters"},

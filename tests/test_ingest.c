@@ -228,13 +228,13 @@ START_TEST(control_bytes_refused)
 	struct standin_request *r;
 	const char *folded = "a;b 1\n";
 	const char *two[] = {"text/plain", "text/plain\nX-A: b"};
-	struct pw_ingest ing = {sizeof(ing), "/ingest?name=shop", two, 2, (const uint8_t *)folded, 6, app_labels,
-				2};
+	struct pw_ingest ing = {sizeof(ing), "/ingest?name=shop", two, 2, (const uint8_t *)folded,
+				6,	     app_labels,	  2};
 
 	for (size_t i = 0; bad[i]; i++) {
-		ck_assert_int_eq(ingest("/ingest?name=shop", bad[i], folded, 6, app_labels, 2, &res,
-					&r),
-				 COMPONENT_EINVAL);
+		ck_assert_int_eq(
+			ingest("/ingest?name=shop", bad[i], folded, 6, app_labels, 2, &res, &r),
+			COMPONENT_EINVAL);
 		ck_assert_ptr_null(r);
 		ck_assert_int_eq(res.http_status, 400);
 		ck_assert_str_eq(res.error, "ingest content_types[0]: a header value must not "
@@ -245,15 +245,16 @@ START_TEST(control_bytes_refused)
 			 COMPONENT_EINVAL);
 	ck_assert_ptr_nonnull(strstr(res.error, "content_types[1]"));
 	in.rx->free_result(&res);
-	ck_assert_int_eq(ingest("/ingest?name=shop\r\nX-A: b", NULL, folded, 6, app_labels, 2,
-				&res, &r),
-			 COMPONENT_EINVAL);
+	ck_assert_int_eq(
+		ingest("/ingest?name=shop\r\nX-A: b", NULL, folded, 6, app_labels, 2, &res, &r),
+		COMPONENT_EINVAL);
 	ck_assert_ptr_null(r);
 	ck_assert_str_eq(res.error, "ingest path_query: must not contain control characters");
 	in.rx->free_result(&res);
 	ck_assert_uint_eq(standin_count(sink), 0);
-	ck_assert_double_eq(th_metric(&in, "pyroscope_write_rejected_profiles_total{path=\"ingest\","
-					   "reason=\"invalid_request\"}"),
+	ck_assert_double_eq(th_metric(&in,
+				      "pyroscope_write_rejected_profiles_total{path=\"ingest\","
+				      "reason=\"invalid_request\"}"),
 			    6);
 
 	/* A TAB is no control byte for HTTP: such a value is sent. */

@@ -1230,10 +1230,11 @@ static char *ingest_request(const char *headers, size_t *len)
 	const uint8_t *prof = th_pprof_gz(&plen);
 	struct strbuf sb = STRBUF_INIT;
 
-	strbuf_printf(&sb,
-		      "POST /ingest?name=app&format=pprof HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s"
-		      "Content-Length: %zu\r\n\r\n",
-		      headers, plen);
+	strbuf_printf(
+		&sb,
+		"POST /ingest?name=app&format=pprof HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s"
+		"Content-Length: %zu\r\n\r\n",
+		headers, plen);
 	strbuf_append(&sb, prof, plen);
 	return strbuf_detach(&sb, len);
 }
@@ -1289,7 +1290,8 @@ START_TEST(test_ingest_nul_in_name_refused)
 	struct standin *down = env_start_recorded(NULL);
 	struct resp r;
 
-	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app%7Benv%3Dab%7D%00%7Bx%3Dy%7D&format=pprof",
+	ck_assert_int_eq(http_post(E.run.url,
+				   "/ingest?name=app%7Benv%3Dab%7D%00%7Bx%3Dy%7D&format=pprof",
 				   octet_headers, prof, plen, &r),
 			 400);
 	resp_free(&r);

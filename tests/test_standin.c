@@ -1001,8 +1001,8 @@ static int chunked_status(struct standin *s, const char *headers, const char *ch
 
 static int head_status(struct standin *s, const char *request_line, const char *headers)
 {
-	char *req = pw_asprintf("%s\r\nHost: t\r\n%sContent-Length: 6\r\n\r\na;b 1\n",
-				request_line, headers);
+	char *req = pw_asprintf("%s\r\nHost: t\r\n%sContent-Length: 6\r\n\r\na;b 1\n", request_line,
+				headers);
 	int st = raw_status(s, req, strlen(req), NULL);
 
 	free(req);
@@ -1012,8 +1012,8 @@ static int head_status(struct standin *s, const char *request_line, const char *
 START_TEST(strict_framing)
 {
 	struct standin *s = start(false, 0);
-	static const char *const bad_sizes[] = {"0x6", " 6", "+6", "-6", "6 ", "6\n",
-						"10000000000000006", NULL};
+	static const char *const bad_sizes[] = {
+		"0x6", " 6", "+6", "-6", "6 ", "6\n", "10000000000000006", NULL};
 
 	/* The well-formed shapes pass, so a 400 below is about the flaw. */
 	ck_assert_int_eq(chunked_status(s, "", "6\r\na;b 1\n\r\n0\r\n\r\n"), 200);
@@ -1026,12 +1026,12 @@ START_TEST(strict_framing)
 		free(chunks);
 	}
 	/* a second Transfer-Encoding line, or one beside Content-Length */
-	ck_assert_int_eq(chunked_status(s, "Transfer-Encoding: chunked\r\n",
-					"6\r\na;b 1\n\r\n0\r\n\r\n"),
-			 400);
-	ck_assert_int_eq(chunked_status(s, "Transfer-Encoding: identity\r\n",
-					"6\r\na;b 1\n\r\n0\r\n\r\n"),
-			 400);
+	ck_assert_int_eq(
+		chunked_status(s, "Transfer-Encoding: chunked\r\n", "6\r\na;b 1\n\r\n0\r\n\r\n"),
+		400);
+	ck_assert_int_eq(
+		chunked_status(s, "Transfer-Encoding: identity\r\n", "6\r\na;b 1\n\r\n0\r\n\r\n"),
+		400);
 	ck_assert_int_eq(chunked_status(s, "Content-Length: 17\r\n", "6\r\na;b 1\n\r\n0\r\n\r\n"),
 			 400);
 	/* a bare LF in a trailer */
@@ -1050,8 +1050,7 @@ START_TEST(strict_framing)
 				     "X-A: text/plain\nX-Scope-OrgID: victim\r\n"),
 			 400);
 	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\rb\r\n"), 400);
-	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\x1b[2J\r\n"),
-			 400);
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\x1b[2J\r\n"), 400);
 	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\r\r\n"), 400);
 	standin_stop(s);
 }

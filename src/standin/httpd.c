@@ -346,7 +346,7 @@ static bool has_ctl(const char *s)
  * server knows is 501. */
 static int check_method(const char *m)
 {
-	static const char *const known[] = {"GET",    "HEAD",	 "POST",  "PUT",     "DELETE",
+	static const char *const known[] = {"GET",   "HEAD",	"POST",	 "PUT",	    "DELETE",
 					    "PATCH", "OPTIONS", "TRACE", "CONNECT", NULL};
 
 	for (const char *c = m; *c; c++)
