@@ -1323,6 +1323,19 @@ START_TEST(multipart_and_query)
 	ck_assert_str_eq(v, "");
 	free(v);
 	ck_assert_ptr_null(standin_query_get("a=1", "name"));
+	/* A %00 would have cut the value short: "app". */
+	ck_assert_ptr_null(standin_query_get("name=app%00%7Bk%3Dv%7D", "name"));
+	{
+		static const char nul_head[] = "--b\r\nContent-Disposition: form-data; name=\"x\"\0"
+					       "\r\n\r\n1\r\n--b--\r\n";
+
+		ck_assert_int_eq(standin_multipart_parse("multipart/form-data; boundary=b",
+							 (const uint8_t *)nul_head,
+							 sizeof(nul_head) - 1, &parts, &n, &err),
+				 -1);
+		ck_assert_str_eq(err, "multipart: NUL byte in part headers");
+		free(err);
+	}
 	v = standin_media_type(" Application/JSON ; charset=utf-8");
 	ck_assert_str_eq(v, "application/json");
 	free(v);
