@@ -213,6 +213,16 @@ static enum pw_auth_state from_file(struct pw_auth *a, char **value, char **err)
 	secret = trimmed(content, len);
 	if (!secret)
 		goto oom;
+	/* Basic credentials are base64-encoded; any other secret goes into
+	 * the Authorization header as it is, where a CR or LF would start a
+	 * header line of the file's choosing. */
+	if (a->kind != AUTH_BASIC && !pw_header_value_ok(secret)) {
+		wipe_free(secret);
+		if (err)
+			*err = pw_strdup("unauthenticated: the credentials file holds a control "
+					 "character (CR, LF, ...) inside the secret");
+		return PW_AUTH_ERROR;
+	}
 	if (a->kind == AUTH_BASIC)
 		*value = basic_value(a->cfg->basic_auth.username, secret);
 	else

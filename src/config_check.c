@@ -68,11 +68,16 @@ static bool header_name_ok(const char *s, size_t len)
 	return true;
 }
 
+/* No control byte but TAB: a CR or LF would start a header line of its
+ * own, and other control bytes are read differently by different peers. */
 static bool header_value_ok(const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++)
-		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7F)
 			return false;
+	}
 	return true;
 }
 
@@ -418,6 +423,10 @@ void pw_cfg_check_string(struct pw_cfg_diag *d, const struct opt *o, const char 
 	}
 	if (o->flags & OPT_NO_PROXY)
 		check_no_proxy(d, path, s);
+	if ((o->flags & OPT_HEADER_VALUE) && !header_value_ok(s, strlen(s)))
+		pw_cfg_err_at(d, path,
+			      "must not contain CR, LF or other control characters (it is sent in "
+			      "a header)");
 }
 
 bool pw_cfg_check_tls_version(struct pw_cfg_diag *d, const char *path, const char *s,
@@ -538,7 +547,9 @@ bool pw_cfg_check_map_value(struct pw_cfg_diag *d, const struct opt *o, const ch
 	len = json_string_length(v);
 	if (o->flags & OPT_HEADERS) {
 		if (!header_value_ok(s, len)) {
-			pw_cfg_err_at(d, path, "header value must not contain CR, LF or NUL");
+			pw_cfg_err_at(d, path,
+				      "header value must not contain CR, LF, NUL or other control "
+				      "characters");
 			return false;
 		}
 	} else if (strlen(s) != len) {

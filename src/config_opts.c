@@ -168,6 +168,7 @@ static const struct opt authorization_opts[] = {
 		.type = OT_STRING,
 		.def = "Bearer",
 		.off = AUTHZ(type),
+		.flags = OPT_HEADER_VALUE,
 		.desc = "Authorization scheme; surrounding whitespace trimmed, empty means Bearer. "
 			"\"Basic\" is refused: use basic_auth.",
 	},
@@ -175,6 +176,7 @@ static const struct opt authorization_opts[] = {
 		.name = "credentials",
 		.type = OT_SECRET,
 		.off = AUTHZ(credentials),
+		.flags = OPT_HEADER_VALUE,
 		.desc = "Credentials sent after the type. Excludes credentials_file.",
 	},
 	{
@@ -343,6 +345,7 @@ static const struct opt endpoint_opts[] = {
 		.name = "bearer_token",
 		.type = OT_SECRET,
 		.off = EP(bearer_token),
+		.flags = OPT_HEADER_VALUE,
 		.desc = "Token sent in an \"Authorization: Bearer\" header.",
 	},
 	{

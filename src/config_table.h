@@ -51,6 +51,7 @@ enum opt_type {
 #define OPT_LABELS (1u << 8) /* keys are label names */
 #define OPT_IGNORED (1u << 9) /* accepted, not acted on; logs a notice */
 #define OPT_RANGE (1u << 10) /* min/max apply */
+#define OPT_HEADER_VALUE (1u << 11) /* sent in a header as it is: no control bytes */
 
 struct block;
 struct pw_cfg_diag;

@@ -183,6 +183,7 @@ struct pw_sender {
 
 	_Atomic int64_t inflight_bytes;
 	struct pw_bufcache bufs; /* payload buffers (any thread) */
+	struct pw_lograte refused_log; /* debug lines about refused profiles */
 
 	/* I/O thread only. */
 	struct delivery *active;

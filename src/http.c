@@ -30,6 +30,14 @@ int pw_kvmap_has(const struct pw_kvmap *m, const char *name)
 	return 0;
 }
 
+bool pw_header_value_ok(const char *value)
+{
+	for (const unsigned char *p = (const unsigned char *)value; p && *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7F)
+			return false;
+	return true;
+}
+
 struct curl_slist *pw_slist_add(struct curl_slist *l, const char *name, const char *value)
 {
 	struct curl_slist *n;

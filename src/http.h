@@ -56,6 +56,11 @@ bool pw_http_no_proxy_match(const char *list, const char *host, const char *port
 /* True when `name` (case-insensitive) is set in the map. */
 int pw_kvmap_has(const struct pw_kvmap *m, const char *name);
 
+/* True when a header value holds no control byte but TAB (no CR, LF, DEL
+ * or other C0 byte): such a byte would end the header line for some reader
+ * and let the rest pass as a header of its own. */
+bool pw_header_value_ok(const char *value);
+
 /* Appends "Name: value" to a list; returns the new list or NULL on failure
  * (in which case the old list is left untouched). */
 struct curl_slist *pw_slist_add(struct curl_slist *l, const char *name, const char *value);

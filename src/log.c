@@ -34,3 +34,19 @@ void pw_log(const struct pw_logger *l, enum component_log_level level, const cha
 	va_end(ap);
 	l->fn(l->user, level, msg, fields, n);
 }
+
+bool pw_lograte_allow(struct pw_lograte *r, int64_t now_ns, uint64_t *suppressed)
+{
+	int64_t start = atomic_load(&r->window_ns);
+
+	/* One caller opens the next window; the others count in either. */
+	if (now_ns - start >= 1000000000LL &&
+	    atomic_compare_exchange_strong(&r->window_ns, &start, now_ns))
+		atomic_store(&r->used, 0);
+	if (atomic_fetch_add(&r->used, 1) >= PW_LOG_RATE_BURST) {
+		atomic_fetch_add(&r->suppressed, 1);
+		return false;
+	}
+	*suppressed = atomic_exchange(&r->suppressed, 0);
+	return true;
+}

@@ -43,6 +43,7 @@ struct pw_ep_metrics {
 
 struct rejected {
 	char *path;
+	const char *reason; /* static */
 	_Atomic uint64_t profiles;
 	struct rejected *next;
 };
@@ -190,14 +191,15 @@ void pw_metrics_last_success(struct pw_ep_metrics *e, double unix_seconds)
 	atomic_store(&e->last_success_bits, dbl_bits(unix_seconds));
 }
 
-void pw_metrics_rejected(struct pw_metrics *m, const char *path, uint64_t profiles)
+void pw_metrics_rejected(struct pw_metrics *m, const char *path, const char *reason,
+			 uint64_t profiles)
 {
 	struct rejected *r, **tail;
 
 	pthread_mutex_lock(&m->lock);
 	tail = &m->rejected;
 	r = m->rejected;
-	while (r && strcmp(r->path, path) != 0) {
+	while (r && (strcmp(r->path, path) != 0 || strcmp(r->reason, reason) != 0)) {
 		tail = &r->next;
 		r = r->next;
 	}
@@ -207,6 +209,8 @@ void pw_metrics_rejected(struct pw_metrics *m, const char *path, uint64_t profil
 			free(r);
 			r = NULL;
 		}
+		if (r)
+			r->reason = reason;
 		if (r)
 			*tail = r;
 	}
@@ -370,12 +374,13 @@ static void write_histograms_locked(struct pw_metrics *m, struct strbuf *sb)
 static void write_extras_locked(struct pw_metrics *m, struct strbuf *sb)
 {
 	put_header(sb, "pyroscope_write_rejected_profiles_total", "counter",
-		   "Profiles refused before sending because their labels were invalid.");
+		   "Profiles refused before sending: invalid labels, or a request that "
+		   "cannot be forwarded safely.");
 	for (struct rejected *r = m->rejected; r; r = r->next)
 		strbuf_printf(sb,
 			      "pyroscope_write_rejected_profiles_total{path=\"%s\",reason="
-			      "\"invalid_labels\"} %llu\n",
-			      r->path, (unsigned long long)atomic_load(&r->profiles));
+			      "\"%s\"} %llu\n",
+			      r->path, r->reason, (unsigned long long)atomic_load(&r->profiles));
 
 	put_header(sb, "pyroscope_write_inflight_requests", "gauge",
 		   "Deliveries currently under way to each endpoint, including backoff waits.");

@@ -46,7 +46,10 @@ void pw_metrics_inflight_add(struct pw_ep_metrics *e, int64_t delta);
 void pw_metrics_last_success(struct pw_ep_metrics *e, double unix_seconds);
 
 /* Instance-wide series. */
-void pw_metrics_rejected(struct pw_metrics *m, const char *path, uint64_t profiles);
+/* A profile refused before sending; reason is a static string:
+ * "invalid_labels" or "invalid_request". */
+void pw_metrics_rejected(struct pw_metrics *m, const char *path, const char *reason,
+			 uint64_t profiles);
 void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);
 
 /* Reads back one counter, for tests and debug output. name is the metric

@@ -17,6 +17,7 @@
 
 #include "component_abi.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "pw_version.h"
@@ -286,6 +287,15 @@ static int create(const struct component_host *host, const char *config,
 				host->abi_major, host->abi_minor, host->struct_size,
 				COMPONENT_ABI_MAJOR, COMPONENT_ABI_MINOR);
 		return COMPONENT_EVERSION;
+	}
+	/* Both are sent in headers (User-Agent, X-Alloy-Id) as they are. */
+	if (!pw_header_value_ok(host->user_agent) || !pw_header_value_ok(host->instance_id)) {
+		set_error(error,
+			  !pw_header_value_ok(host->user_agent) ? "create: host user_agent"
+								: "create: host instance_id",
+			  " must not contain CR, LF or other control characters (it is sent in "
+			  "a header)");
+		return COMPONENT_EINVAL;
 	}
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK) {

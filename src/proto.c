@@ -248,6 +248,9 @@ int pw_proto_encode_push(const struct pw_labelset *ls, const struct pw_sample *s
 struct reader {
 	const uint8_t *p, *end;
 	char **err;
+	/* Series, labels, samples and annotations left to decode in the whole
+	 * request; shared by the nested readers. */
+	size_t *budget;
 };
 
 static int fail(struct reader *r, const char *what)
@@ -366,6 +369,13 @@ static int take_string(struct reader *r, const uint8_t *d, size_t n, char **dst,
 			*r->err = pw_asprintf("proto: invalid UTF-8 in %s", what);
 		return -1;
 	}
+	/* Valid UTF-8, but the copy is a C string: "ab\0cd" would arrive as
+	 * "ab". */
+	if (memchr(d, '\0', n)) {
+		if (r->err && !*r->err)
+			*r->err = pw_asprintf("proto: NUL byte in %s", what);
+		return -1;
+	}
 	s = pw_strndup((const char *)d, n);
 	if (!s)
 		return fail(r, "out of memory");
@@ -374,19 +384,41 @@ static int take_string(struct reader *r, const uint8_t *d, size_t n, char **dst,
 	return 0;
 }
 
-/* Grows an array by one zeroed element. */
+/* Takes one element from the request's budget. */
+static int spend(struct reader *r)
+{
+	if (*r->budget == 0) {
+		if (r->err && !*r->err)
+			*r->err = pw_asprintf("proto: more than %d series, labels, samples and "
+					      "annotations in one request",
+					      PW_PROTO_MAX_ELEMENTS);
+		return -1;
+	}
+	(*r->budget)--;
+	return 0;
+}
+
+/*
+ * Grows an array by one zeroed element. The capacity is not stored: it is
+ * *n rounded up to a power of two, so the array doubles when *n reaches
+ * one, and a request of many elements costs linear time, not quadratic.
+ */
 static void *grow_one(struct reader *r, void *arr, size_t *n, size_t elem)
 {
-	void *p;
+	void *p = arr;
 
-	if (*n >= SIZE_MAX / elem - 1) {
+	if (spend(r) < 0)
+		return NULL;
+	if (*n >= SIZE_MAX / elem / 2) {
 		fail(r, "too many elements");
 		return NULL;
 	}
-	p = realloc(arr, (*n + 1) * elem);
-	if (!p) {
-		fail(r, "out of memory");
-		return NULL;
+	if ((*n & (*n - 1)) == 0) {
+		p = realloc(arr, (*n ? *n * 2 : 1) * elem);
+		if (!p) {
+			fail(r, "out of memory");
+			return NULL;
+		}
 	}
 	memset((char *)p + *n * elem, 0, elem);
 	(*n)++;
@@ -397,7 +429,7 @@ static void *grow_one(struct reader *r, void *arr, size_t *n, size_t elem)
 static int decode_pair(struct reader *outer, const uint8_t *d, size_t n, char **a, char **b,
 		       const char *aname, const char *bname)
 {
-	struct reader r = {d, d + n, outer->err};
+	struct reader r = {d, d + n, outer->err, outer->budget};
 
 	while (r.p < r.end) {
 		const uint8_t *fd;
@@ -420,7 +452,7 @@ static int decode_pair(struct reader *outer, const uint8_t *d, size_t n, char **
 
 static int decode_sample(struct reader *outer, const uint8_t *d, size_t n, struct pw_dec_sample *s)
 {
-	struct reader r = {d, d + n, outer->err};
+	struct reader r = {d, d + n, outer->err, outer->budget};
 
 	while (r.p < r.end) {
 		const uint8_t *fd;
@@ -455,7 +487,7 @@ static int fill_empty(struct reader *r, char **s)
 
 static int decode_series(struct reader *outer, const uint8_t *d, size_t n, struct pw_dec_series *se)
 {
-	struct reader r = {d, d + n, outer->err};
+	struct reader r = {d, d + n, outer->err, outer->budget};
 
 	while (r.p < r.end) {
 		const uint8_t *fd;
@@ -496,8 +528,12 @@ static int decode_series(struct reader *outer, const uint8_t *d, size_t n, struc
 		} else {
 			/* Annotations are only counted, but still checked. */
 			char *k = NULL, *v = NULL;
-			int rc = decode_pair(&r, fd, fn, &k, &v, "ProfileAnnotation.key",
-					     "ProfileAnnotation.value");
+			int rc;
+
+			if (spend(&r) < 0)
+				return -1;
+			rc = decode_pair(&r, fd, fn, &k, &v, "ProfileAnnotation.key",
+					 "ProfileAnnotation.value");
 
 			free(k);
 			free(v);
@@ -511,7 +547,8 @@ static int decode_series(struct reader *outer, const uint8_t *d, size_t n, struc
 
 int pw_proto_decode_push(const uint8_t *buf, size_t len, struct pw_dec_push *out, char **err)
 {
-	struct reader r = {buf, buf + len, err};
+	size_t budget = PW_PROTO_MAX_ELEMENTS;
+	struct reader r = {buf, buf + len, err, &budget};
 
 	if (err)
 		*err = NULL;
@@ -536,6 +573,12 @@ int pw_proto_decode_push(const uint8_t *buf, size_t len, struct pw_dec_push *out
 		}
 		if (expect_len(&r, wt, &fd, &fn) < 0)
 			goto bad;
+		if (out->nseries >= PW_PROTO_MAX_SERIES) {
+			if (err && !*err)
+				*err = pw_asprintf("proto: more than %d series in one request",
+						   PW_PROTO_MAX_SERIES);
+			goto bad;
+		}
 		if (!(arr = grow_one(&r, out->series, &out->nseries, sizeof(*out->series))))
 			goto bad;
 		out->series = arr;

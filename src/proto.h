@@ -66,9 +66,20 @@ struct pw_dec_push {
 };
 
 /*
+ * What one decoded request may hold. A series costs about 40 bytes decoded
+ * but only 2 on the wire (an empty one), a label about 100 for 4: without a
+ * bound, a few MiB of input decode into GiB, and each series becomes a
+ * delivery of its own. Real writers send one series, or a few, per request.
+ */
+#define PW_PROTO_MAX_SERIES 10000
+/* Series, labels, samples and annotations together. */
+#define PW_PROTO_MAX_ELEMENTS 100000
+
+/*
  * Decodes a PushRequest strictly: wrong wire types, truncated fields,
- * invalid UTF-8 in strings are errors. Unknown fields are skipped. The
- * decoded samples point into `buf`, which must outlive `out`.
+ * invalid UTF-8 or a NUL byte in strings, and more than the bounds above
+ * are errors. Unknown fields are skipped. The decoded samples point into
+ * `buf`, which must outlive `out`.
  * Returns 0, or -1 with a malloc'd *err.
  */
 int pw_proto_decode_push(const uint8_t *buf, size_t len, struct pw_dec_push *out, char **err);

@@ -4,7 +4,9 @@
  * the delivery to the I/O thread.
  */
 #include <curl/curl.h>
+#include <inttypes.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,12 +174,29 @@ static bool reserve_bytes(struct pw_sender *s, const struct pw_config *cfg, size
 	return true;
 }
 
-/* A profile whose labels the server would refuse: counted, never sent. */
-static int refuse_labels(struct pw_sender *s, const char *path, uint64_t profiles, char *err,
-			 int http_status, pw_done_fn done, void *user)
+/* One debug line per refused profile would let a client that sends many
+ * bad ones write the log full: a few lines a second, then a count. */
+static void log_refused(struct pw_sender *s, const char *err)
 {
-	pw_metrics_rejected(s->metrics, path, profiles);
-	pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, PW_LOG_END);
+	uint64_t skipped = 0;
+	char n[24];
+
+	if (!pw_log_enabled(&s->log, COMPONENT_LOG_DEBUG) ||
+	    !pw_lograte_allow(&s->refused_log, pw_now_ns(), &skipped))
+		return;
+	snprintf(n, sizeof(n), "%" PRIu64, skipped);
+	pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, "not_logged_before",
+	       skipped ? n : NULL, PW_LOG_END);
+}
+
+/* A profile the server would refuse (its labels) or that cannot be sent
+ * safely (an ingest request's header values): counted, never sent. */
+static int refuse_profile(struct pw_sender *s, const char *path, const char *reason,
+			  uint64_t profiles, char *err, int http_status, pw_done_fn done,
+			  void *user)
+{
+	pw_metrics_rejected(s->metrics, path, reason, profiles);
+	log_refused(s, err);
 	pw_delivery_report(&(struct delivery){.done = done, .user = user}, COMPONENT_EINVAL,
 			   err ? err : "invalid labels in profile", http_status);
 	free(err);
@@ -236,7 +255,7 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 	for (size_t i = 0; i < p->nsamples; i++)
 		size += p->samples[i].len;
 	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0)
-		return refuse_labels(s, "push", p->nsamples, err, 0, done, user);
+		return refuse_profile(s, "push", "invalid_labels", p->nsamples, err, 0, done, user);
 	d = delivery_new(s, snap, false, deadline_ns, done, user);
 	if (!d)
 		goto oom;
@@ -268,6 +287,26 @@ oom:
 	return COMPONENT_ENOMEM;
 }
 
+/*
+ * The strings of an ingest request that end up in the downstream request
+ * as they are. The content types become header values: a CR or LF in one
+ * would add a header of the client's choosing (a second X-Scope-OrgID, a
+ * tenant of its choosing). The path is escaped into the URL, but no valid
+ * request target holds a control byte. NULL, or a malloc'd error.
+ */
+static char *ingest_request_error(const struct pw_ingest *in)
+{
+	for (const unsigned char *p = (const unsigned char *)in->path_query; *p; p++)
+		if (*p < 0x20 || *p == 0x7F)
+			return pw_strdup("ingest path_query: must not contain control characters");
+	for (size_t i = 0; i < in->ncontent_types; i++)
+		if (!pw_header_value_ok(in->content_types[i]))
+			return pw_asprintf("ingest content_types[%zu]: a header value must not "
+					   "contain CR, LF or other control characters",
+					   i);
+	return NULL;
+}
+
 int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
 		     int64_t deadline_ns, pw_done_fn done, void *user)
 {
@@ -277,8 +316,10 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 	char *err = NULL;
 	int rc;
 
+	if ((err = ingest_request_error(in)))
+		return refuse_profile(s, "ingest", "invalid_request", 1, err, 400, done, user);
 	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0)
-		return refuse_labels(s, "ingest", 1, err, 400, done, user);
+		return refuse_profile(s, "ingest", "invalid_labels", 1, err, 400, done, user);
 	d = delivery_new(s, snap, true, deadline_ns, done, user);
 	if (!d)
 		goto oom;
@@ -291,7 +332,7 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		if (!t->url) {
 			/* A request that cannot be built is a bad request from the
 			 * SDK, not an endpoint failure. */
-			pw_metrics_rejected(s->metrics, "ingest", 1);
+			pw_metrics_rejected(s->metrics, "ingest", "invalid_request", 1);
 			pw_delivery_report(d, COMPONENT_EINVAL,
 					   err ? err : "invalid ingest request", 400);
 			free(err);

@@ -137,6 +137,33 @@ START_TEST(plugin_refuses_wrong_host_major)
 }
 END_TEST
 
+/* The host's strings go into request headers as they are: a CR or LF in
+ * them would add a header line. */
+START_TEST(plugin_refuses_control_bytes_from_host)
+{
+	struct component_host host = {0};
+	struct component_instance *inst = (void *)1;
+	char *err = NULL;
+
+	host.struct_size = sizeof(host);
+	host.abi_major = COMPONENT_ABI_MAJOR;
+	host.abi_minor = COMPONENT_ABI_MINOR;
+	host.user_agent = "myhost/1.0\r\nX-Scope-OrgID: victim";
+	ck_assert_int_eq(plugin.d->create(&host, "{}", &inst, &err), COMPONENT_EINVAL);
+	ck_assert_ptr_null(inst);
+	ck_assert_str_eq(err, "create: host user_agent must not contain CR, LF or other control "
+			      "characters (it is sent in a header)");
+	free(err);
+	host.user_agent = "myhost/1.0";
+	host.instance_id = "id\n";
+	inst = (void *)1;
+	ck_assert_int_eq(plugin.d->create(&host, "{}", &inst, &err), COMPONENT_EINVAL);
+	ck_assert_ptr_null(inst);
+	ck_assert_ptr_nonnull(strstr(err, "host instance_id"));
+	free(err);
+}
+END_TEST
+
 START_TEST(create_invalid_config_names_field)
 {
 	struct th_instance in;
@@ -431,6 +458,7 @@ static Suite *abi_suite(void)
 	tcase_add_test(tc, host_refuses_wrong_major);
 	tcase_add_test(tc, mockhost_refuses_wrong_major);
 	tcase_add_test(tc, plugin_refuses_wrong_host_major);
+	tcase_add_test(tc, plugin_refuses_control_bytes_from_host);
 	tcase_add_test(tc, create_invalid_config_names_field);
 	tcase_add_test(tc, lifecycle_and_bad_update);
 	tcase_add_test(tc, same_document_is_noop);

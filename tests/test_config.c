@@ -464,11 +464,26 @@ static const struct {
 	{EP1("\"headers\": {\"\": \"v\"}"),
 	 "endpoint[0].headers[\"\"]: \"\" is not a valid HTTP header name"},
 	{EP1("\"headers\": {\"X-A\": \"a\\r\\nX-Injected: 1\"}"),
-	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF or NUL"},
+	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other control "
+	 "characters"},
 	{EP1("\"headers\": {\"X-A\": \"a\\u0000\"}"),
-	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF or NUL"},
+	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other control "
+	 "characters"},
 	{EP1("\"http_headers\": {\"X-A\": [\"ok\", \"bad\\n\"]}"),
-	 "endpoint[0].http_headers[\"X-A\"][1]: header value must not contain CR, LF or NUL"},
+	 "endpoint[0].http_headers[\"X-A\"][1]: header value must not contain CR, LF, NUL or other "
+	 "control characters"},
+	{EP1("\"headers\": {\"X-A\": \"a\\u001b[2J\"}"),
+	 "endpoint[0].headers[\"X-A\"]: header value must not contain CR, LF, NUL or other "
+	 "control characters"},
+	{EP1("\"bearer_token\": \"t\\r\\nX-Scope-OrgID: victim\""),
+	 "endpoint[0].bearer_token: must not contain CR, LF or other control characters (it is "
+	 "sent in a header)"},
+	{EP1("\"authorization\": {\"type\": \"Bearer\\nX\", \"credentials\": \"c\"}"),
+	 "endpoint[0].authorization.type: must not contain CR, LF or other control characters "
+	 "(it is sent in a header)"},
+	{EP1("\"authorization\": {\"credentials\": \"c\\u007f\"}"),
+	 "endpoint[0].authorization.credentials: must not contain CR, LF or other control "
+	 "characters (it is sent in a header)"},
 	{EP1("\"http_headers\": {\"X:A\": [\"v\"]}"),
 	 "endpoint[0].http_headers[\"X:A\"]: \"X:A\" is not a valid HTTP header name"},
 	{EP1("\"proxy_url\": \"http://p\", \"proxy_connect_header\": {\"X@\": [\"v\"]}"),

@@ -587,7 +587,7 @@ END_TEST
 
 START_TEST(bearer_token_and_file_rotation)
 {
-	char *file = K(path_in("token"));
+	char *file = K(path_in("token")), *err;
 	const char *url = url_of("http", "127.0.0.1", P.standin, NULL);
 	struct th_instance in;
 
@@ -604,6 +604,13 @@ START_TEST(bearer_token_and_file_rotation)
 	ck_assert_str_eq(header_at(S, 2, "Authorization"), "Bearer tok-second-longer");
 	assert_secret_hidden(&in, NULL, "tok-second-longer");
 	assert_secret_hidden(&in, NULL, "tok-Static-5");
+	/* A line break inside the token would add a header line of the
+	 * file's choosing: nothing is sent. */
+	write_file(file, "tok-third\r\nX-Scope-OrgID: victim\n");
+	err = push_fails(&in);
+	ck_assert_msg(strstr(err, "control character") != NULL, "%s", err);
+	ck_assert_ptr_null(strstr(err, "tok-third"));
+	ck_assert_uint_eq(standin_count(S), 3);
 	th_destroy(&in);
 }
 END_TEST

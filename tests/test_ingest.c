@@ -216,6 +216,58 @@ START_TEST(name_edge_cases)
 }
 END_TEST
 
+/* The incoming content types become header values of the downstream
+ * request: a CR or LF in one would add a header of the client's choosing,
+ * a second X-Scope-OrgID ahead of the configured tenant. */
+START_TEST(control_bytes_refused)
+{
+	static const char *const bad[] = {"application/octet-stream\nX-Scope-OrgID: victim",
+					  "application/octet-stream\r\nX-Scope-OrgID: victim",
+					  "application/octet-stream\r", "text/plain\x01", NULL};
+	struct pw_result res = {0};
+	struct standin_request *r;
+	const char *folded = "a;b 1\n";
+	const char *two[] = {"text/plain", "text/plain\nX-A: b"};
+	struct pw_ingest ing = {sizeof(ing), "/ingest?name=shop", two, 2, (const uint8_t *)folded,
+				6,	     app_labels,	  2};
+
+	for (size_t i = 0; bad[i]; i++) {
+		ck_assert_int_eq(
+			ingest("/ingest?name=shop", bad[i], folded, 6, app_labels, 2, &res, &r),
+			COMPONENT_EINVAL);
+		ck_assert_ptr_null(r);
+		ck_assert_int_eq(res.http_status, 400);
+		ck_assert_str_eq(res.error, "ingest content_types[0]: a header value must not "
+					    "contain CR, LF or other control characters");
+		in.rx->free_result(&res);
+	}
+	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &res),
+			 COMPONENT_EINVAL);
+	ck_assert_ptr_nonnull(strstr(res.error, "content_types[1]"));
+	in.rx->free_result(&res);
+	ck_assert_int_eq(
+		ingest("/ingest?name=shop\r\nX-A: b", NULL, folded, 6, app_labels, 2, &res, &r),
+		COMPONENT_EINVAL);
+	ck_assert_ptr_null(r);
+	ck_assert_str_eq(res.error, "ingest path_query: must not contain control characters");
+	in.rx->free_result(&res);
+	ck_assert_uint_eq(standin_count(sink), 0);
+	ck_assert_double_eq(th_metric(&in,
+				      "pyroscope_write_rejected_profiles_total{path=\"ingest\","
+				      "reason=\"invalid_request\"}"),
+			    6);
+
+	/* A TAB is no control byte for HTTP: such a value is sent. */
+	ck_assert_int_eq(ingest("/ingest?name=shop", "text/plain;\tcharset=utf-8", folded, 6,
+				app_labels, 2, &res, &r),
+			 COMPONENT_OK);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(standin_request_header(r, "Content-Type"), "text/plain;\tcharset=utf-8");
+	standin_request_free(r);
+	in.rx->free_result(&res);
+}
+END_TEST
+
 static Suite *ingest_suite(void)
 {
 	Suite *s = suite_create("ingest");
@@ -227,6 +279,7 @@ static Suite *ingest_suite(void)
 	tcase_add_test(tc, multipart_with_sample_type_config);
 	tcase_add_test(tc, jfr_and_collapsed);
 	tcase_add_test(tc, name_edge_cases);
+	tcase_add_test(tc, control_bytes_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -127,8 +127,8 @@ START_TEST(extras_and_reload_state)
 	pw_metrics_inflight_add(a, 3);
 	pw_metrics_inflight_add(a, -1);
 	pw_metrics_last_success(a, 1700000000.5);
-	pw_metrics_rejected(m, "push", 4);
-	pw_metrics_rejected(m, "ingest", 1);
+	pw_metrics_rejected(m, "push", "invalid_labels", 4);
+	pw_metrics_rejected(m, "ingest", "invalid_labels", 1);
 	pw_metrics_reload(m, 1, 1700000001);
 	pw_metrics_reload(m, 0, 1700000002);
 	text = expose(m);
@@ -174,7 +174,7 @@ START_TEST(promtool_accepts_exposition)
 	for (int t = 0; t < PW_LAT_NTYPES; t++)
 		pw_metrics_observe(t == PW_LAT_PUSH_TOTAL || t == PW_LAT_INGEST_TOTAL ? total : a,
 				   (enum pw_latency_type)t, 0.01 * (t + 1));
-	pw_metrics_rejected(m, "push", 1);
+	pw_metrics_rejected(m, "push", "invalid_labels", 1);
 	pw_metrics_reload(m, 1, 1700000000);
 	text = expose(m);
 	fd = mkstemp(path);

@@ -370,6 +370,14 @@ static const struct bad_case bad_cases[] = {
 	BAD("ID not UTF-8", "RawSample.ID", 0x0A, 0x05, 0x12, 0x03, 0x12, 0x01, 0x80),
 	BAD("annotation not UTF-8", "ProfileAnnotation.key", 0x0A, 0x05, 0x1A, 0x03, 0x0A, 0x01,
 	    0xC0),
+	BAD("NUL in a label name", "NUL byte in LabelPair.name", 0x0A, 0x07, 0x0A, 0x05, 0x0A, 0x03,
+	    'a', 0x00, 'b'),
+	BAD("NUL in a label value", "NUL byte in LabelPair.value", 0x0A, 0x07, 0x0A, 0x05, 0x12,
+	    0x03, 'a', 0x00, 'b'),
+	BAD("NUL in an ID", "NUL byte in RawSample.ID", 0x0A, 0x07, 0x12, 0x05, 0x12, 0x03, 'a',
+	    0x00, 'b'),
+	BAD("NUL in an annotation", "NUL byte in ProfileAnnotation.value", 0x0A, 0x06, 0x1A, 0x04,
+	    0x12, 0x02, 0x00, 'b'),
 	BAD("truncated fixed32", "truncated fixed", 0x15, 0x00, 0x00),
 	BAD("truncated fixed64", "truncated fixed", 0x19, 0, 0, 0, 0, 0, 0, 0),
 	BAD("unterminated group", "unterminated group", 0x13, 0x08, 0x01),
@@ -500,6 +508,59 @@ START_TEST(test_segments)
 }
 END_TEST
 
+/* n empty series ("0a 00" each), or one series of n empty labels. */
+static uint8_t *many(size_t n, bool labels, size_t *len)
+{
+	uint8_t *buf = malloc(2 * n + 16), *p = buf;
+
+	ck_assert_ptr_nonnull(buf);
+	if (labels) {
+		size_t inner = 2 * n;
+
+		*p++ = 0x0A;
+		for (; inner >= 0x80; inner >>= 7)
+			*p++ = (uint8_t)(inner | 0x80);
+		*p++ = (uint8_t)inner;
+	}
+	for (size_t i = 0; i < n; i++) {
+		*p++ = 0x0A;
+		*p++ = 0x00;
+	}
+	*len = (size_t)(p - buf);
+	return buf;
+}
+
+/* Two bytes on the wire are some 40 decoded: without a bound, a body of
+ * empty series decoded into GiB. */
+START_TEST(test_bounds)
+{
+	struct pw_dec_push d;
+	size_t len;
+	uint8_t *buf = many(PW_PROTO_MAX_SERIES, false, &len);
+
+	expect_accept(buf, len, &d);
+	ck_assert_uint_eq(d.nseries, PW_PROTO_MAX_SERIES);
+	pw_dec_push_free(&d);
+	free(buf);
+	buf = many(PW_PROTO_MAX_SERIES + 1, false, &len);
+	expect_reject(buf, len, "more than 10000 series");
+	free(buf);
+	buf = many(8 << 20, false, &len);
+	expect_reject(buf, len, "more than 10000 series");
+	free(buf);
+
+	buf = many(PW_PROTO_MAX_ELEMENTS - 1, true, &len);
+	expect_accept(buf, len, &d);
+	ck_assert_uint_eq(d.nseries, 1);
+	ck_assert_uint_eq(d.series[0].nlabels, PW_PROTO_MAX_ELEMENTS - 1);
+	pw_dec_push_free(&d);
+	free(buf);
+	buf = many(PW_PROTO_MAX_ELEMENTS, true, &len);
+	expect_reject(buf, len, "more than 100000 series, labels, samples and annotations");
+	free(buf);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
 	Suite *s = suite_create("proto");
@@ -520,6 +581,7 @@ static Suite *proto_suite(void)
 	tcase_add_test(tc, test_missing_and_repeated_scalars);
 	tcase_add_loop_test(tc, test_rejects, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, test_deep_groups);
+	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_truncation_everywhere);
 	suite_add_tcase(s, tc);
 	return s;

@@ -21,7 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <netinet/in.h>
+#include <strings.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,6 +33,7 @@
 #include "hostutil.h"
 #include "labels.h"
 #include "proto.h"
+#include "standin/httpd.h"
 #include "standin/standin.h"
 #include "strbuf.h"
 
@@ -1382,6 +1386,229 @@ START_TEST(test_sink_full_disk_answers_507)
 }
 END_TEST
 
+/* ---- hostile clients ---- */
+
+/* Sends raw bytes to `mockhost run` on a fresh connection and reads until
+ * it closes. Returns everything it answered (malloc'd). */
+static char *raw_exchange(const void *req, size_t len)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct strbuf in = STRBUF_INIT;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int64_t until = mono_ms() + 30000;
+
+	ck_assert_int_ge(fd, 0);
+	sa.sin_port = htons((uint16_t)atoi(strrchr(E.run.url, ':') + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+	for (;;) {
+		struct pollfd pf = {.fd = fd, .events = POLLIN};
+		char tmp[4096];
+		ssize_t n;
+
+		ck_assert_msg(mono_ms() < until, "no close after: %s", in.data ? in.data : "");
+		if (poll(&pf, 1, 1000) <= 0)
+			continue;
+		n = recv(fd, tmp, sizeof(tmp), 0);
+		if (n <= 0)
+			break;
+		strbuf_append(&in, tmp, (size_t)n);
+	}
+	close(fd);
+	strbuf_putc(&in, '\0');
+	return strbuf_detach(&in, NULL);
+}
+
+static size_t count_of(const char *text, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* `mockhost run` forwarding to a recording stand-in that expects tenant-a. */
+static struct standin *env_start_recorded(const char *const *extra)
+{
+	struct standin_opts so = {0};
+	char *err = NULL, *cfg;
+	struct standin *down;
+
+	env_init();
+	down = standin_start(&so, &err);
+	ck_assert_msg(down != NULL, "standin: %s", err ? err : "?");
+	cfg = pw_asprintf("{\"endpoint\":[{\"url\":\"%s\",\"min_backoff_period\":\"10ms\","
+			  "\"headers\":{\"X-Scope-OrgID\":\"tenant-a\"}}]}",
+			  standin_url(down));
+	write_file(E.cfg, cfg, false);
+	free(cfg);
+	env_run(extra);
+	return down;
+}
+
+/* An ingest of the test profile with extra header lines, closing after. */
+static char *ingest_request(const char *headers, size_t *len)
+{
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	struct strbuf sb = STRBUF_INIT;
+
+	strbuf_printf(
+		&sb,
+		"POST /ingest?name=app&format=pprof HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s"
+		"Content-Length: %zu\r\n\r\n",
+		headers, plen);
+	strbuf_append(&sb, prof, plen);
+	return strbuf_detach(&sb, len);
+}
+
+/* A bare LF in a Content-Type value used to reach the downstream request
+ * as a header line of its own: a second X-Scope-OrgID, ahead of the
+ * configured one. */
+START_TEST(test_ingest_header_injection_refused)
+{
+	struct standin *down = env_start_recorded(NULL);
+	struct standin_request *rec;
+	size_t len, nten = 0;
+	char *req, *ans;
+
+	req = ingest_request("Content-Type: application/octet-stream\nX-Scope-OrgID: victim\r\n",
+			     &len);
+	ans = raw_exchange(req, len);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 400 ", 13) == 0, "answered: %s", ans);
+	free(ans);
+	free(req);
+	ck_assert_uint_eq(standin_count(down), 0);
+	/* Refused by the listener: the receiver never saw it, so the 400 is
+	 * not one relayed from a downstream that refused it. */
+	ck_assert_double_eq(metric(E.run.url, "mockhost_http_requests_total{path=\"/ingest\","
+					      "code=\"400\"}"),
+			    -1);
+
+	/* The same request without the LF goes through with one tenant. */
+	req = ingest_request("Content-Type: application/octet-stream\r\n", &len);
+	ans = raw_exchange(req, len);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 200 ", 13) == 0, "answered: %s", ans);
+	free(ans);
+	free(req);
+	ck_assert_uint_eq(standin_count(down), 1);
+	rec = standin_request_get(down, 0);
+	for (size_t i = 0; i < rec->nheaders; i++)
+		nten += strcasecmp(rec->headers[i].name, "X-Scope-OrgID") == 0;
+	ck_assert_uint_eq(nten, 1);
+	ck_assert_str_eq(rec->tenant, "tenant-a");
+	standin_request_free(rec);
+	env_fini();
+	standin_stop(down);
+}
+END_TEST
+
+/* A %00 in the SDK name cut it short: "app{env=ab}%00{x=y}" was forwarded
+ * as "app{env=ab}". The name now counts as unusable, so the profile has no
+ * service name and is refused. */
+START_TEST(test_ingest_nul_in_name_refused)
+{
+	size_t plen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	struct standin *down = env_start_recorded(NULL);
+	struct resp r;
+
+	ck_assert_int_eq(http_post(E.run.url,
+				   "/ingest?name=app%7Benv%3Dab%7D%00%7Bx%3Dy%7D&format=pprof",
+				   octet_headers, prof, plen, &r),
+			 400);
+	resp_free(&r);
+	ck_assert_uint_eq(standin_count(down), 0);
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app%7Benv%3Dabcd%7D&format=pprof",
+				   octet_headers, prof, plen, NULL),
+			 200);
+	ck_assert_uint_eq(standin_count(down), 1);
+	env_fini();
+	standin_stop(down);
+}
+END_TEST
+
+/* A NUL in the head used to end it early: Content-Length was lost, the
+ * body was served as a second request, and the first forwarded an empty
+ * profile with 200. */
+START_TEST(test_nul_in_head_no_smuggling)
+{
+	static const char inner[] = "POST /ingest?name=smuggled HTTP/1.1\r\nHost: t\r\n"
+				    "Content-Length: 0\r\n\r\n";
+	struct standin *down = env_start_recorded(NULL);
+	struct strbuf req = STRBUF_INIT;
+	char *ans;
+
+	strbuf_puts(&req, "POST /ingest?name=app HTTP/1.1\r\nHost: t\r\nX-Pad: a");
+	strbuf_putc(&req, '\0');
+	strbuf_printf(&req, "b\r\nContent-Length: %zu\r\n\r\n%s", sizeof(inner) - 1, inner);
+	ans = raw_exchange(req.data, req.len);
+	ck_assert_msg(strncmp(ans, "HTTP/1.1 400 ", 13) == 0, "answered: %s", ans);
+	ck_assert_uint_eq(count_of(ans, "HTTP/1.1 "), 1);
+	ck_assert_uint_eq(standin_count(down), 0);
+	free(ans);
+	strbuf_free(&req);
+	env_fini();
+	standin_stop(down);
+}
+END_TEST
+
+static long vm_hwm_kib(pid_t pid)
+{
+	char path[64], *text, *p;
+	size_t len;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	text = read_all(path, &len);
+	ck_assert_ptr_nonnull(text);
+	p = strstr(text, "VmHWM:");
+	if (p)
+		kib = strtol(p + 6, NULL, 10);
+	free(text);
+	ck_assert_int_gt(kib, 0);
+	return kib;
+}
+
+/* Millions of empty series ("0a 00" each) in a small gzip body: each was
+ * decoded into a struct of its own, one realloc at a time, then pushed on
+ * its own, and answered 500 after GiB of memory. */
+START_TEST(test_push_bomb_refused_small)
+{
+	const char *const gz_headers[] = {"Content-Type: application/proto",
+					  "Content-Encoding: gzip", NULL};
+	size_t nseries = (size_t)5 << 20, gzlen;
+	uint8_t *raw = malloc(2 * nseries), *gz = NULL;
+	long before, grew, code;
+	struct resp r;
+
+	ck_assert_ptr_nonnull(raw);
+	for (size_t i = 0; i < nseries; i++) {
+		raw[2 * i] = 0x0A;
+		raw[2 * i + 1] = 0x00;
+	}
+	ck_assert_int_eq(standin_gzip(raw, 2 * nseries, &gz, &gzlen), 0);
+	free(raw);
+	ck_assert_uint_lt(gzlen, 64 << 10);
+	env_start(1, "test");
+	before = vm_hwm_kib(E.run.pid);
+
+	code = http_post(E.run.url, "/push.v1.PusherService/Push", gz_headers, gz, gzlen, &r);
+	/* The inflated body (10 MiB) is the only large allocation left. */
+	grew = vm_hwm_kib(E.run.pid) - before;
+	ck_assert_msg(grew < 100 << 10, "peak RSS grew by %ld KiB", grew);
+	ck_assert_int_eq(code, 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"code\":\"invalid_argument\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "more than 10000 series"));
+	resp_free(&r);
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "push", "accepted"), 0);
+	free(gz);
+	env_fini();
+}
+END_TEST
+
 static Suite *disk_suite(void)
 {
 	Suite *s = suite_create("run-disk");
@@ -1392,6 +1619,104 @@ static Suite *disk_suite(void)
 	suite_add_tcase(s, tc);
 	return s;
 }
+
+/* A series the component refuses before sending (its labels) is the
+ * client's mistake: 400, which an upstream pyroscope.write does not retry,
+ * rather than 500, which it does. */
+START_TEST(test_push_invalid_labels_are_invalid_argument)
+{
+	struct pw_kv dup[] = {{"service_name", "a"}, {"service_name", "b"}};
+	struct pw_kv empty_name[] = {{"", "x"}, {"service_name", "a"}};
+	const struct pw_labelset sets[] = {{NULL, 0}, {dup, 2}, {empty_name, 2}};
+	size_t plen;
+	struct pw_sample smp = {th_pprof_gz(&plen), 0, NULL};
+
+	smp.len = plen;
+	env_start(1, "test");
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+		uint8_t *body = NULL;
+		size_t len;
+		struct resp r;
+
+		ck_assert_int_eq(pw_proto_encode_push(&sets[i], &smp, 1, &body, &len), 0);
+		ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers,
+					   body, len, &r),
+				 400);
+		ck_assert_msg(strstr(r.body, "\"code\":\"invalid_argument\"") != NULL, "%zu: %s", i,
+			      r.body);
+		resp_free(&r);
+		free(body);
+	}
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "push", "accepted"), 0);
+	env_fini();
+}
+END_TEST
+
+static size_t log_lines(void)
+{
+	size_t len, n;
+	char *text = read_all(E.errlog, &len);
+
+	n = text ? count_of(text, "\n") : 0;
+	free(text);
+	return n;
+}
+
+/* At debug level every refused series wrote a line: one push of many bad
+ * series wrote as many lines. Now a few lines a second at most, and one
+ * summary per request. */
+START_TEST(test_bad_push_logs_bounded)
+{
+	const char *const extra[] = {"--log-level", "debug", NULL};
+	size_t nseries = 5000, before, lines;
+	uint8_t *body = malloc(2 * nseries);
+	double t0, secs;
+	long code;
+	struct resp r;
+	char *text;
+
+	ck_assert_ptr_nonnull(body);
+	for (size_t i = 0; i < nseries; i++) {
+		body[2 * i] = 0x0A;
+		body[2 * i + 1] = 0x00;
+	}
+	env_init();
+	env_sinks(1);
+	write_config("test", false);
+	env_run(extra);
+	msleep(200);
+	before = log_lines();
+	t0 = th_now_s();
+	code = http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, body, 2 * nseries,
+			 &r);
+	secs = th_now_s() - t0;
+	msleep(200);
+	lines = log_lines() - before;
+	/* A burst of five a second, and the request's own lines. */
+	ck_assert_msg(lines <= 5 * (size_t)(secs + 2) + 10, "%zu lines for %zu bad series in %.1fs",
+		      lines, nseries, secs);
+	ck_assert_int_eq(code, 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "(and 4997 more errors)"));
+	resp_free(&r);
+	text = read_all(E.errlog, &before);
+	ck_assert_ptr_nonnull(strstr(text, "rejected profile"));
+	free(text);
+
+	/* A name that does not parse is logged at debug level: a newline in
+	 * it must not start a line of its own. */
+	ck_assert_int_eq(http_post(E.run.url,
+				   "/ingest?name=x%7B%0Alevel%3Derror+msg%3D%22forged%22",
+				   octet_headers, "x", 1, NULL),
+			 400);
+	text = read_all(E.errlog, &before);
+	ck_assert_ptr_nonnull(strstr(text, "cannot parse the SDK name"));
+	ck_assert_ptr_null(strstr(text, "\nlevel=error msg=\"forged\""));
+	ck_assert_ptr_nonnull(strstr(text, "x{\\nlevel=error msg=\\\"forged\\\""));
+	free(text);
+	free(body);
+	env_fini();
+}
+END_TEST
 
 static Suite *run_suite(void)
 {
@@ -1418,6 +1743,15 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_sigterm_drain_timeout_bounds_exit);
 	tcase_add_test(tc, test_usage_errors);
 	tcase_add_test(tc, test_sink_dir_is_a_file);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("hostile clients");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_ingest_header_injection_refused);
+	tcase_add_test(tc, test_nul_in_head_no_smuggling);
+	tcase_add_test(tc, test_ingest_nul_in_name_refused);
+	tcase_add_test(tc, test_push_bomb_refused_small);
+	tcase_add_test(tc, test_push_invalid_labels_are_invalid_argument);
+	tcase_add_test(tc, test_bad_push_logs_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -963,6 +963,141 @@ START_TEST(keep_alive_chunked_and_repeated_headers)
 }
 END_TEST
 
+/* Sends raw bytes on a fresh connection and reads one answer. Returns its
+ * status; *more tells whether anything followed it before the close. */
+static int raw_status(struct standin *s, const void *req, size_t len, bool *more)
+{
+	int fd = conn_open(standin_port(s)), st = -1;
+	struct strbuf rest = STRBUF_INIT;
+	struct resp r;
+
+	ck_assert_int_eq(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+	if (read_response(fd, &r) == 0) {
+		st = r.status;
+		resp_free(&r);
+	}
+	if (more) {
+		/* Read to the close; the first answer was consumed whole. */
+		while (recv_some(fd, &rest) == 0 && rest.len < 4096)
+			;
+		*more = rest.len > 0;
+	}
+	strbuf_free(&rest);
+	close(fd);
+	return st;
+}
+
+/* A folded-lines ingest with extra header lines and a chunked body. */
+static int chunked_status(struct standin *s, const char *headers, const char *chunks)
+{
+	char *req = pw_asprintf("POST /ingest?name=c HTTP/1.1\r\nHost: t\r\n%s"
+				"Transfer-Encoding: chunked\r\n\r\n%s",
+				headers, chunks);
+	int st = raw_status(s, req, strlen(req), NULL);
+
+	free(req);
+	return st;
+}
+
+static int head_status(struct standin *s, const char *request_line, const char *headers)
+{
+	char *req = pw_asprintf("%s\r\nHost: t\r\n%sContent-Length: 6\r\n\r\na;b 1\n", request_line,
+				headers);
+	int st = raw_status(s, req, strlen(req), NULL);
+
+	free(req);
+	return st;
+}
+
+START_TEST(strict_framing)
+{
+	struct standin *s = start(false, 0);
+	static const char *const bad_sizes[] = {
+		"0x6", " 6", "+6", "-6", "6 ", "6\n", "10000000000000006", NULL};
+
+	/* The well-formed shapes pass, so a 400 below is about the flaw. */
+	ck_assert_int_eq(chunked_status(s, "", "6\r\na;b 1\n\r\n0\r\n\r\n"), 200);
+	ck_assert_int_eq(chunked_status(s, "", "0006;x=1\r\na;b 1\n\r\n0\r\n\r\n"), 200);
+	for (size_t i = 0; bad_sizes[i]; i++) {
+		char *chunks = pw_asprintf("%s\r\na;b 1\n\r\n0\r\n\r\n", bad_sizes[i]);
+
+		ck_assert_msg(chunked_status(s, "", chunks) == 400, "chunk size \"%s\" accepted",
+			      bad_sizes[i]);
+		free(chunks);
+	}
+	/* a second Transfer-Encoding line, or one beside Content-Length */
+	ck_assert_int_eq(
+		chunked_status(s, "Transfer-Encoding: chunked\r\n", "6\r\na;b 1\n\r\n0\r\n\r\n"),
+		400);
+	ck_assert_int_eq(
+		chunked_status(s, "Transfer-Encoding: identity\r\n", "6\r\na;b 1\n\r\n0\r\n\r\n"),
+		400);
+	ck_assert_int_eq(chunked_status(s, "Content-Length: 17\r\n", "6\r\na;b 1\n\r\n0\r\n\r\n"),
+			 400);
+	/* a bare LF in a trailer */
+	ck_assert_int_eq(chunked_status(s, "", "6\r\na;b 1\n\r\n0\r\nA: b\nC: d\r\n\r\n"), 400);
+
+	/* methods are case-sensitive tokens */
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", ""), 200);
+	ck_assert_int_eq(head_status(s, "post /ingest?name=c HTTP/1.1", ""), 400);
+	ck_assert_int_eq(head_status(s, "Post /ingest?name=c HTTP/1.1", ""), 400);
+	ck_assert_int_eq(head_status(s, "PO\x01ST /ingest?name=c HTTP/1.1", ""), 400);
+	ck_assert_int_eq(head_status(s, "BREW /ingest?name=c HTTP/1.1", ""), 501);
+	/* control bytes in the target or in header values; TAB is fine */
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c\x7f HTTP/1.1", ""), 400);
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\tb\r\n"), 200);
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1",
+				     "X-A: text/plain\nX-Scope-OrgID: victim\r\n"),
+			 400);
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\rb\r\n"), 400);
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\x1b[2J\r\n"), 400);
+	ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", "X-A: a\r\r\n"), 400);
+	standin_stop(s);
+}
+END_TEST
+
+/* The limit is on the head itself, whatever the reads brought with it. */
+START_TEST(head_limit_is_exact)
+{
+	struct standin *s = start(false, 0);
+	char *pad;
+
+	for (size_t size = 60000; size <= 79000; size += 19000) {
+		char *headers;
+
+		pad = malloc(size + 1);
+		memset(pad, 'a', size);
+		pad[size] = '\0';
+		headers = pw_asprintf("X-Pad: %s\r\n", pad);
+		ck_assert_int_eq(head_status(s, "POST /ingest?name=c HTTP/1.1", headers),
+				 size < 65536 ? 200 : 431);
+		free(headers);
+		free(pad);
+	}
+	standin_stop(s);
+}
+END_TEST
+
+/* A NUL used to end the head early: the lines after it, Content-Length
+ * included, were lost and the body was served as a second request. */
+START_TEST(nul_in_head_is_refused)
+{
+	struct standin *s = start(false, 0);
+	static const char inner[] = "GET /-/ready HTTP/1.1\r\nHost: t\r\n\r\n";
+	struct strbuf req = STRBUF_INIT;
+	bool more = true;
+
+	strbuf_puts(&req, "POST /ingest?name=app HTTP/1.1\r\nHost: t\r\nX-Pad: a");
+	strbuf_putc(&req, '\0');
+	strbuf_printf(&req, "b\r\nContent-Length: %zu\r\n\r\n%s", sizeof(inner) - 1, inner);
+	ck_assert_int_eq(raw_status(s, req.data, req.len, &more), 400);
+	ck_assert_msg(!more, "an answer followed the 400: the body was read as a request");
+	ck_assert_uint_eq(standin_count(s), 0);
+	strbuf_free(&req);
+	standin_stop(s);
+}
+END_TEST
+
 START_TEST(stats_and_ready)
 {
 	struct standin *s = start(false, 0);
@@ -1255,6 +1390,19 @@ START_TEST(multipart_and_query)
 	ck_assert_str_eq(v, "");
 	free(v);
 	ck_assert_ptr_null(standin_query_get("a=1", "name"));
+	/* A %00 would have cut the value short: "app". */
+	ck_assert_ptr_null(standin_query_get("name=app%00%7Bk%3Dv%7D", "name"));
+	{
+		static const char nul_head[] = "--b\r\nContent-Disposition: form-data; name=\"x\"\0"
+					       "\r\n\r\n1\r\n--b--\r\n";
+
+		ck_assert_int_eq(standin_multipart_parse("multipart/form-data; boundary=b",
+							 (const uint8_t *)nul_head,
+							 sizeof(nul_head) - 1, &parts, &n, &err),
+				 -1);
+		ck_assert_str_eq(err, "multipart: NUL byte in part headers");
+		free(err);
+	}
 	v = standin_media_type(" Application/JSON ; charset=utf-8");
 	ck_assert_str_eq(v, "application/json");
 	free(v);
@@ -1352,6 +1500,9 @@ static Suite *standin_suite(void)
 	tcase_add_test(tc, scripted_delay_reset_gzip_close);
 	tcase_add_test(tc, stop_cuts_delay);
 	tcase_add_test(tc, keep_alive_chunked_and_repeated_headers);
+	tcase_add_test(tc, strict_framing);
+	tcase_add_test(tc, head_limit_is_exact);
+	tcase_add_test(tc, nul_in_head_is_refused);
 	tcase_add_test(tc, stats_and_ready);
 	tcase_add_test(tc, store_dir_and_log);
 	tcase_add_test(tc, log_escapes_request_values);

@@ -101,20 +101,52 @@ static const char *level_name(enum component_log_level l)
 	}
 }
 
+/*
+ * Writes a logfmt value, quoted when it needs to be. Values can come from
+ * the network (an SDK name, a label value, a downstream's error text): a
+ * raw newline or quote in them would forge a line or a field of its own,
+ * so quotes and backslashes are escaped and control bytes written as \n,
+ * \r, \t or \xNN.
+ */
+static void put_value(FILE *f, const char *v, bool quote)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)v; *p && !quote; p++)
+		quote = *p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7F;
+	if (!quote || !*v) {
+		fputs(*v ? v : "\"\"", f);
+		return;
+	}
+	fputc('"', f);
+	for (p = (const unsigned char *)v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\r')
+			fputs("\\r", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p < ' ' || *p == 0x7F)
+			fprintf(f, "\\x%02x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
 void mockhost_log(void *user, enum component_log_level level, const char *msg,
 		  const struct component_log_field *fields, size_t n)
 {
 	FILE *f = user ? user : stderr;
 
 	pthread_mutex_lock(&log_lock);
-	fprintf(f, "level=%s msg=\"%s\"", level_name(level), msg);
+	fprintf(f, "level=%s msg=", level_name(level));
+	put_value(f, msg, true);
 	for (size_t i = 0; i < n; i++) {
-		const char *v = fields[i].value;
-
-		if (strpbrk(v, " \t\n\"="))
-			fprintf(f, " %s=\"%s\"", fields[i].key, v);
-		else
-			fprintf(f, " %s=%s", fields[i].key, v);
+		fprintf(f, " %s=", fields[i].key);
+		put_value(f, fields[i].value, false);
 	}
 	fputc('\n', f);
 	fflush(f);

@@ -116,8 +116,13 @@ struct waiter {
 	size_t pending;
 	int status; /* first failure, or COMPONENT_OK */
 	int http_status; /* ingest: the downstream status */
+	/* The first few error texts, then only a count: one push of many bad
+	 * series must not make an answer (and a log line) of every one. */
 	struct strbuf errors;
+	size_t nerrors;
 };
+
+#define MAX_ERRORS_SHOWN 3
 
 static void waiter_init(struct waiter *w, size_t pending)
 {
@@ -126,6 +131,7 @@ static void waiter_init(struct waiter *w, size_t pending)
 	w->pending = pending;
 	w->status = COMPONENT_OK;
 	w->http_status = 0;
+	w->nerrors = 0;
 	strbuf_init(&w->errors, 64 << 10);
 }
 
@@ -135,11 +141,20 @@ static void waiter_fail(struct waiter *w, int status, int http_status, const cha
 		w->status = status;
 		w->http_status = http_status;
 	}
-	if (error && *error) {
+	if (error && *error && w->nerrors++ < MAX_ERRORS_SHOWN) {
 		if (w->errors.len)
 			strbuf_putc(&w->errors, '\n');
 		strbuf_puts(&w->errors, error);
 	}
+}
+
+/* The errors as one text, with how many were left out. Call after the
+ * last completion. */
+static const char *waiter_errors(struct waiter *w, const char *fallback)
+{
+	if (w->nerrors > MAX_ERRORS_SHOWN)
+		strbuf_printf(&w->errors, "\n(and %zu more errors)", w->nerrors - MAX_ERRORS_SHOWN);
+	return w->errors.data ? w->errors.data : fallback;
 }
 
 static void waiter_done(void *user, const struct pw_result *res)
@@ -254,7 +269,7 @@ static void handle_ingest(struct run *r, const struct standin_http_request *req,
 		char *body = pw_asprintf("%s\n", text);
 
 		run_log1(r, COMPONENT_LOG_WARN, "ingest failed", "err",
-			 w.errors.data ? w.errors.data : r->d->strerror(w.status), NULL, NULL);
+			 waiter_errors(&w, r->d->strerror(w.status)), NULL, NULL);
 		answer_text(resp, code, body ? body : "error\n");
 		free(body);
 	}
@@ -282,6 +297,30 @@ static int parse_timeout_ms(const char *s, int64_t *ms)
 	}
 	*ms = v;
 	return 0;
+}
+
+/*
+ * A failed push as a Connect error. What the component refused before
+ * sending (invalid labels) is the client's mistake: 400, which a
+ * pyroscope.write upstream does not retry. A full max_inflight_bytes is
+ * 429, which it retries after backing off.
+ */
+static void answer_push_failure(struct standin_http_response *resp, int status, const char *msg)
+{
+	switch (status) {
+	case COMPONENT_EINVAL:
+		answer_connect_error(resp, 400, "invalid_argument", msg);
+		break;
+	case COMPONENT_EOVERLOAD:
+		answer_connect_error(resp, 429, "resource_exhausted", msg);
+		break;
+	case COMPONENT_ESHUTDOWN:
+		answer_connect_error(resp, 503, "unavailable", msg);
+		break;
+	default:
+		answer_connect_error(resp, 500, "internal", msg);
+		break;
+	}
 }
 
 /* Submits one series; the arrays only need to live for the call, the
@@ -414,13 +453,10 @@ static void handle_push(struct run *r, const struct standin_http_request *req,
 		resp->status = 200;
 		standin_http_add_header(resp, "Content-Type", "application/proto");
 	} else {
-		const char *msg = w.errors.data ? w.errors.data : r->d->strerror(w.status);
+		const char *msg = waiter_errors(&w, r->d->strerror(w.status));
 
 		run_log1(r, COMPONENT_LOG_WARN, "push failed", "err", msg, NULL, NULL);
-		if (w.status == COMPONENT_ESHUTDOWN)
-			answer_connect_error(resp, 503, "unavailable", msg);
-		else
-			answer_connect_error(resp, 500, "internal", msg);
+		answer_push_failure(resp, w.status, msg);
 	}
 out:
 	if (decoded)

@@ -29,11 +29,19 @@ char *sdk_query_param(const char *path_query, const char *key)
 
 		if (kl == klen && strncmp(q, key, klen) == 0) {
 			size_t outn;
-			bool bad;
+			bool bad = false;
+			char *v;
 
 			if (!eq)
 				return pw_strdup("");
-			return pw_query_unescape(eq + 1, len - kl - 1, &outn, &bad);
+			v = pw_query_unescape(eq + 1, len - kl - 1, &outn, &bad);
+			/* A %00 would cut the C string short: "a{k=ab%00cd}"
+			 * would become the label k=ab. */
+			if (v && (bad || strlen(v) != outn)) {
+				free(v);
+				v = NULL;
+			}
+			return v;
 		}
 		if (!amp)
 			break;

@@ -11,7 +11,7 @@
 #include "config.h"
 
 /* The decoded value of query parameter `key` in "path?query", malloc'd, or
- * NULL when absent or badly encoded. */
+ * NULL when absent or badly encoded (an invalid escape, or %00 anywhere). */
 char *sdk_query_param(const char *path_query, const char *key);
 
 /*

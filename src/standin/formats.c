@@ -501,6 +501,8 @@ static int hexval(char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* Decodes %HH and '+'. NULL for a %00, which would cut the C string short
+ * ("app%00{k=v}" read as "app"). */
 static char *url_decode(const char *s, size_t n)
 {
 	char *out = malloc(n + 1), *o = out;
@@ -512,7 +514,11 @@ static char *url_decode(const char *s, size_t n)
 			*o++ = ' ';
 		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
 			   hexval(s[i + 2]) >= 0) {
-			*o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			*o = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			if (!*o++) {
+				free(out);
+				return NULL;
+			}
 			i += 2;
 		} else {
 			*o++ = s[i];
@@ -615,9 +621,15 @@ const struct standin_part *standin_part_find(const struct standin_part *parts, s
  * blank line) and returns its field name/filename. */
 static int part_head(const char *h, size_t n, struct standin_part *part, char **err)
 {
-	char *head = pw_strndup(h, n), *line, *save = NULL;
+	char *head = NULL, *line, *save = NULL;
 	int rc = -1;
 
+	/* Parsed as text: a NUL would hide the rest of the part's headers. */
+	if (memchr(h, '\0', n)) {
+		*err = pw_strdup("multipart: NUL byte in part headers");
+		goto out;
+	}
+	head = pw_strndup(h, n);
 	if (!head)
 		goto out;
 	for (line = strtok_r(head, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {

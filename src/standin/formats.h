@@ -42,7 +42,8 @@ const struct standin_part *standin_part_find(const struct standin_part *parts, s
 					     const char *name);
 
 /* The percent-decoded value of the first `key` in a raw query string, or
- * NULL when absent. Malloc'd. '+' decodes to a space. */
+ * NULL when absent or when it holds a %00. Malloc'd. '+' decodes to a
+ * space. */
 char *standin_query_get(const char *query, const char *key);
 
 /* The media type of a Content-Type value, lowercased, without parameters.

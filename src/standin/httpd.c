@@ -325,6 +325,39 @@ static bool is_tchar(unsigned char ch)
 	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+/* A byte that may not appear in a header value or request target: every
+ * control byte except TAB, and DEL. A bare CR or LF left in a value after
+ * splitting on CRLF is one, and would end the line for another reader. */
+static bool is_ctl(unsigned char ch)
+{
+	return (ch < 0x20 && ch != '\t') || ch == 0x7F;
+}
+
+static bool has_ctl(const char *s)
+{
+	for (; *s; s++)
+		if (is_ctl((unsigned char)*s))
+			return true;
+	return false;
+}
+
+/* Methods are case-sensitive (RFC 9110 9.1): anything but an uppercase
+ * token is malformed (400); an uppercase token that is not a method this
+ * server knows is 501. */
+static int check_method(const char *m)
+{
+	static const char *const known[] = {"GET",   "HEAD",	"POST",	 "PUT",	    "DELETE",
+					    "PATCH", "OPTIONS", "TRACE", "CONNECT", NULL};
+
+	for (const char *c = m; *c; c++)
+		if (!((*c >= 'A' && *c <= 'Z') || *c == '-' || *c == '_'))
+			return 400;
+	for (size_t i = 0; known[i]; i++)
+		if (strcmp(m, known[i]) == 0)
+			return 0;
+	return 501;
+}
+
 static char *trim(char *s)
 {
 	char *e;
@@ -342,6 +375,7 @@ static char *trim(char *s)
 static int parse_head(struct reqstate *r)
 {
 	char *line = r->head, *next, *sp1, *sp2, *colon, *q;
+	int st;
 
 	next = strstr(line, "\r\n");
 	if (next) {
@@ -355,14 +389,14 @@ static int parse_head(struct reqstate *r)
 	*sp1 = *sp2 = '\0';
 	r->method = line;
 	r->path = sp1 + 1;
-	for (char *m = r->method; *m; m++)
-		if (!is_tchar((unsigned char)*m))
-			return 400;
 	if (strncmp(sp2 + 1, "HTTP/1.", 7) != 0 || !(sp2[8] == '0' || sp2[8] == '1') || sp2[9])
 		return strncmp(sp2 + 1, "HTTP/", 5) == 0 ? 505 : 400;
 	r->minor = sp2[8] - '0';
-	if (*r->path == '\0' || strchr(r->path, ' '))
+	if (*r->path == '\0' || strchr(r->path, ' ') || has_ctl(r->path))
 		return 400;
+	st = check_method(r->method);
+	if (st)
+		return st;
 	q = strchr(r->path, '?');
 	if (q) {
 		*q = '\0';
@@ -397,6 +431,8 @@ static int parse_head(struct reqstate *r)
 		hh[r->nheaders].name = line;
 		hh[r->nheaders].value = trim(colon + 1);
 		r->nheaders++;
+		if (has_ctl(hh[r->nheaders - 1].value))
+			return 400;
 	}
 	return 0;
 }
@@ -425,14 +461,51 @@ static int content_length(const struct reqstate *r, long long *cl)
 	return 0;
 }
 
-/* Transfer-Encoding: 0 none, 1 chunked, -1 something we cannot read. */
+/* Transfer-Encoding: 0 none, 1 chunked, -1 something we cannot read, -2
+ * more than one field line (a proxy in front may read a different one). */
 static int transfer_encoding(const struct reqstate *r)
 {
-	const char *v = standin_http_header(r->headers, r->nheaders, "Transfer-Encoding");
+	const char *v = NULL;
 
+	for (size_t i = 0; i < r->nheaders; i++) {
+		if (strcasecmp(r->headers[i].name, "Transfer-Encoding") != 0)
+			continue;
+		if (v)
+			return -2;
+		v = r->headers[i].value;
+	}
 	if (!v)
 		return 0;
 	return strcasecmp(v, "chunked") == 0 ? 1 : -1;
+}
+
+/* A chunk-size line up to eol: hex digits only (no sign, space or "0x",
+ * which strtoull would take), then nothing or a ';' extension without
+ * control bytes. 0 with *size, or -1. */
+static int chunk_size(const char *p, const char *eol, unsigned long long *size)
+{
+	unsigned long long n = 0;
+	const char *s = p;
+
+	for (; p < eol; p++) {
+		int d = (*p >= '0' && *p <= '9')   ? *p - '0'
+			: (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10
+			: (*p >= 'A' && *p <= 'F') ? *p - 'A' + 10
+						   : -1;
+
+		if (d < 0)
+			break;
+		if (n > (ULLONG_MAX >> 4))
+			return -1;
+		n = (n << 4) | (unsigned)d;
+	}
+	if (p == s || (p < eol && *p != ';'))
+		return -1;
+	for (; p < eol; p++)
+		if (is_ctl((unsigned char)*p))
+			return -1;
+	*size = n;
+	return 0;
 }
 
 static bool wants_close(const struct reqstate *r)
@@ -455,16 +528,14 @@ static int read_chunked(struct conn *c, struct strbuf *buf, struct reqstate *r, 
 	size_t pos = 0;
 
 	for (;;) {
-		char *eol, *end;
+		char *eol;
 		unsigned long long size;
 
 		while (!(eol = memmem(buf->data + pos, buf->len - pos, "\r\n", 2))) {
 			if (buf->len - pos > 1024 || fill(c, buf) != RD_OK)
 				return 400;
 		}
-		errno = 0;
-		size = strtoull(buf->data + pos, &end, 16);
-		if (end == buf->data + pos || errno || (*end != ';' && end != eol))
+		if (chunk_size(buf->data + pos, eol, &size) < 0)
 			return 400;
 		pos = (size_t)(eol - buf->data) + 2;
 		if (size == 0)
@@ -495,6 +566,10 @@ static int read_chunked(struct conn *c, struct strbuf *buf, struct reqstate *r, 
 			consume(buf, pos + 2);
 			return 0;
 		}
+		/* Ignored, but a bare CR, LF or NUL in them is still refused. */
+		for (const char *t = buf->data + pos; t < eol; t++)
+			if (is_ctl((unsigned char)*t))
+				return 400;
 		pos = (size_t)(eol - buf->data) + 2;
 	}
 }
@@ -522,6 +597,14 @@ static int read_request(struct conn *c, struct strbuf *buf, struct reqstate *r)
 			return buf->len ? 400 : -1;
 	}
 	head_len = (size_t)(end - buf->data);
+	/* The last read may have brought the end of a head longer than the
+	 * limit: the limit is on the head, not on what was read before it. */
+	if (head_len + 4 > MAX_HEAD)
+		return 431;
+	/* The head is parsed as text: a NUL would hide what follows it,
+	 * Content-Length included, and the body would be read as a request. */
+	if (memchr(buf->data, '\0', head_len))
+		return 400;
 	r->head = pw_strndup(buf->data, head_len);
 	if (!r->head)
 		return 500;
@@ -532,10 +615,10 @@ static int read_request(struct conn *c, struct strbuf *buf, struct reqstate *r)
 		return st;
 	r->want_close = wants_close(r);
 	te = transfer_encoding(r);
+	if (content_length(r, &cl) < 0 || (te && cl >= 0) || te == -2)
+		return 400;
 	if (te < 0)
 		return 501;
-	if (content_length(r, &cl) < 0 || (te && cl >= 0))
-		return 400;
 	if ((te || cl > 0) && !buf->len) {
 		const char *exp = standin_http_header(r->headers, r->nheaders, "Expect");
 
