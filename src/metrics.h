@@ -55,7 +55,6 @@ void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);
 uint64_t pw_metrics_counter(struct pw_ep_metrics *e, const char *name);
 uint64_t pw_metrics_hist_count(struct pw_ep_metrics *e, enum pw_latency_type type);
 int64_t pw_metrics_inflight(struct pw_ep_metrics *e);
-double pw_metrics_last_success_get(struct pw_ep_metrics *e);
 
 /* Writes the text exposition format 0.0.4. Returns COMPONENT_OK, or
  * COMPONENT_EINTERNAL when the sink asked to stop. */
