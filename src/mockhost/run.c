@@ -34,6 +34,7 @@
 
 #include "component_abi.h"
 #include "config.h"
+#include "hostsvc.h"
 #include "loader.h"
 #include "mockhost.h"
 #include "pyroscope_write.h"
