@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "proto_decode.h"
 #include "standin/httpd.h"
 #include "standin/standin.h"
 
