@@ -172,8 +172,7 @@ static void check_round_trip(const char *msg, const char *value)
 	ck_assert_str_eq(r.p[1].key, "msg");
 	ck_assert_str_eq(r.p[1].value, msg);
 	ck_assert_str_eq(r.p[2].key, "err");
-	ck_assert_msg(strcmp(r.p[2].value, value) == 0, "%s read back as [%s]", line,
-		      r.p[2].value);
+	ck_assert_msg(strcmp(r.p[2].value, value) == 0, "%s read back as [%s]", line, r.p[2].value);
 	record_free(&r);
 	free(line);
 }

@@ -26,10 +26,11 @@ char *standin_stats_json(const struct standin_stats *st)
 			(json_int_t)st->rejected_method, "other", (json_int_t)st->rejected_other);
 	o = json_pack("{s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:o}", "requests",
 		      (json_int_t)st->requests, "push", "accepted", (json_int_t)st->push_accepted,
-		      "series", (json_int_t)st->push_series, "samples", (json_int_t)st->push_samples,
-		      "bytes", (json_int_t)st->push_bytes, "ingest", "accepted",
-		      (json_int_t)st->ingest_accepted, "bytes", (json_int_t)st->ingest_bytes,
-		      "scripted", (json_int_t)st->scripted, "rejected", rej);
+		      "series", (json_int_t)st->push_series, "samples",
+		      (json_int_t)st->push_samples, "bytes", (json_int_t)st->push_bytes, "ingest",
+		      "accepted", (json_int_t)st->ingest_accepted, "bytes",
+		      (json_int_t)st->ingest_bytes, "scripted", (json_int_t)st->scripted,
+		      "rejected", rej);
 	out = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	return out;
