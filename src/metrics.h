@@ -49,7 +49,7 @@ void pw_metrics_last_success(struct pw_ep_metrics *e, double unix_seconds);
 void pw_metrics_rejected(struct pw_metrics *m, const char *path, uint64_t profiles);
 void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);
 
-/* Reads back one counter, for tests and debug output. name is the metric
+/* Reads back one counter (the tests use it). name is the metric
  * name without the _total suffix handling: e.g. "sent_bytes". Returns 0 for
  * unknown names. */
 uint64_t pw_metrics_counter(struct pw_ep_metrics *e, const char *name);
