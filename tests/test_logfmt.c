@@ -179,13 +179,17 @@ static void check_round_trip(const char *msg, const char *value)
 
 START_TEST(quote_inside_value)
 {
-	const char *v = "endpoint[0].url: \"ftp://x\" has an unsupported scheme \"ftp\"";
+	/* A configuration error, as the plugin and `mockhost run` log it. */
+	const char *v = "endpoint[0].url: must be an absolute http or https URL with a host: "
+			"unsupported scheme \"ftp\"";
 	char *line = format_one("configuration rejected", "err", v);
 
 	ck_assert_str_eq(line, "level=warn msg=\"configuration rejected\" err=\"endpoint[0].url: "
-			       "\\\"ftp://x\\\" has an unsupported scheme \\\"ftp\\\"\"\n");
+			       "must be an absolute http or https URL with a host: unsupported "
+			       "scheme \\\"ftp\\\"\"\n");
 	free(line);
 	check_round_trip("configuration rejected", v);
+	check_round_trip("m", "\"ftp://x\" at the start, \"quoted\" at the end\"");
 }
 END_TEST
 
