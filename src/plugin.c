@@ -171,19 +171,20 @@ static bool ingest_take(const struct pw_ingest *caller, struct pw_ingest *in)
 	return true;
 }
 
-/* keep: -1 takes PW_PUSH_KEEP_UNTIL_DONE from the caller's flags. */
-static int push_with(void *ctx, const struct pw_push *caller, int keep, int64_t deadline_ns,
+/* A blocking caller waits for the outcome: its samples outlive the
+ * delivery, whatever its flags say. */
+static int push_with(void *ctx, const struct pw_push *caller, bool blocking, int64_t deadline_ns,
 		     pw_done_fn done, void *user)
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
 	struct pw_push p;
+	bool keep;
 	int rc;
 
 	if (!inst || !done || !push_take(caller, &p))
 		return COMPONENT_EINVAL;
-	if (keep < 0)
-		keep = (p.flags & PW_PUSH_KEEP_UNTIL_DONE) != 0;
+	keep = blocking || (p.flags & PW_PUSH_KEEP_UNTIL_DONE);
 	snap = current(inst);
 	rc = pw_sender_push(inst->sender, snap, &p, keep, deadline_ns, done, user);
 	pw_snapshot_unref(snap);
@@ -193,7 +194,7 @@ static int push_with(void *ctx, const struct pw_push *caller, int keep, int64_t 
 static int r_push_async(void *ctx, const struct pw_push *p, int64_t deadline_ns, pw_done_fn done,
 			void *user)
 {
-	return push_with(ctx, p, -1, deadline_ns, done, user);
+	return push_with(ctx, p, false, deadline_ns, done, user);
 }
 
 static int r_ingest_async(void *ctx, const struct pw_ingest *caller, int64_t deadline_ns,
@@ -219,8 +220,7 @@ static int r_push(void *ctx, const struct pw_push *p, int64_t deadline_ns, struc
 	if (!out)
 		return COMPONENT_EINVAL;
 	waiter_init(&w, out);
-	/* The caller waits for the outcome: its samples outlive the delivery. */
-	return wait_for(&w, push_with(ctx, p, 1, deadline_ns, waiter_done, &w));
+	return wait_for(&w, push_with(ctx, p, true, deadline_ns, waiter_done, &w));
 }
 
 static int r_ingest(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
