@@ -1,10 +1,9 @@
 /*
  * fuzz_alloy.c - libFuzzer harness for the Alloy syntax converter.
  *
- * Build and run (from the repository root):
- *   clang -g -fsanitize=fuzzer,address,undefined -Isrc -Isrc/mockhost -Iinclude \
- *     fuzz/fuzz_alloy.c src/mockhost/alloy.c src/strbuf.c -ljansson -o fuzz_alloy
- *   ./fuzz_alloy -max_total_time=60 fuzz/corpus/alloy
+ * Build and run (from the repository root; scripts/fuzz.sh runs them all):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && meson compile -C build-fuzz fuzz/fuzz_alloy
+ *   build-fuzz/fuzz/fuzz_alloy -max_total_time=60 fuzz/corpus/alloy
  *
  * Besides memory safety it checks the converter's contract: exactly one of
  * the JSON document and the error message is returned, a document is
@@ -16,7 +15,7 @@
 
 #include <jansson.h>
 
-#include "alloy.h"
+#include "alloy/alloy.h"
 
 static void count_notice(void *user, const char *msg)
 {

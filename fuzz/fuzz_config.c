@@ -4,11 +4,9 @@
  * Feeds arbitrary bytes to pw_config_parse() and, when a document loads,
  * exercises the redacted dump too. Everything is freed so leaks show up.
  *
- *   clang -g -fsanitize=fuzzer,address,undefined -Isrc -Iinclude -Iplugin-abi \
- *     fuzz/fuzz_config.c src/config.c src/config_check.c src/config_diag.c \
- *     src/config_json.c src/config_opts.c src/duration.c src/filewatch.c \
- *     src/strbuf.c -ljansson -o fuzz_config
- *   ./fuzz_config fuzz/corpus/config
+ * Build and run (from the repository root; scripts/fuzz.sh runs them all):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && meson compile -C build-fuzz fuzz/fuzz_config
+ *   build-fuzz/fuzz/fuzz_config fuzz/corpus/config
  */
 #include "config.h"
 #include "duration.h"

@@ -1,10 +1,9 @@
 /*
  * fuzz_labels.c - libFuzzer harness for the label pipelines and the ingest URL.
  *
- * Build and run (from the repository root):
- *   clang -g -fsanitize=fuzzer,address,undefined -Isrc -Iinclude -Iplugin-abi \
- *     fuzz/fuzz_labels.c src/labels.c src/proto.c src/strbuf.c -o fuzz_labels
- *   ./fuzz_labels -max_total_time=60 fuzz/corpus/labels
+ * Build and run (from the repository root; scripts/fuzz.sh runs them all):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && meson compile -C build-fuzz fuzz/fuzz_labels
+ *   build-fuzz/fuzz/fuzz_labels -max_total_time=60 fuzz/corpus/labels
  *
  * Input layout: byte 0 picks the endpoint URL and how many of the trailing
  * strings are external labels; the rest is NUL-separated strings: the
@@ -22,6 +21,7 @@
 
 #include "labels.h"
 #include "proto.h"
+#include "proto_decode.h"
 #include "strbuf.h"
 
 #define MAX_STRINGS 64

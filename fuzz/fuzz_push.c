@@ -20,6 +20,7 @@
 
 #include "labels.h"
 #include "proto.h"
+#include "proto_decode.h"
 #include "standin/httpd.h"
 #include "strbuf.h"
 

@@ -2,10 +2,9 @@
  * fuzz_retry.c - libFuzzer harness for outcome classification, Retry-After
  * parsing and the PushRequest decoder.
  *
- * Build and run (from the repository root):
- *   clang -g -fsanitize=fuzzer,address,undefined -Isrc -Iinclude -Iplugin-abi \
- *     fuzz/fuzz_retry.c src/retry.c src/proto.c src/strbuf.c -ljansson -lz -o fuzz_retry
- *   ./fuzz_retry -max_total_time=60 fuzz/corpus/retry
+ * Build and run (from the repository root; scripts/fuzz.sh runs them all):
+ *   CC=clang meson setup build-fuzz -Dfuzz=true && meson compile -C build-fuzz fuzz/fuzz_retry
+ *   build-fuzz/fuzz/fuzz_retry -max_total_time=60 fuzz/corpus/retry
  *
  * Input layout: byte 0 = transport outcome and flags, bytes 1-2 = HTTP
  * status (100..599), byte 3 = content type choice, then the response body.
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "proto_decode.h"
 #include "retry.h"
 #include "strbuf.h"
 

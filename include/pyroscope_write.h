@@ -9,7 +9,9 @@
  * submitted.
  *
  * Structs only grow at the end; callers set struct_size so an older caller
- * keeps working with a newer plugin.
+ * keeps working with a newer plugin. The plugin accepts any struct_size from
+ * the end of a struct's first version on, and treats the fields beyond it as
+ * absent (docs/abi.md, "Minimum sizes").
  */
 #ifndef PYROSCOPE_WRITE_H
 #define PYROSCOPE_WRITE_H

@@ -130,9 +130,11 @@ struct pw_auth *pw_auth_new(const struct pw_endpoint_config *cfg, char **err)
 		if (cfg->basic_auth.password_file) {
 			if (open_file(&a->file, cfg->basic_auth.password_file, err) < 0)
 				goto fail;
-		} else if (!(a->static_value = basic_value(cfg->basic_auth.username,
-							   cfg->basic_auth.password))) {
-			goto oom;
+		} else {
+			a->static_value =
+				basic_value(cfg->basic_auth.username, cfg->basic_auth.password);
+			if (!a->static_value)
+				goto oom;
 		}
 	} else if (cfg->authorization.set || cfg->bearer_token || cfg->bearer_token_file) {
 		const char *type = "Bearer", *cred = cfg->bearer_token,
@@ -145,13 +147,16 @@ struct pw_auth *pw_auth_new(const struct pw_endpoint_config *cfg, char **err)
 			cred = cfg->authorization.credentials;
 			file = cfg->authorization.credentials_file;
 		}
-		if (!(a->scheme = pw_strdup(type)))
+		a->scheme = pw_strdup(type);
+		if (!a->scheme)
 			goto oom;
 		if (file) {
 			if (open_file(&a->file, file, err) < 0)
 				goto fail;
-		} else if (!(a->static_value = pw_asprintf("%s %s", type, cred ? cred : ""))) {
-			goto oom;
+		} else {
+			a->static_value = pw_asprintf("%s %s", type, cred ? cred : "");
+			if (!a->static_value)
+				goto oom;
 		}
 	}
 	return a;
@@ -183,11 +188,6 @@ void pw_auth_free(struct pw_auth *a)
 	if (a->held_token_proxy)
 		pw_http_release(&a->cfg->oauth2.proxy);
 	free(a);
-}
-
-int pw_auth_is_oauth2(const struct pw_auth *a)
-{
-	return a && a->kind == AUTH_OAUTH2;
 }
 
 int pw_auth_token_busy(const struct pw_auth *a)
@@ -360,13 +360,16 @@ CURL *pw_auth_token_request(struct pw_auth *a, char **err)
 
 	pw_slist_free_wipe(a->token_hdrs);
 	a->token_hdrs = NULL;
-	if (!(n = pw_slist_add(NULL, "Authorization", auth)))
+	n = pw_slist_add(NULL, "Authorization", auth);
+	if (!n)
 		goto oom;
 	a->token_hdrs = n;
-	if (!(n = pw_slist_add(a->token_hdrs, "Content-Type", "application/x-www-form-urlencoded")))
+	n = pw_slist_add(a->token_hdrs, "Content-Type", "application/x-www-form-urlencoded");
+	if (!n)
 		goto oom;
 	a->token_hdrs = n;
-	if (!(n = pw_slist_add(a->token_hdrs, "Accept", "application/json")))
+	n = pw_slist_add(a->token_hdrs, "Accept", "application/json");
+	if (!n)
 		goto oom;
 	a->token_hdrs = n;
 

@@ -26,10 +26,6 @@ enum pw_auth_state {
 struct pw_auth *pw_auth_new(const struct pw_endpoint_config *cfg, char **err);
 void pw_auth_free(struct pw_auth *a);
 
-/* True when the endpoint uses OAuth2 (whose token replaces any
- * Authorization header, even one from `headers`). */
-int pw_auth_is_oauth2(const struct pw_auth *a);
-
 /*
  * The Authorization header value for the next attempt ("Basic ...",
  * "Bearer ..."), malloc'd in *value (the caller wipes and frees it), or NULL

@@ -305,7 +305,10 @@ static bool entry_match(const char *e, size_t n, const char *host, const char *p
 	return false;
 }
 
-bool pw_http_no_proxy_match(const char *list, const char *host, const char *port)
+/* True when host:port (port as a decimal string, host without brackets)
+ * is exempted by a no_proxy list (IPs, CIDRs, domains, optional ports,
+ * "*"). */
+static bool no_proxy_match(const char *list, const char *host, const char *port)
 {
 	struct ipaddr hip;
 	bool is_ip = parse_ip(host, strlen(host), &hip);
@@ -419,21 +422,9 @@ static char *proxy_for(const struct pw_proxy_config *p, const struct url_parts *
 		proxy = p->proxy_url;
 		noproxy = p->no_proxy;
 	}
-	if (!proxy || !*proxy || pw_http_no_proxy_match(noproxy, u->host, u->port))
+	if (!proxy || !*proxy || no_proxy_match(noproxy, u->host, u->port))
 		return pw_strdup("");
 	return normalize_proxy(proxy);
-}
-
-char *pw_http_proxy_for(const struct pw_proxy_config *p, const char *url)
-{
-	struct url_parts u;
-	char *r;
-
-	if (url_split(url, &u) < 0)
-		return NULL;
-	r = proxy_for(p, &u);
-	url_parts_free(&u);
-	return r;
 }
 
 /* ---- TLS ---- */

@@ -39,20 +39,6 @@ int pw_http_hold(const struct pw_proxy_config *p);
  * with the last one. Accepts a block that was never held. Thread-safe. */
 void pw_http_release(const struct pw_proxy_config *p);
 
-/*
- * The proxy to use for a request to `url` under the proxy block: "" for a
- * direct connection, else a proxy URL. Applies no_proxy (or NO_PROXY from
- * the environment) and, with proxy_from_environment, HTTP_PROXY or
- * HTTPS_PROXY by the URL's scheme. malloc'd; NULL when out of memory or the
- * URL cannot be parsed. Exposed for the tests.
- */
-char *pw_http_proxy_for(const struct pw_proxy_config *p, const char *url);
-
-/* True when host:port (port as a decimal string, host without brackets)
- * is exempted by a no_proxy list (IPs, CIDRs, domains, optional ports,
- * "*"). Exposed for the tests. */
-bool pw_http_no_proxy_match(const char *list, const char *host, const char *port);
-
 /* True when `name` (case-insensitive) is set in the map. */
 int pw_kvmap_has(const struct pw_kvmap *m, const char *name);
 

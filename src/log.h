@@ -24,7 +24,8 @@ struct pw_logger {
 /* Logs msg with key/value string pairs terminated by PW_LOG_END. Values may
  * be NULL (the field is left out). Never pass a secret. Thread-safe if the host's
  * logger is. */
-void pw_log(const struct pw_logger *l, enum component_log_level level, const char *msg, ...);
+void pw_log(const struct pw_logger *l, enum component_log_level level, const char *msg, ...)
+	__attribute__((sentinel));
 
 static inline int pw_log_enabled(const struct pw_logger *l, enum component_log_level level)
 {

@@ -253,11 +253,6 @@ int64_t pw_metrics_inflight(struct pw_ep_metrics *e)
 	return atomic_load(&e->inflight);
 }
 
-double pw_metrics_last_success_get(struct pw_ep_metrics *e)
-{
-	return bits_dbl(atomic_load(&e->last_success_bits));
-}
-
 /* Label values are escaped as the text format requires. */
 static void put_label(struct strbuf *sb, const char *v)
 {

@@ -52,13 +52,12 @@ void pw_metrics_rejected(struct pw_metrics *m, const char *path, const char *rea
 			 uint64_t profiles);
 void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);
 
-/* Reads back one counter, for tests and debug output. name is the metric
+/* Reads back one counter (the tests use it). name is the metric
  * name without the _total suffix handling: e.g. "sent_bytes". Returns 0 for
  * unknown names. */
 uint64_t pw_metrics_counter(struct pw_ep_metrics *e, const char *name);
 uint64_t pw_metrics_hist_count(struct pw_ep_metrics *e, enum pw_latency_type type);
 int64_t pw_metrics_inflight(struct pw_ep_metrics *e);
-double pw_metrics_last_success_get(struct pw_ep_metrics *e);
 
 /* Writes the text exposition format 0.0.4. Returns COMPONENT_OK, or
  * COMPONENT_EINTERNAL when the sink asked to stop. */

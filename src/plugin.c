@@ -119,15 +119,29 @@ static void waiter_init(struct waiter *w, struct pw_result *out)
 	memset(out, 0, sizeof(*out));
 }
 
-/* The first version of struct pw_push ended at nsamples. */
+/*
+ * The sizes of the structs a caller fills, as their first version ended:
+ * frozen, so a caller built against an older header keeps working when a
+ * struct grows (docs/abi.md). Smaller is refused; the fields beyond the
+ * caller's struct_size read as absent (zero).
+ */
 #define PUSH_MIN_SIZE (offsetof(struct pw_push, nsamples) + sizeof(size_t))
-#define PUSH_HAS(p, field)                                                                         \
-	((p)->struct_size >= offsetof(struct pw_push, field) + sizeof((p)->field))
+#define INGEST_MIN_SIZE (offsetof(struct pw_ingest, nlabels) + sizeof(size_t))
+#define HEALTH_MIN_SIZE (offsetof(struct component_health, changed_unix_ms) + sizeof(int64_t))
 
-static bool push_ok(const struct pw_push *p)
+/* Copies the caller's version of a struct into this plugin's: what lies
+ * beyond src_size is zero. The caller checked src_size against the minimum. */
+static void struct_take(void *dst, size_t dst_size, const void *src, size_t src_size)
 {
-	if (!p || p->struct_size < PUSH_MIN_SIZE)
+	memset(dst, 0, dst_size);
+	memcpy(dst, src, src_size < dst_size ? src_size : dst_size);
+}
+
+static bool push_take(const struct pw_push *in, struct pw_push *p)
+{
+	if (!in || in->struct_size < PUSH_MIN_SIZE)
 		return false;
+	struct_take(p, sizeof(*p), in, in->struct_size);
 	if (p->nlabels && !p->labels)
 		return false;
 	if (p->nsamples && !p->samples)
@@ -141,9 +155,12 @@ static bool push_ok(const struct pw_push *p)
 	return true;
 }
 
-static bool ingest_ok(const struct pw_ingest *in)
+static bool ingest_take(const struct pw_ingest *caller, struct pw_ingest *in)
 {
-	if (!in || in->struct_size < sizeof(struct pw_ingest) || !in->path_query)
+	if (!caller || caller->struct_size < INGEST_MIN_SIZE)
+		return false;
+	struct_take(in, sizeof(*in), caller, caller->struct_size);
+	if (!in->path_query)
 		return false;
 	if ((in->nlabels && !in->labels) || (in->body_len && !in->body))
 		return false;
@@ -155,17 +172,22 @@ static bool ingest_ok(const struct pw_ingest *in)
 	return true;
 }
 
-static int push_with(void *ctx, const struct pw_push *p, bool keep, int64_t deadline_ns,
+/* A blocking caller waits for the outcome: its samples outlive the
+ * delivery, whatever its flags say. */
+static int push_with(void *ctx, const struct pw_push *caller, bool blocking, int64_t deadline_ns,
 		     pw_done_fn done, void *user)
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
+	struct pw_push p;
+	bool keep;
 	int rc;
 
-	if (!inst || !done || !push_ok(p))
+	if (!inst || !done || !push_take(caller, &p))
 		return COMPONENT_EINVAL;
+	keep = blocking || (p.flags & PW_PUSH_KEEP_UNTIL_DONE);
 	snap = current(inst);
-	rc = pw_sender_push(inst->sender, snap, p, keep, deadline_ns, done, user);
+	rc = pw_sender_push(inst->sender, snap, &p, keep, deadline_ns, done, user);
 	pw_snapshot_unref(snap);
 	return rc;
 }
@@ -173,23 +195,21 @@ static int push_with(void *ctx, const struct pw_push *p, bool keep, int64_t dead
 static int r_push_async(void *ctx, const struct pw_push *p, int64_t deadline_ns, pw_done_fn done,
 			void *user)
 {
-	bool keep = p && p->struct_size >= PUSH_MIN_SIZE && PUSH_HAS(p, flags) &&
-		    (p->flags & PW_PUSH_KEEP_UNTIL_DONE);
-
-	return push_with(ctx, p, keep, deadline_ns, done, user);
+	return push_with(ctx, p, false, deadline_ns, done, user);
 }
 
-static int r_ingest_async(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
+static int r_ingest_async(void *ctx, const struct pw_ingest *caller, int64_t deadline_ns,
 			  pw_done_fn done, void *user)
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
+	struct pw_ingest in;
 	int rc;
 
-	if (!inst || !done || !ingest_ok(in))
+	if (!inst || !done || !ingest_take(caller, &in))
 		return COMPONENT_EINVAL;
 	snap = current(inst);
-	rc = pw_sender_ingest(inst->sender, snap, in, deadline_ns, done, user);
+	rc = pw_sender_ingest(inst->sender, snap, &in, deadline_ns, done, user);
 	pw_snapshot_unref(snap);
 	return rc;
 }
@@ -201,7 +221,6 @@ static int r_push(void *ctx, const struct pw_push *p, int64_t deadline_ns, struc
 	if (!out)
 		return COMPONENT_EINVAL;
 	waiter_init(&w, out);
-	/* The caller waits for the outcome: its samples outlive the delivery. */
 	return wait_for(&w, push_with(ctx, p, true, deadline_ns, waiter_done, &w));
 }
 
@@ -464,16 +483,23 @@ static int get_export(struct component_instance *inst, const char *name, const v
 	return COMPONENT_OK;
 }
 
+/* Writes only the fields that fit in the caller's struct_size. */
 static int health(struct component_instance *inst, struct component_health *out)
 {
-	if (!inst || !out || out->struct_size < sizeof(struct component_health))
+	struct component_health h;
+	uint32_t size;
+
+	if (!inst || !out || out->struct_size < HEALTH_MIN_SIZE)
 		return COMPONENT_EINVAL;
+	size = out->struct_size;
+	memset(&h, 0, sizeof(h));
 	pthread_mutex_lock(&inst->lock);
-	out->healthy = inst->healthy;
-	snprintf(out->message, sizeof(out->message), "%s",
-		 inst->health_msg ? inst->health_msg : "");
-	out->changed_unix_ms = inst->health_changed_ms;
+	h.healthy = inst->healthy;
+	snprintf(h.message, sizeof(h.message), "%s", inst->health_msg ? inst->health_msg : "");
+	h.changed_unix_ms = inst->health_changed_ms;
 	pthread_mutex_unlock(&inst->lock);
+	h.struct_size = size;
+	memcpy(out, &h, size < sizeof(h) ? size : sizeof(h));
 	return COMPONENT_OK;
 }
 

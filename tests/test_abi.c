@@ -8,6 +8,7 @@
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,37 @@ START_TEST(single_exported_symbol)
 	ck_assert_int_eq(pclose(f), 0);
 	ck_assert_int_eq(entry, 1);
 	ck_assert_msg(n == 1, "expected one exported symbol, nm listed %d", n);
+}
+END_TEST
+
+/* Code that only the tests, the docs and the stand-in use stays out of the
+ * shared object (it lives in libpwsupport). The list of all symbols,
+ * hidden ones too, must still name the encoder, or the check would prove
+ * nothing (a stripped object, say). */
+START_TEST(no_test_only_code)
+{
+	static const char *const banned[] = {"pw_proto_decode_push", "pw_dec_push_free",
+					     "pw_config_options_markdown"};
+	char cmd[4096], line[512];
+	bool encoder = false;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "nm --defined-only '%s'", getenv("PW_PLUGIN"));
+	f = popen(cmd, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		const char *name = strrchr(line, ' ');
+
+		name = name ? name + 1 : line;
+		line[strcspn(line, "\n")] = '\0';
+		if (strcmp(name, "pw_proto_push_write") == 0)
+			encoder = true;
+		for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
+			ck_assert_msg(strcmp(name, banned[i]) != 0, "%s is in the plugin",
+				      banned[i]);
+	}
+	ck_assert_int_eq(pclose(f), 0);
+	ck_assert_msg(encoder, "nm does not list the plugin's own functions");
 }
 END_TEST
 
@@ -455,6 +487,7 @@ static Suite *abi_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, descriptor_fields);
 	tcase_add_test(tc, single_exported_symbol);
+	tcase_add_test(tc, no_test_only_code);
 	tcase_add_test(tc, host_refuses_wrong_major);
 	tcase_add_test(tc, mockhost_refuses_wrong_major);
 	tcase_add_test(tc, plugin_refuses_wrong_host_major);

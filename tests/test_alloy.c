@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mockhost/alloy.h"
+#include "alloy/alloy.h"
 #include "strbuf.h"
 
 /* Notices joined with '\n', so a test can compare them in one go. */

@@ -17,6 +17,7 @@
 
 #include "hostutil.h"
 #include "proto.h"
+#include "proto_decode.h"
 #include "pw_version.h"
 #include "standin/standin.h"
 

@@ -32,6 +32,7 @@
 
 #include "hostutil.h"
 #include "proto.h"
+#include "proto_decode.h"
 #include "standin/standin.h"
 #include "strbuf.h"
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "proto_decode.h"
 #include "strbuf.h"
 
 static struct pw_kv kv_abc[] = {

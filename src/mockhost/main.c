@@ -5,7 +5,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
@@ -14,14 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "alloy.h"
+#include "alloy/alloy.h"
 #include "component_abi.h"
 #include "config.h"
 #include "duration.h"
+#include "hostsvc.h"
 #include "loader.h"
 #include "mockhost.h"
 #include "pw_version.h"
@@ -31,7 +29,6 @@
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
-#define MAX_FILE (256u << 20)
 
 int pw_sink_main(int argc, char **argv);
 
@@ -82,201 +79,7 @@ static void usage_error(const char *fmt, ...)
 	fprintf(stderr, "\nrun 'mockhost --help' for usage\n");
 }
 
-/* ---- host services ---- */
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum component_log_level log_level = COMPONENT_LOG_WARN;
-
-static const char *level_name(enum component_log_level l)
-{
-	switch (l) {
-	case COMPONENT_LOG_DEBUG:
-		return "debug";
-	case COMPONENT_LOG_INFO:
-		return "info";
-	case COMPONENT_LOG_WARN:
-		return "warn";
-	default:
-		return "error";
-	}
-}
-
-/*
- * Writes a logfmt value, quoted when it needs to be. Values can come from
- * the network (an SDK name, a label value, a downstream's error text): a
- * raw newline or quote in them would forge a line or a field of its own,
- * so quotes and backslashes are escaped and control bytes written as \n,
- * \r, \t or \xNN.
- */
-static void put_value(FILE *f, const char *v, bool quote)
-{
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)v; *p && !quote; p++)
-		quote = *p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7F;
-	if (!quote || !*v) {
-		fputs(*v ? v : "\"\"", f);
-		return;
-	}
-	fputc('"', f);
-	for (p = (const unsigned char *)v; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(f, "\\%c", *p);
-		else if (*p == '\n')
-			fputs("\\n", f);
-		else if (*p == '\r')
-			fputs("\\r", f);
-		else if (*p == '\t')
-			fputs("\\t", f);
-		else if (*p < ' ' || *p == 0x7F)
-			fprintf(f, "\\x%02x", *p);
-		else
-			fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
-void mockhost_log(void *user, enum component_log_level level, const char *msg,
-		  const struct component_log_field *fields, size_t n)
-{
-	FILE *f = user ? user : stderr;
-
-	pthread_mutex_lock(&log_lock);
-	fprintf(f, "level=%s msg=", level_name(level));
-	put_value(f, msg, true);
-	for (size_t i = 0; i < n; i++) {
-		fprintf(f, " %s=", fields[i].key);
-		put_value(f, fields[i].value, false);
-	}
-	fputc('\n', f);
-	fflush(f);
-	pthread_mutex_unlock(&log_lock);
-}
-
-int mockhost_parse_level(const char *s, enum component_log_level *out)
-{
-	static const char *const names[] = {"debug", "info", "warn", "error"};
-
-	for (int i = 0; i < 4; i++) {
-		if (strcmp(s, names[i]) == 0) {
-			*out = (enum component_log_level)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-void mockhost_host_init(struct component_host *h, enum component_log_level level)
-{
-	memset(h, 0, sizeof(*h));
-	h->struct_size = sizeof(*h);
-	h->abi_major = COMPONENT_ABI_MAJOR;
-	h->abi_minor = COMPONENT_ABI_MINOR;
-	h->log = mockhost_log;
-	h->log_user = NULL;
-	h->log_level = level;
-	h->instance_id = getenv("MOCKHOST_INSTANCE_ID");
-	h->user_agent = "mockhost/" PW_VERSION;
-}
-
-/* ---- files and configuration ---- */
-
-/*
- * Opens path for reading without ever blocking: O_NONBLOCK so that a FIFO
- * planted at the path cannot hold the caller (a reload, and a SIGTERM
- * waiting behind it) until a writer appears. Only regular files are read.
- */
-static FILE *open_regular(const char *path, char **err)
-{
-	struct stat st;
-	FILE *f = NULL;
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-
-	if (fd < 0) {
-		*err = pw_asprintf("cannot open %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0) {
-		*err = pw_asprintf("cannot read %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		*err = pw_asprintf("cannot read %s: not a regular file", path);
-		goto fail;
-	}
-	f = fdopen(fd, "rb");
-	if (!f) {
-		*err = pw_asprintf("cannot read %s: %s", path, strerror(errno));
-		goto fail;
-	}
-	return f;
-fail:
-	close(fd);
-	return NULL;
-}
-
-int mockhost_read_file(const char *path, char **data, size_t *len, char **err)
-{
-	FILE *f;
-	struct strbuf sb;
-	char buf[65536];
-	size_t n;
-
-	*data = NULL;
-	*len = 0;
-	f = open_regular(path, err);
-	if (!f)
-		return -1;
-	strbuf_init(&sb, MAX_FILE);
-	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
-		if (strbuf_append(&sb, buf, n) < 0) {
-			*err = pw_asprintf("%s is larger than %u bytes", path, MAX_FILE);
-			fclose(f);
-			strbuf_free(&sb);
-			return -1;
-		}
-	}
-	if (ferror(f)) {
-		*err = pw_asprintf("cannot read %s: %s", path, strerror(errno));
-		fclose(f);
-		strbuf_free(&sb);
-		return -1;
-	}
-	fclose(f);
-	*data = strbuf_detach(&sb, len);
-	return 0;
-}
-
-static void notice(void *user, const char *msg)
-{
-	(void)user;
-	fprintf(stderr, "mockhost: %s\n", msg);
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-int mockhost_load_config(const char *path, const char *component, char **json, char **err)
-{
-	char *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	*json = NULL;
-	if (mockhost_read_file(path, &text, &len, err) < 0)
-		return -1;
-	if (!ends_with(path, ".alloy")) {
-		*json = text;
-		return 0;
-	}
-	rc = alloy_convert(text, len, path, component, json, err, notice, NULL);
-	free(text);
-	return rc;
-}
 
 /* ---- instance helpers ---- */
 
@@ -678,7 +481,7 @@ static int cmd_convert(int argc, char **argv)
 		free(err);
 		return EXIT_FAIL;
 	}
-	rc = alloy_convert(text, len, file, component, &json, &err, notice, NULL);
+	rc = alloy_convert(text, len, file, component, &json, &err, mockhost_notice, NULL);
 	if (rc == 0)
 		printf("%s\n", json);
 	else

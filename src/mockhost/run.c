@@ -33,7 +33,9 @@
 #endif
 
 #include "component_abi.h"
+#include "config.h"
 #include "duration.h"
+#include "hostsvc.h"
 #include "loader.h"
 #include "mockhost.h"
 #include "pyroscope_write.h"

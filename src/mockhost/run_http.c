@@ -22,6 +22,7 @@
 
 #include "component_abi.h"
 #include "proto.h"
+#include "proto_decode.h"
 #include "pw_version.h"
 #include "pyroscope_write.h"
 #include "run_internal.h"

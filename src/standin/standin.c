@@ -1,7 +1,8 @@
 /*
- * standin.c - the strict Pyroscope stand-in: routing, the tenant and ingest
- * checks, scripted replies, the request log and counters. The push route
- * lives in standin_push.c, the store and /stats in standin_store.c.
+ * standin.c - the strict Pyroscope stand-in: routing, the ingest checks,
+ * scripted replies, the request log and counters. It calls down into
+ * standin_push.c (the push route), standin_store.c (the store and /stats)
+ * and standin_judge.c (rejections and the tenant check), never back up.
  *
  * Every request is first judged strictly (an "outcome"); a scripted reply,
  * when one is queued for the route, then replaces the answer. Only
@@ -26,7 +27,6 @@
 
 #define PUSH_SUFFIX "/push.v1.PusherService/Push"
 #define PUSH_SERVICE "/push.v1.PusherService/"
-#define MAX_TENANT_LEN 150
 
 struct script {
 	enum standin_route route;
@@ -46,21 +46,6 @@ static void outcome_free(struct outcome *oc)
 	free(oc->plain);
 }
 
-void standin_reject(struct outcome *oc, int status, const char *code, enum reject cls,
-		    char *message)
-{
-	oc->status = status;
-	oc->code = code;
-	oc->cls = cls;
-	free(oc->message);
-	oc->message = message ? message : pw_strdup("out of memory");
-}
-
-const char *standin_hdr(const struct standin_http_request *req, const char *name)
-{
-	return standin_http_header(req->headers, req->nheaders, name);
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
@@ -75,44 +60,6 @@ static enum standin_route classify(const char *path)
 	if (ends_with(path, "/ingest"))
 		return STANDIN_ROUTE_INGEST;
 	return STANDIN_ROUTE_OTHER;
-}
-
-/* ---- tenant ---- */
-
-static bool tenant_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       strchr("!-_.*'()", c);
-}
-
-/* Returns false and fills oc when the tenant is missing (when required) or
- * malformed. */
-bool standin_check_tenant(struct standin *s, const struct standin_http_request *req,
-			  struct outcome *oc)
-{
-	const char *t = standin_hdr(req, "X-Scope-OrgID");
-
-	if (!t || !*t) {
-		if (!s->o.require_tenant)
-			return true;
-		standin_reject(oc, 401, "unauthenticated", REJ_UNAUTH, pw_strdup("no org id"));
-		return false;
-	}
-	if (strlen(t) > MAX_TENANT_LEN) {
-		standin_reject(oc, 401, "unauthenticated", REJ_UNAUTH,
-			       pw_strdup("tenant ID is too long"));
-		return false;
-	}
-	for (const char *c = t; *c; c++) {
-		if (!tenant_char(*c) || strcmp(t, ".") == 0 || strcmp(t, "..") == 0) {
-			standin_reject(
-				oc, 401, "unauthenticated", REJ_UNAUTH,
-				pw_asprintf("tenant ID '%s' contains unsupported character '%c'", t,
-					    *c));
-			return false;
-		}
-	}
-	return true;
 }
 
 /* ---- ingest ---- */
@@ -228,6 +175,14 @@ static void judge_ingest(struct standin *s, const struct standin_http_request *r
 	oc->status = 200;
 }
 
+static char *stats_text(struct standin *s)
+{
+	struct standin_stats st;
+
+	standin_stats_get(s, &st);
+	return standin_stats_json(&st);
+}
+
 static void judge_other(struct standin *s, const struct standin_http_request *req,
 			struct outcome *oc)
 {
@@ -241,7 +196,7 @@ static void judge_other(struct standin *s, const struct standin_http_request *re
 	}
 	if (strcmp(req->path, "/stats") == 0 && get) {
 		oc->status = 200;
-		oc->plain = standin_stats_json(s);
+		oc->plain = stats_text(s);
 		oc->plain_type = "application/json";
 		return;
 	}

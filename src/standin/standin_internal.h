@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "proto.h"
+#include "proto_decode.h"
 #include "standin/httpd.h"
 #include "standin/standin.h"
 
@@ -66,7 +67,7 @@ struct outcome {
 	const char *plain_type;
 };
 
-/* Turns oc into a rejection; takes ownership of message (NULL = out of memory). */
+/* standin_judge.c: turns oc into a rejection; takes ownership of message (NULL = out of memory). */
 void standin_reject(struct outcome *oc, int status, const char *code, enum reject cls,
 		    char *message);
 /* First value of a request header, case-insensitive. */
@@ -80,12 +81,12 @@ bool standin_check_tenant(struct standin *s, const struct standin_http_request *
 void standin_judge_push(struct standin *s, const struct standin_http_request *req,
 			struct outcome *oc);
 
-/* standin_store.c: the /stats document (malloc'd), and the store and the
- * log of accepted requests (called under s->lock). A store call writes all
- * of a request's files or, on failure, none: it returns -1 with a malloc'd
- * *err and removes what it had written. Log lines escape control bytes,
- * quotes and backslashes in values from the request. */
-char *standin_stats_json(struct standin *s);
+/* standin_store.c: the /stats document of the counters (malloc'd), and the
+ * store and the log of accepted requests (called under s->lock). A store
+ * call writes all of a request's files or, on failure, none: it returns -1
+ * with a malloc'd *err and removes what it had written. Log lines escape
+ * control bytes, quotes and backslashes in values from the request. */
+char *standin_stats_json(const struct standin_stats *st);
 int standin_store_push_locked(struct standin *s, const struct standin_request *rec,
 			      const struct pw_dec_push *p, char **err);
 int standin_store_ingest_locked(struct standin *s, const struct standin_request *rec,

@@ -15,28 +15,27 @@
 #include "standin/standin_internal.h"
 #include "strbuf.h"
 
-char *standin_stats_json(struct standin *s)
+char *standin_stats_json(const struct standin_stats *st)
 {
-	struct standin_stats st;
 	json_t *o, *rej;
 	char *out;
 
-	standin_stats_get(s, &st);
 	rej = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "unauthenticated",
-			(json_int_t)st.rejected_unauthenticated, "invalid_argument",
-			(json_int_t)st.rejected_invalid, "unprocessable",
-			(json_int_t)st.rejected_unprocessable, "too_large",
-			(json_int_t)st.rejected_too_large, "unsupported_media_type",
-			(json_int_t)st.rejected_media_type, "not_found",
-			(json_int_t)st.rejected_not_found, "method_not_allowed",
-			(json_int_t)st.rejected_method, "other", (json_int_t)st.rejected_other,
-			"storage", (json_int_t)st.rejected_storage);
+			(json_int_t)st->rejected_unauthenticated, "invalid_argument",
+			(json_int_t)st->rejected_invalid, "unprocessable",
+			(json_int_t)st->rejected_unprocessable, "too_large",
+			(json_int_t)st->rejected_too_large, "unsupported_media_type",
+			(json_int_t)st->rejected_media_type, "not_found",
+			(json_int_t)st->rejected_not_found, "method_not_allowed",
+			(json_int_t)st->rejected_method, "other", (json_int_t)st->rejected_other,
+			"storage", (json_int_t)st->rejected_storage);
 	o = json_pack("{s:I,s:{s:I,s:I,s:I,s:I},s:{s:I,s:I},s:I,s:o}", "requests",
-		      (json_int_t)st.requests, "push", "accepted", (json_int_t)st.push_accepted,
-		      "series", (json_int_t)st.push_series, "samples", (json_int_t)st.push_samples,
-		      "bytes", (json_int_t)st.push_bytes, "ingest", "accepted",
-		      (json_int_t)st.ingest_accepted, "bytes", (json_int_t)st.ingest_bytes,
-		      "scripted", (json_int_t)st.scripted, "rejected", rej);
+		      (json_int_t)st->requests, "push", "accepted", (json_int_t)st->push_accepted,
+		      "series", (json_int_t)st->push_series, "samples",
+		      (json_int_t)st->push_samples, "bytes", (json_int_t)st->push_bytes, "ingest",
+		      "accepted", (json_int_t)st->ingest_accepted, "bytes",
+		      (json_int_t)st->ingest_bytes, "scripted", (json_int_t)st->scripted,
+		      "rejected", rej);
 	out = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	return out;
@@ -206,7 +205,7 @@ int standin_store_ingest_locked(struct standin *s, const struct standin_request 
 				const struct outcome *oc, char **err)
 {
 	uint64_t seq = ++s->seq;
-	const char *ct = standin_request_header(rec, "Content-Type");
+	const char *ct = standin_http_header(rec->headers, rec->nheaders, "Content-Type");
 	char *file = pw_asprintf("ingest-%06llu.body", (unsigned long long)seq);
 	json_t *labels = json_object(), *side;
 	struct written w = {0};

@@ -7,7 +7,7 @@
  * stepped over by balancing brackets), while the parser accepts values
  * only when they are literals.
  */
-#include "alloy.h"
+#include "alloy/alloy.h"
 
 #include <errno.h>
 #include <math.h>
@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "alloy_lex.h"
+#include "alloy/alloy_lex.h"
 #include "strbuf.h"
 
 #define COMPONENT_NAME "pyroscope.write"

@@ -7,7 +7,7 @@
  * values, so that the parser can step over other components (which may
  * hold references and expressions) by balancing brackets.
  */
-#include "alloy_lex.h"
+#include "alloy/alloy_lex.h"
 
 #include <stdarg.h>
 #include <stdint.h>
