@@ -8,6 +8,11 @@
  * delivery: attempts are transfers in the multi handle, backoff waits are
  * timers in the loop, and the completion callback fires when the last
  * task of a delivery ends. No thread ever sleeps per request.
+ *
+ * Layer: engine, top, beside the producer side (submit.c), which it never
+ * calls: it takes deliveries from the handoff (handoff.c) and ends them
+ * through the delivery object (delivery.c). Below it: endpoints, the
+ * clock, the timer heap, http, auth, retry and metrics. See engine.h.
  */
 #include "sender.h"
 
@@ -19,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,31 +32,17 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "http.h"
 #include "proto.h"
 #include "retry.h"
 #include "strbuf.h"
 
-#define QUEUE_SWEEP_NS (100 * 1000 * 1000LL)
+/* How often endpoints replaced by a reload give back their idle handles. */
+#define POOL_SWEEP_NS (100 * 1000 * 1000LL)
 /* Idle time after which cached buffers and handles are freed. */
 #define IDLE_RELEASE_NS (2000 * 1000000LL)
-
-int64_t pw_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t pw_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 static uint64_t rng_next(struct pw_sender *s)
 {
@@ -59,11 +51,6 @@ static uint64_t rng_next(struct pw_sender *s)
 	s->rng ^= s->rng << 25;
 	s->rng ^= s->rng >> 27;
 	return s->rng * 2685821657736338717ULL;
-}
-
-const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s)
-{
-	return &s->id;
 }
 
 /* ---- the I/O thread ---- */
@@ -116,7 +103,7 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 
 	/* Give the bytes back before the callback: a producer pushing again
 	 * from it must find them free. */
-	pw_delivery_release_bytes(d);
+	pw_delivery_release(d);
 	d->final_status = status;
 	d->final_http = d->ingest ? (failed ? d->first_http : 200) : 0;
 	if (s->defer_done) {
@@ -196,11 +183,67 @@ static void set_last_err(struct task *t, char *err)
 	t->last_err = err ? err : pw_strdup("unknown: out of memory");
 }
 
-static void timer_add(struct pw_sender *s, struct task *t)
+/* ---- waiting tasks: retry timers, connection slots, OAuth2 tokens ---- */
+
+#define TASK_OF_TIMER(tm) ((struct task *)(void *)((char *)(tm) - offsetof(struct task, timer)))
+
+static void timer_add(struct pw_sender *s, struct task *t, int64_t due_ns)
 {
 	t->state = T_WAIT;
-	t->next = s->timers;
-	s->timers = t;
+	pw_timerheap_add(&s->timers, &t->timer, due_ns);
+}
+
+static void tq_push(struct task **head, struct task **tail, struct task *t)
+{
+	t->next = NULL;
+	t->prev = *tail;
+	if (*tail)
+		(*tail)->next = t;
+	else
+		*head = t;
+	*tail = t;
+}
+
+static void tq_unlink(struct task **head, struct task **tail, struct task *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		*head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		*tail = t->prev;
+	t->next = t->prev = NULL;
+}
+
+/* Parks t on its endpoint's queue for a connection slot (T_QUEUED) or a
+ * token (T_AUTH). Its deadline goes on the timer heap, so a task that
+ * waits too long leaves without a walk of the queue. */
+static void park(struct pw_sender *s, struct task *t, enum task_state st)
+{
+	struct pw_endpoint *ep = t->ep;
+
+	t->state = st;
+	if (st == T_QUEUED)
+		tq_push(&ep->waitq_head, &ep->waitq_tail, t);
+	else
+		tq_push(&ep->authq_head, &ep->authq_tail, t);
+	if (t->d->deadline_ns)
+		pw_timerheap_add(&s->timers, &t->timer, t->d->deadline_ns);
+}
+
+/* Takes a parked task off its queue and its deadline off the heap. */
+static void unpark(struct pw_sender *s, struct task *t)
+{
+	struct pw_endpoint *ep = t->ep;
+
+	if (t->state == T_QUEUED)
+		tq_unlink(&ep->waitq_head, &ep->waitq_tail, t);
+	else
+		tq_unlink(&ep->authq_head, &ep->authq_tail, t);
+	pw_timerheap_remove(&s->timers, &t->timer);
+	t->state = T_NEW;
 }
 
 /* An easy handle for an attempt on ep; *configured tells whether it still
@@ -286,7 +329,7 @@ static void release_pools(struct pw_sender *s, bool all)
  */
 static void release_idle_memory(struct pw_sender *s)
 {
-	pw_bufcache_trim(&s->bufs);
+	pw_bufcache_trim(&s->budget.bufs);
 	release_pools(s, true);
 	while (s->npool > 0)
 		curl_easy_cleanup(s->pool[--s->npool]);
@@ -592,13 +635,7 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 		return;
 	}
 	if (ep->running >= pw_climit_get(&ep->climit)) {
-		t->state = T_QUEUED;
-		t->next = NULL;
-		if (ep->waitq_tail)
-			ep->waitq_tail->next = t;
-		else
-			ep->waitq_head = t;
-		ep->waitq_tail = t;
+		park(s, t, T_QUEUED);
 		return;
 	}
 	switch (pw_auth_header(ep->auth, now, &auth, &err)) {
@@ -614,9 +651,7 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 			after_attempt(s, t, PW_VERDICT_RETRY, err, now);
 			return;
 		}
-		t->state = T_AUTH;
-		t->next = ep->authq;
-		ep->authq = t;
+		park(s, t, T_AUTH);
 		return;
 	case PW_AUTH_ERROR:
 	default:
@@ -634,10 +669,7 @@ static void pump_endpoint(struct pw_sender *s, struct pw_endpoint *ep, int64_t n
 	while (ep->waitq_head && ep->running < pw_climit_get(&ep->climit)) {
 		struct task *t = ep->waitq_head;
 
-		ep->waitq_head = t->next;
-		if (!ep->waitq_head)
-			ep->waitq_tail = NULL;
-		t->next = NULL;
+		unpark(s, t);
 		dispatch(s, t, now);
 	}
 }
@@ -683,8 +715,7 @@ static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v
 		finish_task(s, t, false);
 		return;
 	}
-	t->next_at_ns = now + delay;
-	timer_add(s, t);
+	timer_add(s, t, now + delay);
 }
 
 static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
@@ -746,7 +777,7 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode rc)
 {
 	int64_t now = pw_now_ns();
-	struct task *waiting = ep->authq;
+	struct task *waiting = ep->authq_head;
 	char *err = NULL;
 	CURL *e = ep->token.easy;
 	int ok;
@@ -760,12 +791,16 @@ static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode 
 		}
 	}
 	ok = pw_auth_token_done(ep->auth, e, rc, now, &err) == 0;
-	ep->authq = NULL;
+	/* Take the whole queue first: a task dispatched now may wait for a
+	 * new token, and that one is for later. */
+	ep->authq_head = ep->authq_tail = NULL;
 	while (waiting) {
 		struct task *t = waiting;
 
 		waiting = t->next;
-		t->next = NULL;
+		t->next = t->prev = NULL;
+		pw_timerheap_remove(&s->timers, &t->timer);
+		t->state = T_NEW;
 		if (ok) {
 			dispatch(s, t, now);
 		} else {
@@ -784,11 +819,7 @@ static void take_incoming(struct pw_sender *s, int64_t now)
 {
 	struct delivery *list;
 
-	pthread_mutex_lock(&s->lock);
-	list = s->incoming_head;
-	s->incoming_head = s->incoming_tail = NULL;
-	s->incoming_woken = false;
-	pthread_mutex_unlock(&s->lock);
+	list = pw_handoff_take(&s->in);
 
 	while (list) {
 		struct delivery *d = list;
@@ -814,23 +845,36 @@ static void take_incoming(struct pw_sender *s, int64_t now)
 	}
 }
 
+/* A task that waited for a connection slot or a token until its
+ * delivery's deadline. */
+static void expire_parked(struct pw_sender *s, struct task *t)
+{
+	unpark(s, t);
+	if (!t->last_err)
+		set_last_err(t, pw_strdup("deadline_exceeded: context deadline exceeded"));
+	finish_task(s, t, false);
+}
+
+/* Runs what is due; returns when the next timer is due (INT64_MAX: none). */
 static int64_t fire_timers(struct pw_sender *s, int64_t now)
 {
-	struct task **pp = &s->timers, *due = NULL;
-	int64_t next = INT64_MAX;
+	struct task *due = NULL, **tail = &due;
+	struct pw_timer *tm;
 
-	while (*pp) {
-		struct task *t = *pp;
+	/* Retries due now are collected first and started after: one that
+	 * fails at once waits for its next timer, not this pass. Expiring a
+	 * parked task cannot free a collected one, whose delivery still has
+	 * that task to finish. */
+	while ((tm = pw_timerheap_pop_due(&s->timers, now))) {
+		struct task *t = TASK_OF_TIMER(tm);
 
-		if (t->next_at_ns <= now) {
-			*pp = t->next;
-			t->next = due;
-			due = t;
-		} else {
-			if (t->next_at_ns < next)
-				next = t->next_at_ns;
-			pp = &t->next;
+		if (t->state != T_WAIT) {
+			expire_parked(s, t);
+			continue;
 		}
+		t->next = NULL;
+		*tail = t;
+		tail = &t->next;
 	}
 	while (due) {
 		struct task *t = due;
@@ -841,53 +885,14 @@ static int64_t fire_timers(struct pw_sender *s, int64_t now)
 		pw_metrics_retry(t->ep->m);
 		dispatch(s, t, now);
 	}
-	return next;
-}
-
-/* Tasks waiting for a connection slot or a token still honour their
- * deadline. */
-static void sweep_queued(struct pw_sender *s, int64_t now)
-{
-	for (struct delivery *d = s->active, *dn; d; d = dn) {
-		dn = d->next;
-		if (!d->deadline_ns || now < d->deadline_ns)
-			continue;
-		for (size_t i = 0; i < d->ntasks; i++) {
-			struct task *t = &d->tasks[i];
-			struct task **pp;
-			bool last;
-
-			if (t->state != T_QUEUED && t->state != T_AUTH)
-				continue;
-			pp = t->state == T_QUEUED ? &t->ep->waitq_head : &t->ep->authq;
-			while (*pp && *pp != t)
-				pp = &(*pp)->next;
-			if (!*pp)
-				continue;
-			*pp = t->next;
-			if (t->state == T_QUEUED) {
-				struct task *tail = NULL;
-
-				for (struct task *q = t->ep->waitq_head; q; q = q->next)
-					tail = q;
-				t->ep->waitq_tail = tail;
-			}
-			if (!t->last_err)
-				set_last_err(
-					t,
-					pw_strdup("deadline_exceeded: context deadline exceeded"));
-			last = d->remaining == 1;
-			finish_task(s, t, false);
-			if (last)
-				break; /* d is gone */
-		}
-	}
+	tm = pw_timerheap_min(&s->timers);
+	return tm ? tm->due_ns : INT64_MAX;
 }
 
 /* Ends every delivery still under way: used when the drain time is up. */
 static void cancel_all(struct pw_sender *s)
 {
-	s->timers = NULL;
+	pw_timerheap_init(&s->timers);
 	while (s->active) {
 		struct delivery *d = s->active;
 
@@ -899,7 +904,9 @@ static void cancel_all(struct pw_sender *s)
 			if (t->state == T_DONE)
 				continue;
 			t->ep->waitq_head = t->ep->waitq_tail = NULL;
-			t->ep->authq = NULL;
+			t->ep->authq_head = t->ep->authq_tail = NULL;
+			t->next = t->prev = NULL;
+			t->timer.armed = false;
 			if (t->state == T_RUNNING && t->easy) {
 				curl_multi_remove_handle(s->multi, t->easy);
 				easy_put(s, t->ep, t->easy);
@@ -941,8 +948,11 @@ static void drain_messages(struct pw_sender *s)
 	flush_done(s);
 }
 
-void pw_sender_wake(struct pw_sender *s)
+/* The handoff's wake callback: producers wake the loop through it. */
+static void wake_loop(void *arg)
 {
+	struct pw_sender *s = arg;
+
 	curl_multi_wakeup(s->multi);
 }
 
@@ -952,6 +962,7 @@ static void *io_main(void *arg)
 
 	for (;;) {
 		int64_t now = pw_now_ns(), next, wait_ns;
+		struct pw_handoff_state st;
 		bool stopping, incoming;
 		int64_t drain_deadline;
 		int running = 0;
@@ -961,18 +972,16 @@ static void *io_main(void *arg)
 		now = pw_now_ns();
 		next = fire_timers(s, now);
 		if (now >= s->next_sweep_ns) {
-			sweep_queued(s, now);
 			release_pools(s, false);
-			s->next_sweep_ns = now + QUEUE_SWEEP_NS;
+			s->next_sweep_ns = now + POOL_SWEEP_NS;
 		}
 		curl_multi_perform(s->multi, &running);
 		drain_messages(s);
 
-		pthread_mutex_lock(&s->lock);
-		stopping = s->stopping;
-		drain_deadline = s->drain_deadline_ns;
-		incoming = s->incoming_head != NULL;
-		pthread_mutex_unlock(&s->lock);
+		st = pw_handoff_state(&s->in);
+		stopping = st.stopping;
+		drain_deadline = st.drain_deadline_ns;
+		incoming = st.pending;
 		if (stopping) {
 			if (!s->active && !incoming)
 				break;
@@ -997,7 +1006,7 @@ static void *io_main(void *arg)
 				s->idle_released = true;
 			} else {
 				/* A failed submit may have returned a buffer. */
-				pw_bufcache_trim(&s->bufs);
+				pw_bufcache_trim(&s->budget.bufs);
 			}
 			s->idle_since_ns = now;
 		}
@@ -1006,8 +1015,8 @@ static void *io_main(void *arg)
 			wait_ns = next - now;
 		if (stopping && drain_deadline - now < wait_ns)
 			wait_ns = drain_deadline - now;
-		if (s->active && QUEUE_SWEEP_NS < wait_ns)
-			wait_ns = QUEUE_SWEEP_NS;
+		if (s->active && POOL_SWEEP_NS < wait_ns)
+			wait_ns = POOL_SWEEP_NS;
 		/* A producer skips the wakeup while its endpoints are full
 		 * (submit()); what it queued is taken on the next pass. */
 		if (incoming)
@@ -1036,8 +1045,9 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 
 	if (!s)
 		goto oom;
-	pthread_mutex_init(&s->lock, NULL);
-	pw_bufcache_init(&s->bufs);
+	pw_handoff_init(&s->in, wake_loop, s);
+	pw_budget_init(&s->budget);
+	pw_timerheap_init(&s->timers);
 	s->log = opts->log;
 	s->metrics = opts->metrics;
 	s->user_agent = pw_strdup(opts->user_agent ? opts->user_agent : "pyroscope-write");
@@ -1077,11 +1087,7 @@ void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
 	if (!s)
 		return;
 	if (s->thread_started) {
-		pthread_mutex_lock(&s->lock);
-		s->stopping = true;
-		s->drain_deadline_ns = pw_now_ns() + (drain_ns > 0 ? drain_ns : 0);
-		pthread_mutex_unlock(&s->lock);
-		pw_sender_wake(s);
+		pw_handoff_stop(&s->in, pw_now_ns() + (drain_ns > 0 ? drain_ns : 0));
 		pthread_join(s->thread, NULL);
 	}
 	for (size_t i = 0; i < s->npool; i++)
@@ -1090,7 +1096,13 @@ void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
 		curl_multi_cleanup(s->multi);
 	free(s->user_agent);
 	free(s->instance_id);
-	pw_bufcache_destroy(&s->bufs);
-	pthread_mutex_destroy(&s->lock);
+	pw_budget_destroy(&s->budget);
+	pw_handoff_destroy(&s->in);
 	free(s);
+}
+
+struct pw_snapshot *pw_snapshot_new(struct pw_sender *s, struct pw_config *cfg,
+				    const struct pw_snapshot *prev, char **err)
+{
+	return pw_snapshot_build(&s->id, cfg, prev, err);
 }
