@@ -50,8 +50,8 @@ void pw_task_free_headers(struct task *t)
 enum pw_reserve pw_delivery_reserve(struct delivery *d, size_t bytes, size_t buf_len)
 {
 	const struct pw_config *cfg = pw_snapshot_config(d->snap);
-	int64_t cap = cfg->max_inflight_bytes > 0 ? cfg->max_inflight_bytes
-						  : DEFAULT_MAX_INFLIGHT_BYTES;
+	int64_t cap =
+		cfg->max_inflight_bytes > 0 ? cfg->max_inflight_bytes : DEFAULT_MAX_INFLIGHT_BYTES;
 	int64_t n = (int64_t)bytes;
 
 	if (atomic_fetch_add(&d->budget->inflight_bytes, n) + n > cap) {

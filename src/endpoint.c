@@ -126,8 +126,8 @@ fail:
 	return -1;
 }
 
-static struct pw_endpoint *endpoint_new(const struct pw_identity *id, struct pw_cfgref *cref, size_t idx,
-					char **err)
+static struct pw_endpoint *endpoint_new(const struct pw_identity *id, struct pw_cfgref *cref,
+					size_t idx, char **err)
 {
 	struct pw_endpoint *ep = calloc(1, sizeof(*ep));
 	const struct pw_endpoint_config *c = &cref->cfg->endpoints[idx];
@@ -147,8 +147,7 @@ static struct pw_endpoint *endpoint_new(const struct pw_identity *id, struct pw_
 	pw_climit_init(&ep->climit, ep->max_running);
 	atomic_init(&ep->limit_now, pw_climit_get(&ep->climit));
 	atomic_init(&ep->idle_handles, 0);
-	ep->m = pw_metrics_endpoint(id->metrics,
-				    c->display ? c->display : c->url);
+	ep->m = pw_metrics_endpoint(id->metrics, c->display ? c->display : c->url);
 	if (!ep->m)
 		goto oom;
 	/* <url without trailing slashes>/push.v1.PusherService/Push */

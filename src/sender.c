@@ -185,7 +185,7 @@ static void set_last_err(struct task *t, char *err)
 
 /* ---- waiting tasks: retry timers, connection slots, OAuth2 tokens ---- */
 
-#define TASK_OF_TIMER(tm) ((struct task *)(void *)((char *)(tm) - offsetof(struct task, timer)))
+#define TASK_OF_TIMER(tm) ((struct task *)(void *)((char *)(tm)-offsetof(struct task, timer)))
 
 static void timer_add(struct pw_sender *s, struct task *t, int64_t due_ns)
 {

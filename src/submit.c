@@ -73,8 +73,8 @@ static enum pw_reserve build_push_body(struct delivery *d, const struct pw_label
 	if (r != PW_RESERVE_OK)
 		return r;
 	if (stream)
-		rc = pw_proto_push_segments(ls, p->samples, p->nsamples, d->payload, own,
-					    &d->segs, &d->nsegs);
+		rc = pw_proto_push_segments(ls, p->samples, p->nsamples, d->payload, own, &d->segs,
+					    &d->nsegs);
 	else
 		rc = pw_proto_push_write(ls, p->samples, p->nsamples, d->payload, d->len);
 	return rc == 0 ? PW_RESERVE_OK : PW_RESERVE_NOMEM;
