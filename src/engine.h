@@ -18,19 +18,11 @@
 #ifndef PW_ENGINE_H
 #define PW_ENGINE_H
 
-#include <curl/curl.h>
-#include <pthread.h>
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "delivery.h"
 #include "endpoint.h"
 #include "handoff.h"
 #include "log.h"
 #include "metrics.h"
-#include "timerheap.h"
-
-#define EASY_POOL_MAX 256
 
 struct pw_sender {
 	/* Set up by pw_sender_new(), then read-only: both sides. */
@@ -44,25 +36,8 @@ struct pw_sender {
 	struct pw_handoff in; /* producer -> loop */
 	struct pw_budget budget; /* max_inflight_bytes, payload buffers */
 
-	/* The I/O loop's own state (sender.c); the producer side never
-	 * touches it. */
-	struct pw_ep_metrics *total_m; /* endpoint="-" */
-	CURLM *multi;
-	pthread_t thread;
-	bool thread_started;
-	struct delivery *active;
-	/* Tasks waiting for a retry, and queued tasks' deadlines. */
-	struct pw_timerheap timers;
-	CURL *pool[EASY_POOL_MAX];
-	size_t npool;
-	uint64_t rng;
-	int64_t next_sweep_ns;
-	int64_t idle_since_ns; /* when the loop last had nothing under way */
-	bool idle_released; /* this idle period's memory has been given back */
-	struct pw_endpoint *pooled_eps; /* endpoints that may keep idle handles */
-	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
-	bool defer_done; /* completions wait in done_list for flush_done() */
-	struct delivery *done_list;
+	/* The I/O loop's own state: private to sender.c. */
+	struct pw_loop *loop;
 };
 
 #endif /* PW_ENGINE_H */

@@ -43,8 +43,36 @@
 #define POOL_SWEEP_NS (100 * 1000 * 1000LL)
 /* Idle time after which cached buffers and handles are freed. */
 #define IDLE_RELEASE_NS (2000 * 1000000LL)
+#define EASY_POOL_MAX 256
 
-static uint64_t rng_next(struct pw_sender *s)
+/*
+ * The I/O loop's own state: this thread's alone (but for `multi`, which
+ * producers wake through the handoff). The engine it serves holds the
+ * parts shared with the producer side.
+ */
+struct pw_loop {
+	struct pw_sender *eng;
+	struct pw_logger log;
+	struct pw_ep_metrics *total_m; /* endpoint="-" */
+	CURLM *multi;
+	pthread_t thread;
+	bool thread_started;
+	struct delivery *active;
+	/* Tasks waiting for a retry, and queued tasks' deadlines. */
+	struct pw_timerheap timers;
+	CURL *pool[EASY_POOL_MAX];
+	size_t npool;
+	uint64_t rng;
+	int64_t next_sweep_ns;
+	int64_t idle_since_ns; /* when the loop last had nothing under way */
+	bool idle_released; /* this idle period's memory has been given back */
+	struct pw_endpoint *pooled_eps; /* endpoints that may keep idle handles */
+	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
+	bool defer_done; /* completions wait in done_list for flush_done() */
+	struct delivery *done_list;
+};
+
+static uint64_t rng_next(struct pw_loop *s)
 {
 	/* xorshift64*: jitter only needs to be uniform, not unpredictable. */
 	s->rng ^= s->rng >> 12;
@@ -72,7 +100,7 @@ static void report_and_free(struct delivery *d)
  * row and, if it waits for free slots, wakes up once for all of them
  * instead of once per profile.
  */
-static void complete_delivery(struct pw_sender *s, struct delivery *d)
+static void complete_delivery(struct pw_loop *s, struct delivery *d)
 {
 	double secs = (double)(pw_now_ns() - d->start_ns) / 1e9;
 	bool failed = d->nfailed > 0;
@@ -116,7 +144,7 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 
 /* Calls the callbacks of the deliveries that completed while
  * defer_done was set, in the order they completed. */
-static void flush_done(struct pw_sender *s)
+static void flush_done(struct pw_loop *s)
 {
 	struct delivery *list = NULL;
 
@@ -136,7 +164,7 @@ static void flush_done(struct pw_sender *s)
 	}
 }
 
-static void finish_task(struct pw_sender *s, struct task *t, bool ok)
+static void finish_task(struct pw_loop *s, struct task *t, bool ok)
 {
 	struct delivery *d = t->d;
 	struct pw_endpoint *ep = t->ep;
@@ -187,7 +215,7 @@ static void set_last_err(struct task *t, char *err)
 
 #define TASK_OF_TIMER(tm) ((struct task *)(void *)((char *)(tm)-offsetof(struct task, timer)))
 
-static void timer_add(struct pw_sender *s, struct task *t, int64_t due_ns)
+static void timer_add(struct pw_loop *s, struct task *t, int64_t due_ns)
 {
 	t->state = T_WAIT;
 	pw_timerheap_add(&s->timers, &t->timer, due_ns);
@@ -220,7 +248,7 @@ static void tq_unlink(struct task **head, struct task **tail, struct task *t)
 /* Parks t on its endpoint's queue for a connection slot (T_QUEUED) or a
  * token (T_AUTH). Its deadline goes on the timer heap, so a task that
  * waits too long leaves without a walk of the queue. */
-static void park(struct pw_sender *s, struct task *t, enum task_state st)
+static void park(struct pw_loop *s, struct task *t, enum task_state st)
 {
 	struct pw_endpoint *ep = t->ep;
 
@@ -234,7 +262,7 @@ static void park(struct pw_sender *s, struct task *t, enum task_state st)
 }
 
 /* Takes a parked task off its queue and its deadline off the heap. */
-static void unpark(struct pw_sender *s, struct task *t)
+static void unpark(struct pw_loop *s, struct task *t)
 {
 	struct pw_endpoint *ep = t->ep;
 
@@ -248,7 +276,7 @@ static void unpark(struct pw_sender *s, struct task *t)
 
 /* An easy handle for an attempt on ep; *configured tells whether it still
  * carries ep's transport settings from an earlier attempt. */
-static CURL *easy_get(struct pw_sender *s, struct pw_endpoint *ep, bool *configured)
+static CURL *easy_get(struct pw_loop *s, struct pw_endpoint *ep, bool *configured)
 {
 	*configured = ep->neasy > 0;
 	if (ep->neasy > 0) {
@@ -262,7 +290,7 @@ static CURL *easy_get(struct pw_sender *s, struct pw_endpoint *ep, bool *configu
 
 /* Gives a handle back: to ep's own pool when there is one and room, else
  * reset to the shared pool. */
-static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
+static void easy_put(struct pw_loop *s, struct pw_endpoint *ep, CURL *e)
 {
 	if (ep && ep->neasy < EP_EASY_POOL_MAX) {
 		/* Drop the pointers into the finished attempt (its error buffer,
@@ -299,7 +327,7 @@ static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
  * (replaced by an update, with nothing of theirs under way). Nothing can
  * take a new reference to such an endpoint, so the check does not race.
  */
-static void release_pools(struct pw_sender *s, bool all)
+static void release_pools(struct pw_loop *s, bool all)
 {
 	struct pw_endpoint **pp = &s->pooled_eps;
 
@@ -327,9 +355,9 @@ static void release_pools(struct pw_sender *s, bool all)
  * the free memory the allocator still holds, which after a burst of large
  * profiles can be many times what the process needs while idle.
  */
-static void release_idle_memory(struct pw_sender *s)
+static void release_idle_memory(struct pw_loop *s)
 {
-	pw_bufcache_trim(&s->budget.bufs);
+	pw_bufcache_trim(&s->eng->budget.bufs);
 	release_pools(s, true);
 	while (s->npool > 0)
 		curl_easy_cleanup(s->pool[--s->npool]);
@@ -437,12 +465,12 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
-static void dispatch(struct pw_sender *s, struct task *t, int64_t now);
+static void dispatch(struct pw_loop *s, struct task *t, int64_t now);
 
-static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v, char *err,
+static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
 			  int64_t now);
 
-static bool start_token_request(struct pw_sender *s, struct pw_endpoint *ep, char **err)
+static bool start_token_request(struct pw_loop *s, struct pw_endpoint *ep, char **err)
 {
 	CURL *e;
 
@@ -543,7 +571,7 @@ static void ep_publish(struct pw_endpoint *ep)
 		atomic_store(&ep->full, full);
 }
 
-static void start_attempt(struct pw_sender *s, struct task *t, const char *auth, int64_t now)
+static void start_attempt(struct pw_loop *s, struct task *t, const char *auth, int64_t now)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
@@ -622,7 +650,7 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	ep_publish(ep);
 }
 
-static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
+static void dispatch(struct pw_loop *s, struct task *t, int64_t now)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
@@ -664,7 +692,7 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 }
 
 /* Starts queued tasks of an endpoint while it has free slots. */
-static void pump_endpoint(struct pw_sender *s, struct pw_endpoint *ep, int64_t now)
+static void pump_endpoint(struct pw_loop *s, struct pw_endpoint *ep, int64_t now)
 {
 	while (ep->waitq_head && ep->running < pw_climit_get(&ep->climit)) {
 		struct task *t = ep->waitq_head;
@@ -674,7 +702,7 @@ static void pump_endpoint(struct pw_sender *s, struct pw_endpoint *ep, int64_t n
 	}
 }
 
-static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v, char *err,
+static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
 			  int64_t now)
 {
 	struct delivery *d = t->d;
@@ -718,7 +746,7 @@ static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v
 	timer_add(s, t, now + delay);
 }
 
-static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
+static void on_transfer_done(struct pw_loop *s, struct task *t, CURLcode rc)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
@@ -774,7 +802,7 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 	pw_endpoint_unref(ep);
 }
 
-static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode rc)
+static void on_token_done(struct pw_loop *s, struct pw_endpoint *ep, CURLcode rc)
 {
 	int64_t now = pw_now_ns();
 	struct task *waiting = ep->authq_head;
@@ -815,11 +843,11 @@ static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode 
 	pw_endpoint_unref(ep);
 }
 
-static void take_incoming(struct pw_sender *s, int64_t now)
+static void take_incoming(struct pw_loop *s, int64_t now)
 {
 	struct delivery *list;
 
-	list = pw_handoff_take(&s->in);
+	list = pw_handoff_take(&s->eng->in);
 
 	while (list) {
 		struct delivery *d = list;
@@ -847,7 +875,7 @@ static void take_incoming(struct pw_sender *s, int64_t now)
 
 /* A task that waited for a connection slot or a token until its
  * delivery's deadline. */
-static void expire_parked(struct pw_sender *s, struct task *t)
+static void expire_parked(struct pw_loop *s, struct task *t)
 {
 	unpark(s, t);
 	if (!t->last_err)
@@ -856,7 +884,7 @@ static void expire_parked(struct pw_sender *s, struct task *t)
 }
 
 /* Runs what is due; returns when the next timer is due (INT64_MAX: none). */
-static int64_t fire_timers(struct pw_sender *s, int64_t now)
+static int64_t fire_timers(struct pw_loop *s, int64_t now)
 {
 	struct task *due = NULL, **tail = &due;
 	struct pw_timer *tm;
@@ -890,7 +918,7 @@ static int64_t fire_timers(struct pw_sender *s, int64_t now)
 }
 
 /* Ends every delivery still under way: used when the drain time is up. */
-static void cancel_all(struct pw_sender *s)
+static void cancel_all(struct pw_loop *s)
 {
 	pw_timerheap_init(&s->timers);
 	while (s->active) {
@@ -925,7 +953,7 @@ static void cancel_all(struct pw_sender *s)
 	}
 }
 
-static void drain_messages(struct pw_sender *s)
+static void drain_messages(struct pw_loop *s)
 {
 	CURLMsg *msg;
 	int left;
@@ -951,14 +979,14 @@ static void drain_messages(struct pw_sender *s)
 /* The handoff's wake callback: producers wake the loop through it. */
 static void wake_loop(void *arg)
 {
-	struct pw_sender *s = arg;
+	struct pw_loop *s = arg;
 
 	curl_multi_wakeup(s->multi);
 }
 
 static void *io_main(void *arg)
 {
-	struct pw_sender *s = arg;
+	struct pw_loop *s = arg;
 
 	for (;;) {
 		int64_t now = pw_now_ns(), next, wait_ns;
@@ -978,7 +1006,7 @@ static void *io_main(void *arg)
 		curl_multi_perform(s->multi, &running);
 		drain_messages(s);
 
-		st = pw_handoff_state(&s->in);
+		st = pw_handoff_state(&s->eng->in);
 		stopping = st.stopping;
 		drain_deadline = st.drain_deadline_ns;
 		incoming = st.pending;
@@ -1006,7 +1034,7 @@ static void *io_main(void *arg)
 				s->idle_released = true;
 			} else {
 				/* A failed submit may have returned a buffer. */
-				pw_bufcache_trim(&s->budget.bufs);
+				pw_bufcache_trim(&s->eng->budget.bufs);
 			}
 			s->idle_since_ns = now;
 		}
@@ -1039,15 +1067,48 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
+/* Frees the loop once its thread has ended (or never started). */
+static void loop_free(struct pw_loop *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->npool; i++)
+		curl_easy_cleanup(s->pool[i]);
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	free(s);
+}
+
+static struct pw_loop *loop_new(struct pw_sender *eng)
+{
+	struct pw_loop *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->eng = eng;
+	s->log = eng->log;
+	pw_timerheap_init(&s->timers);
+	s->total_m = pw_metrics_endpoint(eng->metrics, "-");
+	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
+		s->rng = (uint64_t)pw_now_ns() | 1;
+	s->multi = curl_multi_init();
+	if (!s->total_m || !s->multi) {
+		loop_free(s);
+		return NULL;
+	}
+	/* Keep enough idle connections for every endpoint's bound. */
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	return s;
+}
+
 struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 {
 	struct pw_sender *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		goto oom;
-	pw_handoff_init(&s->in, wake_loop, s);
 	pw_budget_init(&s->budget);
-	pw_timerheap_init(&s->timers);
 	s->log = opts->log;
 	s->metrics = opts->metrics;
 	s->user_agent = pw_strdup(opts->user_agent ? opts->user_agent : "pyroscope-write");
@@ -1056,24 +1117,17 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 	s->id.user_agent = s->user_agent;
 	s->id.instance_id = s->instance_id;
 	s->id.metrics = s->metrics;
-	s->total_m = pw_metrics_endpoint(s->metrics, "-");
-	if (!s->user_agent || !s->total_m)
+	s->loop = s->user_agent ? loop_new(s) : NULL;
+	pw_handoff_init(&s->in, wake_loop, s->loop);
+	if (!s->loop)
 		goto oom;
-	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
-		s->rng = (uint64_t)pw_now_ns() | 1;
-	s->multi = curl_multi_init();
-	if (!s->multi)
-		goto oom;
-	/* Keep enough idle connections for every endpoint's bound. */
-	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1024L);
-	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	if (pthread_create(&s->thread, NULL, io_main, s) != 0) {
+	if (pthread_create(&s->loop->thread, NULL, io_main, s->loop) != 0) {
 		if (err)
 			*err = pw_asprintf("cannot start the I/O thread: %s", strerror(errno));
 		pw_sender_free(s, 0);
 		return NULL;
 	}
-	s->thread_started = true;
+	s->loop->thread_started = true;
 	return s;
 oom:
 	if (err)
@@ -1086,14 +1140,11 @@ void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
 {
 	if (!s)
 		return;
-	if (s->thread_started) {
+	if (s->loop && s->loop->thread_started) {
 		pw_handoff_stop(&s->in, pw_now_ns() + (drain_ns > 0 ? drain_ns : 0));
-		pthread_join(s->thread, NULL);
+		pthread_join(s->loop->thread, NULL);
 	}
-	for (size_t i = 0; i < s->npool; i++)
-		curl_easy_cleanup(s->pool[i]);
-	if (s->multi)
-		curl_multi_cleanup(s->multi);
+	loop_free(s->loop);
 	free(s->user_agent);
 	free(s->instance_id);
 	pw_budget_destroy(&s->budget);
