@@ -3,11 +3,12 @@
  *
  * One I/O thread per instance owns a CURLM handle and every easy handle.
  * Producers build a delivery (the encoded request, once, shared read-only
- * by every endpoint), put it on the incoming list and wake the loop with
- * curl_multi_wakeup(). The loop runs one task per endpoint for each
+ * by every endpoint), put it on the handoff's incoming list and wake the
+ * loop with curl_multi_wakeup(). The loop runs one task per endpoint for each
  * delivery: attempts are transfers in the multi handle, backoff waits are
- * timers in the loop, and the completion callback fires when the last
- * task of a delivery ends. No thread ever sleeps per request.
+ * timers in the loop (a heap, which also holds the deadlines of tasks
+ * waiting for a connection slot or a token), and the completion callback
+ * fires when the last task of a delivery ends. No thread ever sleeps per request.
  *
  * Layer: engine, top, beside the producer side (submit.c), which it never
  * calls: it takes deliveries from the handoff (handoff.c) and ends them
@@ -1046,7 +1047,7 @@ static void *io_main(void *arg)
 		if (s->active && POOL_SWEEP_NS < wait_ns)
 			wait_ns = POOL_SWEEP_NS;
 		/* A producer skips the wakeup while its endpoints are full
-		 * (submit()); what it queued is taken on the next pass. */
+		 * (pw_handoff_put()); what it queued is taken on the next pass. */
 		if (incoming)
 			wait_ns = 0;
 		timeout_ms = wait_ns <= 0 ? 0 : (long)((wait_ns + 999999) / 1000000);
