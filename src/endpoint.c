@@ -1,6 +1,7 @@
 /*
  * endpoint.c - endpoints and snapshots: the runtime view of a validated
- * configuration. An endpoint holds what one configured endpoint needs for
+ * configuration. Layer: engine, bottom; calls only auth, http, metrics,
+ * climit and config. What it needs from the engine comes as arguments. An endpoint holds what one configured endpoint needs for
  * every attempt (its request URL, the static part of its headers, its
  * credentials and metric series); a snapshot is the list of endpoints a
  * delivery runs against. Both are reference-counted and immutable once
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "engine.h"
+#include "endpoint.h"
 #include "http.h"
 #include "strbuf.h"
 
@@ -67,14 +68,13 @@ static bool push_reserved(const char *name)
 	return false;
 }
 
-static int build_static_headers(struct pw_sender *s, struct pw_endpoint *ep, bool ingest,
+static int build_static_headers(const struct pw_identity *id, struct pw_endpoint *ep, bool ingest,
 				struct curl_slist **out)
 {
 	const struct pw_endpoint_config *c = ep->cfg;
 	struct curl_slist *l = NULL, *n;
 	bool oauth = c->oauth2.set;
 	bool have_ua = false;
-	const struct pw_sender_identity *id = pw_sender_identity(s);
 	bool own_id = id->instance_id && *id->instance_id;
 
 #define ADD(name, value)                                                                           \
@@ -126,8 +126,8 @@ fail:
 	return -1;
 }
 
-static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *cref, size_t idx,
-					char **err)
+static struct pw_endpoint *endpoint_new(const struct pw_identity *id, struct pw_cfgref *cref,
+					size_t idx, char **err)
 {
 	struct pw_endpoint *ep = calloc(1, sizeof(*ep));
 	const struct pw_endpoint_config *c = &cref->cfg->endpoints[idx];
@@ -147,8 +147,7 @@ static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *c
 	pw_climit_init(&ep->climit, ep->max_running);
 	atomic_init(&ep->limit_now, pw_climit_get(&ep->climit));
 	atomic_init(&ep->idle_handles, 0);
-	ep->m = pw_metrics_endpoint(pw_sender_identity(s)->metrics,
-				    c->display ? c->display : c->url);
+	ep->m = pw_metrics_endpoint(id->metrics, c->display ? c->display : c->url);
 	if (!ep->m)
 		goto oom;
 	/* <url without trailing slashes>/push.v1.PusherService/Push */
@@ -159,8 +158,8 @@ static struct pw_endpoint *endpoint_new(struct pw_sender *s, struct pw_cfgref *c
 	if (!ep->push_url)
 		goto oom;
 	ep->user_content_type = pw_kvmap_has(&c->headers, "Content-Type");
-	if (build_static_headers(s, ep, false, &ep->push_hdrs) < 0 ||
-	    build_static_headers(s, ep, true, &ep->ingest_hdrs) < 0)
+	if (build_static_headers(id, ep, false, &ep->push_hdrs) < 0 ||
+	    build_static_headers(id, ep, true, &ep->ingest_hdrs) < 0)
 		goto oom;
 	ep->auth = pw_auth_new(c, err);
 	if (!ep->auth) {
@@ -179,8 +178,8 @@ oom:
 
 /* ---- snapshots ---- */
 
-struct pw_snapshot *pw_snapshot_new(struct pw_sender *s, struct pw_config *cfg,
-				    const struct pw_snapshot *prev, char **err)
+struct pw_snapshot *pw_snapshot_build(const struct pw_identity *id, struct pw_config *cfg,
+				      const struct pw_snapshot *prev, char **err)
 {
 	struct pw_snapshot *snap = calloc(1, sizeof(*snap));
 	struct pw_cfgref *cref = calloc(1, sizeof(*cref));
@@ -214,7 +213,7 @@ struct pw_snapshot *pw_snapshot_new(struct pw_sender *s, struct pw_config *cfg,
 			}
 		}
 		if (!ep)
-			ep = endpoint_new(s, cref, i, err);
+			ep = endpoint_new(id, cref, i, err);
 		if (!ep) {
 			pw_snapshot_unref(snap);
 			return NULL;

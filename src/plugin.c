@@ -3,7 +3,6 @@
  * health, exports, metrics and debug information.
  */
 #include <curl/curl.h>
-#include <linux/futex.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -11,7 +10,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +22,7 @@
 #include "pyroscope_write.h"
 #include "sender.h"
 #include "strbuf.h"
+#include "waitword.h"
 
 #define PW_EXPORT __attribute__((visibility("default")))
 
@@ -74,17 +73,12 @@ static struct pw_snapshot *current(struct component_instance *inst)
 /* ---- the receiver ---- */
 
 /*
- * A blocked push or ingest caller waits on a futex word of its own rather
- * than a mutex and condition variable: signalling a condition variable
- * under its mutex wakes the caller only for it to block again on that
- * mutex, two context switches per profile with many blocked callers. The
- * I/O thread writes the result, publishes `done` with release order, then
- * wakes the word. The caller may see `done` and return (ending the
- * waiter's lifetime) before that wake: FUTEX_WAKE only uses the address as
- * a key and reads nothing, so at worst it wakes nobody.
+ * A blocked push or ingest caller waits on an event of its own (a futex
+ * word on Linux, see waitword.c). The I/O thread writes the result, then
+ * sets the event, which publishes the result to the caller.
  */
 struct waiter {
-	_Atomic uint32_t done; /* 0 until the result is in *out */
+	struct pw_waitword done;
 	struct pw_result *out;
 };
 
@@ -95,26 +89,22 @@ static void waiter_done(void *user, const struct pw_result *r)
 	w->out->status = r->status;
 	w->out->http_status = r->http_status;
 	w->out->error = r->error ? pw_strdup(r->error) : NULL;
-	atomic_store_explicit(&w->done, 1, memory_order_release);
-	syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	pw_waitword_set(&w->done);
 }
 
 static int wait_for(struct waiter *w, int rc)
 {
-	if (rc != COMPONENT_OK) {
+	if (rc != COMPONENT_OK)
 		w->out->status = rc;
-		return rc;
-	}
-	/* Spurious returns (EINTR, EAGAIN when done changed first) just
-	 * check the word again. */
-	while (atomic_load_explicit(&w->done, memory_order_acquire) == 0)
-		syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	else
+		pw_waitword_wait(&w->done);
+	pw_waitword_destroy(&w->done);
 	return w->out->status;
 }
 
 static void waiter_init(struct waiter *w, struct pw_result *out)
 {
-	atomic_init(&w->done, 0);
+	pw_waitword_init(&w->done);
 	w->out = out;
 	memset(out, 0, sizeof(*out));
 }

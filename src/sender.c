@@ -3,11 +3,17 @@
  *
  * One I/O thread per instance owns a CURLM handle and every easy handle.
  * Producers build a delivery (the encoded request, once, shared read-only
- * by every endpoint), put it on the incoming list and wake the loop with
- * curl_multi_wakeup(). The loop runs one task per endpoint for each
+ * by every endpoint), put it on the handoff's incoming list and wake the
+ * loop with curl_multi_wakeup(). The loop runs one task per endpoint for each
  * delivery: attempts are transfers in the multi handle, backoff waits are
- * timers in the loop, and the completion callback fires when the last
- * task of a delivery ends. No thread ever sleeps per request.
+ * timers in the loop (a heap, which also holds the deadlines of tasks
+ * waiting for a connection slot or a token), and the completion callback
+ * fires when the last task of a delivery ends. No thread ever sleeps per request.
+ *
+ * Layer: engine, top, beside the producer side (submit.c), which it never
+ * calls: it takes deliveries from the handoff (handoff.c) and ends them
+ * through the delivery object (delivery.c). Below it: endpoints, the
+ * clock, the timer heap, http, auth, retry and metrics. See engine.h.
  */
 #include "sender.h"
 
@@ -19,6 +25,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,44 +33,53 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "http.h"
 #include "proto.h"
 #include "retry.h"
 #include "strbuf.h"
 
-#define QUEUE_SWEEP_NS (100 * 1000 * 1000LL)
+/* How often endpoints replaced by a reload give back their idle handles. */
+#define POOL_SWEEP_NS (100 * 1000 * 1000LL)
 /* Idle time after which cached buffers and handles are freed. */
 #define IDLE_RELEASE_NS (2000 * 1000000LL)
+#define EASY_POOL_MAX 256
 
-int64_t pw_now_ns(void)
-{
-	struct timespec ts;
+/*
+ * The I/O loop's own state: this thread's alone (but for `multi`, which
+ * producers wake through the handoff). The engine it serves holds the
+ * parts shared with the producer side.
+ */
+struct pw_loop {
+	struct pw_sender *eng;
+	struct pw_logger log;
+	struct pw_ep_metrics *total_m; /* endpoint="-" */
+	CURLM *multi;
+	pthread_t thread;
+	bool thread_started;
+	struct delivery *active;
+	/* Tasks waiting for a retry, and queued tasks' deadlines. */
+	struct pw_timerheap timers;
+	CURL *pool[EASY_POOL_MAX];
+	size_t npool;
+	uint64_t rng;
+	int64_t next_sweep_ns;
+	int64_t idle_since_ns; /* when the loop last had nothing under way */
+	bool idle_released; /* this idle period's memory has been given back */
+	struct pw_endpoint *pooled_eps; /* endpoints that may keep idle handles */
+	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
+	bool defer_done; /* completions wait in done_list for flush_done() */
+	struct delivery *done_list;
+};
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-int64_t pw_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-static uint64_t rng_next(struct pw_sender *s)
+static uint64_t rng_next(struct pw_loop *s)
 {
 	/* xorshift64*: jitter only needs to be uniform, not unpredictable. */
 	s->rng ^= s->rng >> 12;
 	s->rng ^= s->rng << 25;
 	s->rng ^= s->rng >> 27;
 	return s->rng * 2685821657736338717ULL;
-}
-
-const struct pw_sender_identity *pw_sender_identity(const struct pw_sender *s)
-{
-	return &s->id;
 }
 
 /* ---- the I/O thread ---- */
@@ -85,7 +101,7 @@ static void report_and_free(struct delivery *d)
  * row and, if it waits for free slots, wakes up once for all of them
  * instead of once per profile.
  */
-static void complete_delivery(struct pw_sender *s, struct delivery *d)
+static void complete_delivery(struct pw_loop *s, struct delivery *d)
 {
 	double secs = (double)(pw_now_ns() - d->start_ns) / 1e9;
 	bool failed = d->nfailed > 0;
@@ -116,7 +132,7 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 
 	/* Give the bytes back before the callback: a producer pushing again
 	 * from it must find them free. */
-	pw_delivery_release_bytes(d);
+	pw_delivery_release(d);
 	d->final_status = status;
 	d->final_http = d->ingest ? (failed ? d->first_http : 200) : 0;
 	if (s->defer_done) {
@@ -129,7 +145,7 @@ static void complete_delivery(struct pw_sender *s, struct delivery *d)
 
 /* Calls the callbacks of the deliveries that completed while
  * defer_done was set, in the order they completed. */
-static void flush_done(struct pw_sender *s)
+static void flush_done(struct pw_loop *s)
 {
 	struct delivery *list = NULL;
 
@@ -149,7 +165,7 @@ static void flush_done(struct pw_sender *s)
 	}
 }
 
-static void finish_task(struct pw_sender *s, struct task *t, bool ok)
+static void finish_task(struct pw_loop *s, struct task *t, bool ok)
 {
 	struct delivery *d = t->d;
 	struct pw_endpoint *ep = t->ep;
@@ -196,16 +212,72 @@ static void set_last_err(struct task *t, char *err)
 	t->last_err = err ? err : pw_strdup("unknown: out of memory");
 }
 
-static void timer_add(struct pw_sender *s, struct task *t)
+/* ---- waiting tasks: retry timers, connection slots, OAuth2 tokens ---- */
+
+#define TASK_OF_TIMER(tm) ((struct task *)(void *)((char *)(tm)-offsetof(struct task, timer)))
+
+static void timer_add(struct pw_loop *s, struct task *t, int64_t due_ns)
 {
 	t->state = T_WAIT;
-	t->next = s->timers;
-	s->timers = t;
+	pw_timerheap_add(&s->timers, &t->timer, due_ns);
+}
+
+static void tq_push(struct task **head, struct task **tail, struct task *t)
+{
+	t->next = NULL;
+	t->prev = *tail;
+	if (*tail)
+		(*tail)->next = t;
+	else
+		*head = t;
+	*tail = t;
+}
+
+static void tq_unlink(struct task **head, struct task **tail, struct task *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		*head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		*tail = t->prev;
+	t->next = t->prev = NULL;
+}
+
+/* Parks t on its endpoint's queue for a connection slot (T_QUEUED) or a
+ * token (T_AUTH). Its deadline goes on the timer heap, so a task that
+ * waits too long leaves without a walk of the queue. */
+static void park(struct pw_loop *s, struct task *t, enum task_state st)
+{
+	struct pw_endpoint *ep = t->ep;
+
+	t->state = st;
+	if (st == T_QUEUED)
+		tq_push(&ep->waitq_head, &ep->waitq_tail, t);
+	else
+		tq_push(&ep->authq_head, &ep->authq_tail, t);
+	if (t->d->deadline_ns)
+		pw_timerheap_add(&s->timers, &t->timer, t->d->deadline_ns);
+}
+
+/* Takes a parked task off its queue and its deadline off the heap. */
+static void unpark(struct pw_loop *s, struct task *t)
+{
+	struct pw_endpoint *ep = t->ep;
+
+	if (t->state == T_QUEUED)
+		tq_unlink(&ep->waitq_head, &ep->waitq_tail, t);
+	else
+		tq_unlink(&ep->authq_head, &ep->authq_tail, t);
+	pw_timerheap_remove(&s->timers, &t->timer);
+	t->state = T_NEW;
 }
 
 /* An easy handle for an attempt on ep; *configured tells whether it still
  * carries ep's transport settings from an earlier attempt. */
-static CURL *easy_get(struct pw_sender *s, struct pw_endpoint *ep, bool *configured)
+static CURL *easy_get(struct pw_loop *s, struct pw_endpoint *ep, bool *configured)
 {
 	*configured = ep->neasy > 0;
 	if (ep->neasy > 0) {
@@ -219,7 +291,7 @@ static CURL *easy_get(struct pw_sender *s, struct pw_endpoint *ep, bool *configu
 
 /* Gives a handle back: to ep's own pool when there is one and room, else
  * reset to the shared pool. */
-static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
+static void easy_put(struct pw_loop *s, struct pw_endpoint *ep, CURL *e)
 {
 	if (ep && ep->neasy < EP_EASY_POOL_MAX) {
 		/* Drop the pointers into the finished attempt (its error buffer,
@@ -256,7 +328,7 @@ static void easy_put(struct pw_sender *s, struct pw_endpoint *ep, CURL *e)
  * (replaced by an update, with nothing of theirs under way). Nothing can
  * take a new reference to such an endpoint, so the check does not race.
  */
-static void release_pools(struct pw_sender *s, bool all)
+static void release_pools(struct pw_loop *s, bool all)
 {
 	struct pw_endpoint **pp = &s->pooled_eps;
 
@@ -284,9 +356,9 @@ static void release_pools(struct pw_sender *s, bool all)
  * the free memory the allocator still holds, which after a burst of large
  * profiles can be many times what the process needs while idle.
  */
-static void release_idle_memory(struct pw_sender *s)
+static void release_idle_memory(struct pw_loop *s)
 {
-	pw_bufcache_trim(&s->bufs);
+	pw_bufcache_trim(&s->eng->budget.bufs);
 	release_pools(s, true);
 	while (s->npool > 0)
 		curl_easy_cleanup(s->pool[--s->npool]);
@@ -394,12 +466,12 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *user)
 	return n;
 }
 
-static void dispatch(struct pw_sender *s, struct task *t, int64_t now);
+static void dispatch(struct pw_loop *s, struct task *t, int64_t now);
 
-static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v, char *err,
+static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
 			  int64_t now);
 
-static bool start_token_request(struct pw_sender *s, struct pw_endpoint *ep, char **err)
+static bool start_token_request(struct pw_loop *s, struct pw_endpoint *ep, char **err)
 {
 	CURL *e;
 
@@ -500,7 +572,7 @@ static void ep_publish(struct pw_endpoint *ep)
 		atomic_store(&ep->full, full);
 }
 
-static void start_attempt(struct pw_sender *s, struct task *t, const char *auth, int64_t now)
+static void start_attempt(struct pw_loop *s, struct task *t, const char *auth, int64_t now)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
@@ -579,7 +651,7 @@ static void start_attempt(struct pw_sender *s, struct task *t, const char *auth,
 	ep_publish(ep);
 }
 
-static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
+static void dispatch(struct pw_loop *s, struct task *t, int64_t now)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
@@ -592,13 +664,7 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 		return;
 	}
 	if (ep->running >= pw_climit_get(&ep->climit)) {
-		t->state = T_QUEUED;
-		t->next = NULL;
-		if (ep->waitq_tail)
-			ep->waitq_tail->next = t;
-		else
-			ep->waitq_head = t;
-		ep->waitq_tail = t;
+		park(s, t, T_QUEUED);
 		return;
 	}
 	switch (pw_auth_header(ep->auth, now, &auth, &err)) {
@@ -614,9 +680,7 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 			after_attempt(s, t, PW_VERDICT_RETRY, err, now);
 			return;
 		}
-		t->state = T_AUTH;
-		t->next = ep->authq;
-		ep->authq = t;
+		park(s, t, T_AUTH);
 		return;
 	case PW_AUTH_ERROR:
 	default:
@@ -629,20 +693,17 @@ static void dispatch(struct pw_sender *s, struct task *t, int64_t now)
 }
 
 /* Starts queued tasks of an endpoint while it has free slots. */
-static void pump_endpoint(struct pw_sender *s, struct pw_endpoint *ep, int64_t now)
+static void pump_endpoint(struct pw_loop *s, struct pw_endpoint *ep, int64_t now)
 {
 	while (ep->waitq_head && ep->running < pw_climit_get(&ep->climit)) {
 		struct task *t = ep->waitq_head;
 
-		ep->waitq_head = t->next;
-		if (!ep->waitq_head)
-			ep->waitq_tail = NULL;
-		t->next = NULL;
+		unpark(s, t);
 		dispatch(s, t, now);
 	}
 }
 
-static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v, char *err,
+static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
 			  int64_t now)
 {
 	struct delivery *d = t->d;
@@ -683,11 +744,10 @@ static void after_attempt(struct pw_sender *s, struct task *t, enum pw_verdict v
 		finish_task(s, t, false);
 		return;
 	}
-	t->next_at_ns = now + delay;
-	timer_add(s, t);
+	timer_add(s, t, now + delay);
 }
 
-static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
+static void on_transfer_done(struct pw_loop *s, struct task *t, CURLcode rc)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
@@ -743,10 +803,10 @@ static void on_transfer_done(struct pw_sender *s, struct task *t, CURLcode rc)
 	pw_endpoint_unref(ep);
 }
 
-static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode rc)
+static void on_token_done(struct pw_loop *s, struct pw_endpoint *ep, CURLcode rc)
 {
 	int64_t now = pw_now_ns();
-	struct task *waiting = ep->authq;
+	struct task *waiting = ep->authq_head;
 	char *err = NULL;
 	CURL *e = ep->token.easy;
 	int ok;
@@ -760,12 +820,16 @@ static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode 
 		}
 	}
 	ok = pw_auth_token_done(ep->auth, e, rc, now, &err) == 0;
-	ep->authq = NULL;
+	/* Take the whole queue first: a task dispatched now may wait for a
+	 * new token, and that one is for later. */
+	ep->authq_head = ep->authq_tail = NULL;
 	while (waiting) {
 		struct task *t = waiting;
 
 		waiting = t->next;
-		t->next = NULL;
+		t->next = t->prev = NULL;
+		pw_timerheap_remove(&s->timers, &t->timer);
+		t->state = T_NEW;
 		if (ok) {
 			dispatch(s, t, now);
 		} else {
@@ -780,15 +844,11 @@ static void on_token_done(struct pw_sender *s, struct pw_endpoint *ep, CURLcode 
 	pw_endpoint_unref(ep);
 }
 
-static void take_incoming(struct pw_sender *s, int64_t now)
+static void take_incoming(struct pw_loop *s, int64_t now)
 {
 	struct delivery *list;
 
-	pthread_mutex_lock(&s->lock);
-	list = s->incoming_head;
-	s->incoming_head = s->incoming_tail = NULL;
-	s->incoming_woken = false;
-	pthread_mutex_unlock(&s->lock);
+	list = pw_handoff_take(&s->eng->in);
 
 	while (list) {
 		struct delivery *d = list;
@@ -814,23 +874,36 @@ static void take_incoming(struct pw_sender *s, int64_t now)
 	}
 }
 
-static int64_t fire_timers(struct pw_sender *s, int64_t now)
+/* A task that waited for a connection slot or a token until its
+ * delivery's deadline. */
+static void expire_parked(struct pw_loop *s, struct task *t)
 {
-	struct task **pp = &s->timers, *due = NULL;
-	int64_t next = INT64_MAX;
+	unpark(s, t);
+	if (!t->last_err)
+		set_last_err(t, pw_strdup("deadline_exceeded: context deadline exceeded"));
+	finish_task(s, t, false);
+}
 
-	while (*pp) {
-		struct task *t = *pp;
+/* Runs what is due; returns when the next timer is due (INT64_MAX: none). */
+static int64_t fire_timers(struct pw_loop *s, int64_t now)
+{
+	struct task *due = NULL, **tail = &due;
+	struct pw_timer *tm;
 
-		if (t->next_at_ns <= now) {
-			*pp = t->next;
-			t->next = due;
-			due = t;
-		} else {
-			if (t->next_at_ns < next)
-				next = t->next_at_ns;
-			pp = &t->next;
+	/* Retries due now are collected first and started after: one that
+	 * fails at once waits for its next timer, not this pass. Expiring a
+	 * parked task cannot free a collected one, whose delivery still has
+	 * that task to finish. */
+	while ((tm = pw_timerheap_pop_due(&s->timers, now))) {
+		struct task *t = TASK_OF_TIMER(tm);
+
+		if (t->state != T_WAIT) {
+			expire_parked(s, t);
+			continue;
 		}
+		t->next = NULL;
+		*tail = t;
+		tail = &t->next;
 	}
 	while (due) {
 		struct task *t = due;
@@ -841,53 +914,14 @@ static int64_t fire_timers(struct pw_sender *s, int64_t now)
 		pw_metrics_retry(t->ep->m);
 		dispatch(s, t, now);
 	}
-	return next;
-}
-
-/* Tasks waiting for a connection slot or a token still honour their
- * deadline. */
-static void sweep_queued(struct pw_sender *s, int64_t now)
-{
-	for (struct delivery *d = s->active, *dn; d; d = dn) {
-		dn = d->next;
-		if (!d->deadline_ns || now < d->deadline_ns)
-			continue;
-		for (size_t i = 0; i < d->ntasks; i++) {
-			struct task *t = &d->tasks[i];
-			struct task **pp;
-			bool last;
-
-			if (t->state != T_QUEUED && t->state != T_AUTH)
-				continue;
-			pp = t->state == T_QUEUED ? &t->ep->waitq_head : &t->ep->authq;
-			while (*pp && *pp != t)
-				pp = &(*pp)->next;
-			if (!*pp)
-				continue;
-			*pp = t->next;
-			if (t->state == T_QUEUED) {
-				struct task *tail = NULL;
-
-				for (struct task *q = t->ep->waitq_head; q; q = q->next)
-					tail = q;
-				t->ep->waitq_tail = tail;
-			}
-			if (!t->last_err)
-				set_last_err(
-					t,
-					pw_strdup("deadline_exceeded: context deadline exceeded"));
-			last = d->remaining == 1;
-			finish_task(s, t, false);
-			if (last)
-				break; /* d is gone */
-		}
-	}
+	tm = pw_timerheap_min(&s->timers);
+	return tm ? tm->due_ns : INT64_MAX;
 }
 
 /* Ends every delivery still under way: used when the drain time is up. */
-static void cancel_all(struct pw_sender *s)
+static void cancel_all(struct pw_loop *s)
 {
-	s->timers = NULL;
+	pw_timerheap_init(&s->timers);
 	while (s->active) {
 		struct delivery *d = s->active;
 
@@ -899,7 +933,9 @@ static void cancel_all(struct pw_sender *s)
 			if (t->state == T_DONE)
 				continue;
 			t->ep->waitq_head = t->ep->waitq_tail = NULL;
-			t->ep->authq = NULL;
+			t->ep->authq_head = t->ep->authq_tail = NULL;
+			t->next = t->prev = NULL;
+			t->timer.armed = false;
 			if (t->state == T_RUNNING && t->easy) {
 				curl_multi_remove_handle(s->multi, t->easy);
 				easy_put(s, t->ep, t->easy);
@@ -918,7 +954,7 @@ static void cancel_all(struct pw_sender *s)
 	}
 }
 
-static void drain_messages(struct pw_sender *s)
+static void drain_messages(struct pw_loop *s)
 {
 	CURLMsg *msg;
 	int left;
@@ -941,17 +977,21 @@ static void drain_messages(struct pw_sender *s)
 	flush_done(s);
 }
 
-void pw_sender_wake(struct pw_sender *s)
+/* The handoff's wake callback: producers wake the loop through it. */
+static void wake_loop(void *arg)
 {
+	struct pw_loop *s = arg;
+
 	curl_multi_wakeup(s->multi);
 }
 
 static void *io_main(void *arg)
 {
-	struct pw_sender *s = arg;
+	struct pw_loop *s = arg;
 
 	for (;;) {
 		int64_t now = pw_now_ns(), next, wait_ns;
+		struct pw_handoff_state st;
 		bool stopping, incoming;
 		int64_t drain_deadline;
 		int running = 0;
@@ -961,18 +1001,16 @@ static void *io_main(void *arg)
 		now = pw_now_ns();
 		next = fire_timers(s, now);
 		if (now >= s->next_sweep_ns) {
-			sweep_queued(s, now);
 			release_pools(s, false);
-			s->next_sweep_ns = now + QUEUE_SWEEP_NS;
+			s->next_sweep_ns = now + POOL_SWEEP_NS;
 		}
 		curl_multi_perform(s->multi, &running);
 		drain_messages(s);
 
-		pthread_mutex_lock(&s->lock);
-		stopping = s->stopping;
-		drain_deadline = s->drain_deadline_ns;
-		incoming = s->incoming_head != NULL;
-		pthread_mutex_unlock(&s->lock);
+		st = pw_handoff_state(&s->eng->in);
+		stopping = st.stopping;
+		drain_deadline = st.drain_deadline_ns;
+		incoming = st.pending;
 		if (stopping) {
 			if (!s->active && !incoming)
 				break;
@@ -997,7 +1035,7 @@ static void *io_main(void *arg)
 				s->idle_released = true;
 			} else {
 				/* A failed submit may have returned a buffer. */
-				pw_bufcache_trim(&s->bufs);
+				pw_bufcache_trim(&s->eng->budget.bufs);
 			}
 			s->idle_since_ns = now;
 		}
@@ -1006,10 +1044,10 @@ static void *io_main(void *arg)
 			wait_ns = next - now;
 		if (stopping && drain_deadline - now < wait_ns)
 			wait_ns = drain_deadline - now;
-		if (s->active && QUEUE_SWEEP_NS < wait_ns)
-			wait_ns = QUEUE_SWEEP_NS;
+		if (s->active && POOL_SWEEP_NS < wait_ns)
+			wait_ns = POOL_SWEEP_NS;
 		/* A producer skips the wakeup while its endpoints are full
-		 * (submit()); what it queued is taken on the next pass. */
+		 * (pw_handoff_put()); what it queued is taken on the next pass. */
 		if (incoming)
 			wait_ns = 0;
 		timeout_ms = wait_ns <= 0 ? 0 : (long)((wait_ns + 999999) / 1000000);
@@ -1030,14 +1068,48 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
+/* Frees the loop once its thread has ended (or never started). */
+static void loop_free(struct pw_loop *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->npool; i++)
+		curl_easy_cleanup(s->pool[i]);
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	free(s);
+}
+
+static struct pw_loop *loop_new(struct pw_sender *eng)
+{
+	struct pw_loop *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->eng = eng;
+	s->log = eng->log;
+	pw_timerheap_init(&s->timers);
+	s->total_m = pw_metrics_endpoint(eng->metrics, "-");
+	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
+		s->rng = (uint64_t)pw_now_ns() | 1;
+	s->multi = curl_multi_init();
+	if (!s->total_m || !s->multi) {
+		loop_free(s);
+		return NULL;
+	}
+	/* Keep enough idle connections for every endpoint's bound. */
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+	return s;
+}
+
 struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 {
 	struct pw_sender *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		goto oom;
-	pthread_mutex_init(&s->lock, NULL);
-	pw_bufcache_init(&s->bufs);
+	pw_budget_init(&s->budget);
 	s->log = opts->log;
 	s->metrics = opts->metrics;
 	s->user_agent = pw_strdup(opts->user_agent ? opts->user_agent : "pyroscope-write");
@@ -1046,24 +1118,17 @@ struct pw_sender *pw_sender_new(const struct pw_sender_opts *opts, char **err)
 	s->id.user_agent = s->user_agent;
 	s->id.instance_id = s->instance_id;
 	s->id.metrics = s->metrics;
-	s->total_m = pw_metrics_endpoint(s->metrics, "-");
-	if (!s->user_agent || !s->total_m)
+	s->loop = s->user_agent ? loop_new(s) : NULL;
+	pw_handoff_init(&s->in, wake_loop, s->loop);
+	if (!s->loop)
 		goto oom;
-	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
-		s->rng = (uint64_t)pw_now_ns() | 1;
-	s->multi = curl_multi_init();
-	if (!s->multi)
-		goto oom;
-	/* Keep enough idle connections for every endpoint's bound. */
-	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, 1024L);
-	curl_multi_setopt(s->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-	if (pthread_create(&s->thread, NULL, io_main, s) != 0) {
+	if (pthread_create(&s->loop->thread, NULL, io_main, s->loop) != 0) {
 		if (err)
 			*err = pw_asprintf("cannot start the I/O thread: %s", strerror(errno));
 		pw_sender_free(s, 0);
 		return NULL;
 	}
-	s->thread_started = true;
+	s->loop->thread_started = true;
 	return s;
 oom:
 	if (err)
@@ -1076,21 +1141,20 @@ void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
 {
 	if (!s)
 		return;
-	if (s->thread_started) {
-		pthread_mutex_lock(&s->lock);
-		s->stopping = true;
-		s->drain_deadline_ns = pw_now_ns() + (drain_ns > 0 ? drain_ns : 0);
-		pthread_mutex_unlock(&s->lock);
-		pw_sender_wake(s);
-		pthread_join(s->thread, NULL);
+	if (s->loop && s->loop->thread_started) {
+		pw_handoff_stop(&s->in, pw_now_ns() + (drain_ns > 0 ? drain_ns : 0));
+		pthread_join(s->loop->thread, NULL);
 	}
-	for (size_t i = 0; i < s->npool; i++)
-		curl_easy_cleanup(s->pool[i]);
-	if (s->multi)
-		curl_multi_cleanup(s->multi);
+	loop_free(s->loop);
 	free(s->user_agent);
 	free(s->instance_id);
-	pw_bufcache_destroy(&s->bufs);
-	pthread_mutex_destroy(&s->lock);
+	pw_budget_destroy(&s->budget);
+	pw_handoff_destroy(&s->in);
 	free(s);
+}
+
+struct pw_snapshot *pw_snapshot_new(struct pw_sender *s, struct pw_config *cfg,
+				    const struct pw_snapshot *prev, char **err)
+{
+	return pw_snapshot_build(&s->id, cfg, prev, err);
 }

@@ -2,14 +2,20 @@
  * submit.c - the producer side of the engine: checking and encoding a
  * profile once, reserving its bytes against max_inflight_bytes, and handing
  * the delivery to the I/O thread.
+ *
+ * Layer: engine, top, beside the I/O loop (sender.c), which it never calls.
+ * Calls the handoff, the delivery object, endpoints, labels and proto. Runs
+ * on the caller's thread; of struct pw_sender it uses only the parts set
+ * up at creation, the handoff and the budget.
  */
-#include <curl/curl.h>
 #include <inttypes.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "submit.h"
+
+#include "clock.h"
 #include "engine.h"
 #include "http.h"
 #include "proto.h"
@@ -19,159 +25,12 @@
  * them with the headers in one write). */
 #define STREAM_MIN_BYTES (64 * 1024)
 
-void pw_task_reset_response(struct task *t)
-{
-	strbuf_reset(&t->body);
-	t->retry_after[0] = '\0';
-	t->errbuf[0] = '\0';
-}
-
-void pw_task_free_headers(struct task *t)
-{
-	struct curl_slist *own = t->hdrs_own;
-
-	t->hdrs = NULL;
-	t->hdrs_own = NULL;
-	if (!own)
-		return;
-	/* Cut the list where the shared tail starts, then free our part. */
-	for (struct curl_slist *h = own; h; h = h->next) {
-		if (h->next == t->hdrs_shared) {
-			h->next = NULL;
-			break;
-		}
-	}
-	pw_slist_free_wipe(own);
-}
-
-void pw_delivery_release_bytes(struct delivery *d)
-{
-	if (d->payload) {
-		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
-		pw_bufcache_put(&d->s->bufs, d->payload, d->cap);
-		d->payload = NULL;
-	}
-}
-
-void pw_delivery_free(struct delivery *d)
-{
-	if (!d)
-		return;
-	for (size_t i = 0; i < d->ntasks; i++) {
-		struct task *t = &d->tasks[i];
-
-		pw_task_reset_response(t);
-		strbuf_free(&t->body);
-		free(t->last_err);
-		if (t->url_owned)
-			free(t->url);
-		pw_task_free_headers(t);
-	}
-	for (size_t i = 0; i < d->nctypes; i++)
-		free(d->ctypes[i]);
-	free(d->ctypes);
-	free(d->segs);
-	pw_delivery_release_bytes(d);
-	strbuf_free(&d->errors);
-	pw_snapshot_unref(d->snap);
-	free(d);
-}
-
-static struct delivery *delivery_new(struct pw_sender *s, struct pw_snapshot *snap, bool ingest,
-				     int64_t deadline_ns, pw_done_fn done, void *user)
-{
-	struct delivery *d = calloc(1, sizeof(*d) + snap->neps * sizeof(struct task));
-
-	if (!d)
-		return NULL;
-	d->s = s;
-	d->ingest = ingest;
-	pw_snapshot_ref(snap);
-	d->snap = snap;
-	d->deadline_ns = deadline_ns;
-	d->start_ns = pw_now_ns();
-	d->done = done;
-	d->user = user;
-	d->ntasks = snap->neps;
-	d->remaining = snap->neps;
-	strbuf_init(&d->errors, 1 << 20);
-	for (size_t i = 0; i < snap->neps; i++) {
-		struct task *t = &d->tasks[i];
-		const struct pw_endpoint_config *c = snap->eps[i]->cfg;
-
-		t->kind = XFER_TASK;
-		t->d = d;
-		t->ep = snap->eps[i];
-		t->url = t->ep->push_url;
-		strbuf_init(&t->body, RESPONSE_BODY_CAP);
-		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns,
-				c->max_backoff_retries);
-	}
-	return d;
-}
-
-void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status)
-{
-	struct pw_result r = {status, http_status, (char *)error};
-
-	d->done(d->user, &r);
-}
-
-/* Queues a delivery for the I/O thread, or fails it with ESHUTDOWN. */
-static int submit(struct pw_sender *s, struct delivery *d)
-{
-	bool wake;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->stopping) {
-		pthread_mutex_unlock(&s->lock);
-		return COMPONENT_ESHUTDOWN;
-	}
-	d->next = NULL;
-	/* One wakeup covers the whole incoming list, since the loop takes it
-	 * at once: later deliveries ride on it instead of costing a syscall
-	 * each. Nor is a wakeup needed while every endpoint of the delivery
-	 * already runs as many requests as it may: the delivery could only
-	 * queue, and the end of one of those requests runs the loop, which
-	 * takes the list then. The loop checks the list under this lock after
-	 * publishing `full` and before it sleeps, so a delivery it misses here
-	 * sees `full` as it is. */
-	wake = false;
-	if (!s->incoming_woken) {
-		wake = d->ntasks == 0;
-		for (size_t i = 0; i < d->ntasks && !wake; i++)
-			wake = !atomic_load(&d->tasks[i].ep->full);
-		s->incoming_woken = wake;
-	}
-	if (s->incoming_tail)
-		s->incoming_tail->next = d;
-	else
-		s->incoming_head = d;
-	s->incoming_tail = d;
-	pthread_mutex_unlock(&s->lock);
-	if (wake)
-		pw_sender_wake(s);
-	return COMPONENT_OK;
-}
-
 /* Counts a delivery that never reached the endpoints as dropped by each of
  * them, so no profile goes unaccounted. */
 static void drop_everywhere(struct pw_snapshot *snap, uint64_t bytes, uint64_t profiles)
 {
 	for (size_t i = 0; i < snap->neps; i++)
 		pw_metrics_dropped(snap->eps[i]->m, bytes, profiles);
-}
-
-static bool reserve_bytes(struct pw_sender *s, const struct pw_config *cfg, size_t len)
-{
-	int64_t cap = cfg->max_inflight_bytes > 0 ? cfg->max_inflight_bytes : (256LL << 20);
-	int64_t now = atomic_fetch_add(&s->inflight_bytes, (int64_t)len) + (int64_t)len;
-
-	if (now > cap) {
-		atomic_fetch_sub(&s->inflight_bytes, (int64_t)len);
-		return false;
-	}
-	return true;
 }
 
 /* One debug line per refused profile would let a client that sends many
@@ -207,7 +66,7 @@ static int refuse_profile(struct pw_sender *s, const char *path, const char *rea
  * every endpoint so it is not lost silently. Frees d. */
 static int refuse_overload(struct pw_sender *s, struct delivery *d, size_t len, int http_status)
 {
-	const struct pw_config *cfg = d->snap->cref->cfg;
+	const struct pw_config *cfg = pw_snapshot_config(d->snap);
 	char *err = pw_asprintf("profile dropped: %zu bytes would exceed max_inflight_bytes "
 				"(%lld) held in flight",
 				len, (long long)cfg->max_inflight_bytes);
@@ -220,43 +79,51 @@ static int refuse_overload(struct pw_sender *s, struct delivery *d, size_t len, 
 	return COMPONENT_OK;
 }
 
-/* Builds d's body: one encoded buffer, or, when the caller keeps its
- * samples alive and they are large, the encoding around them. */
-static int build_push_body(struct pw_sender *s, struct delivery *d, const struct pw_labelset *ls,
-			   const struct pw_push *p, bool keep, uint64_t data_bytes)
+/* Holds d's bytes and writes its body: one encoded buffer, or, when the
+ * caller keeps its samples alive and they are large, the encoding around
+ * them. */
+static enum pw_reserve build_push_body(struct delivery *d, const struct pw_labelset *ls,
+				       const struct pw_push *p, bool keep, uint64_t data_bytes)
 {
-	size_t own;
+	bool stream = keep && data_bytes >= STREAM_MIN_BYTES;
+	size_t own = stream ? d->len - (size_t)data_bytes : d->len;
+	enum pw_reserve r = pw_delivery_reserve(d, d->len, own);
+	int rc;
 
-	if (!keep || data_bytes < STREAM_MIN_BYTES) {
-		d->payload = pw_bufcache_get(&s->bufs, d->len, &d->cap);
-		return d->payload && pw_proto_push_write(ls, p->samples, p->nsamples, d->payload,
-							 d->len) == 0
-			       ? 0
-			       : -1;
-	}
-	own = d->len - (size_t)data_bytes;
-	d->payload = pw_bufcache_get(&s->bufs, own, &d->cap);
-	if (!d->payload)
-		return -1;
-	return pw_proto_push_segments(ls, p->samples, p->nsamples, d->payload, own, &d->segs,
-				      &d->nsegs);
+	if (r != PW_RESERVE_OK)
+		return r;
+	if (stream)
+		rc = pw_proto_push_segments(ls, p->samples, p->nsamples, d->payload, own, &d->segs,
+					    &d->nsegs);
+	else
+		rc = pw_proto_push_write(ls, p->samples, p->nsamples, d->payload, d->len);
+	return rc == 0 ? PW_RESERVE_OK : PW_RESERVE_NOMEM;
+}
+
+/* Hands d to the I/O loop, or frees it when the engine is stopping. */
+static int submit(struct pw_sender *s, struct delivery *d)
+{
+	int rc = pw_handoff_put(&s->in, d);
+
+	if (rc != COMPONENT_OK)
+		pw_delivery_free(d);
+	return rc;
 }
 
 int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
 		   bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
 {
-	const struct pw_config *cfg = snap->cref->cfg;
+	const struct pw_config *cfg = pw_snapshot_config(snap);
 	struct pw_labelset ls = {0};
 	struct delivery *d = NULL;
 	char *err = NULL;
 	uint64_t size = 0;
-	int rc;
 
 	for (size_t i = 0; i < p->nsamples; i++)
 		size += p->samples[i].len;
 	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0)
 		return refuse_profile(s, "push", "invalid_labels", p->nsamples, err, 0, done, user);
-	d = delivery_new(s, snap, false, deadline_ns, done, user);
+	d = pw_delivery_new(&s->budget, snap, false, deadline_ns, done, user);
 	if (!d)
 		goto oom;
 	d->size = size;
@@ -264,22 +131,18 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 	if (snap->neps > 0) {
 		if (pw_proto_push_size(&ls, p->samples, p->nsamples, &d->len) < 0)
 			goto oom;
-		if (!reserve_bytes(s, cfg, d->len)) {
+		switch (build_push_body(d, &ls, p, keep, size)) {
+		case PW_RESERVE_OK:
+			break;
+		case PW_RESERVE_OVER:
 			pw_labelset_free(&ls);
 			return refuse_overload(s, d, d->len, 0);
+		default:
+			goto oom; /* pw_delivery_free() gives back what was held */
 		}
-		if (build_push_body(s, d, &ls, p, keep, size) < 0)
-			goto oom_reserved;
 	}
 	pw_labelset_free(&ls);
-	rc = submit(s, d);
-	if (rc != COMPONENT_OK)
-		pw_delivery_free(d);
-	return rc;
-oom_reserved:
-	/* pw_delivery_free() gives the reserved bytes back with the buffer. */
-	if (!d->payload)
-		atomic_fetch_sub(&s->inflight_bytes, (int64_t)d->len);
+	return submit(s, d);
 oom:
 	pw_labelset_free(&ls);
 	pw_delivery_free(d);
@@ -310,17 +173,17 @@ static char *ingest_request_error(const struct pw_ingest *in)
 int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
 		     int64_t deadline_ns, pw_done_fn done, void *user)
 {
-	const struct pw_config *cfg = snap->cref->cfg;
+	const struct pw_config *cfg = pw_snapshot_config(snap);
 	struct pw_labelset ls = {0};
 	struct delivery *d = NULL;
 	char *err = NULL;
-	int rc;
 
-	if ((err = ingest_request_error(in)))
+	err = ingest_request_error(in);
+	if (err)
 		return refuse_profile(s, "ingest", "invalid_request", 1, err, 400, done, user);
 	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0)
 		return refuse_profile(s, "ingest", "invalid_labels", 1, err, 400, done, user);
-	d = delivery_new(s, snap, true, deadline_ns, done, user);
+	d = pw_delivery_new(&s->budget, snap, true, deadline_ns, done, user);
 	if (!d)
 		goto oom;
 	d->size = in->body_len;
@@ -355,21 +218,19 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		}
 	}
 	if (snap->neps > 0 && in->body_len > 0) {
-		if (!reserve_bytes(s, cfg, in->body_len))
-			return refuse_overload(s, d, in->body_len, 429);
 		/* One copy, shared read-only by every endpoint. */
-		d->payload = pw_bufcache_get(&s->bufs, in->body_len, &d->cap);
-		if (!d->payload) {
-			atomic_fetch_sub(&s->inflight_bytes, (int64_t)in->body_len);
+		switch (pw_delivery_reserve(d, in->body_len, in->body_len)) {
+		case PW_RESERVE_OK:
+			break;
+		case PW_RESERVE_OVER:
+			return refuse_overload(s, d, in->body_len, 429);
+		default:
 			goto oom;
 		}
 		memcpy(d->payload, in->body, in->body_len);
 		d->len = in->body_len;
 	}
-	rc = submit(s, d);
-	if (rc != COMPONENT_OK)
-		pw_delivery_free(d);
-	return rc;
+	return submit(s, d);
 oom:
 	pw_labelset_free(&ls);
 	pw_delivery_free(d);

@@ -728,6 +728,49 @@ START_TEST(healthy_endpoint_beside_failing_one)
 END_TEST
 
 /*
+ * A push waiting for a connection slot leaves at its deadline, from the
+ * middle of the queue, while the request ahead of it still stalls; the
+ * ones before and after it in the queue are delivered.
+ */
+START_TEST(queued_push_leaves_at_its_deadline)
+{
+	struct standin_reply stall = {
+		.status = 200, .content_type = "application/proto", .delay_ms = 3000};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"max_connections\":1,\"remote_timeout\":\"10s\"}]}");
+	struct cb_count first, mid, last;
+	size_t len;
+	const uint8_t *prof = th_pprof_gz(&len);
+
+	cb_count_init(&first);
+	cb_count_init(&mid);
+	cb_count_init(&last);
+	standin_script(sink, STANDIN_ROUTE_PUSH, &stall);
+	ck_assert_int_eq(push_async(&in, prof, len, 20000, count_done, &first), COMPONENT_OK);
+	ck_assert_int_eq(standin_wait(sink, 1, 5000), 0);
+	ck_assert_int_eq(push_async(&in, prof, len, 200, count_done, &mid), COMPONENT_OK);
+	ck_assert_int_eq(push_async(&in, prof, len, 20000, count_done, &last), COMPONENT_OK);
+	ck_assert_int_eq(wait_calls(&mid.calls, 1, 20000), 0);
+	/* Out before the stalled request ahead of it has ended. */
+	ck_assert_int_eq(atomic_load(&first.calls), 0);
+	ck_assert_int_eq(atomic_load(&mid.ok), 0);
+	ck_assert_str_eq(mid.last_error,
+			 "failed to push to endpoint a (0 retries): deadline_exceeded: "
+			 "context deadline exceeded");
+	ck_assert_int_eq(wait_calls(&first.calls, 1, 20000), 0);
+	ck_assert_int_eq(wait_calls(&last.calls, 1, 20000), 0);
+	ck_assert_int_eq(atomic_load(&first.ok), 1);
+	ck_assert_int_eq(atomic_load(&last.ok), 1);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 2);
+	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
+	th_destroy(&in);
+	cb_count_free(&first);
+	cb_count_free(&mid);
+	cb_count_free(&last);
+}
+END_TEST
+
+/*
  * One stalled request must not hold back the others to the same endpoint
  * while connection slots are free (max_connections).
  *
@@ -1039,6 +1082,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, fault_dns_failure);
 	tcase_add_test(tc, healthy_endpoint_beside_failing_one);
 	tcase_add_test(tc, stall_does_not_block_other_requests);
+	tcase_add_test(tc, queued_push_leaves_at_its_deadline);
 	tcase_add_test(tc, nothing_lost_through_random_faults);
 	tcase_add_test(tc, inflight_bytes_are_bounded);
 	tcase_add_test(tc, outage_does_not_grow_memory);

@@ -1,0 +1,142 @@
+/*
+ * delivery.c - the delivery object and the byte budget it is reserved
+ * against. Layer: engine, bottom (with endpoint.c); calls endpoints
+ * (snapshot references), the clock, the buffer cache and http.c's header
+ * helpers, never the producer side or the I/O loop.
+ */
+#include "delivery.h"
+
+#include <stdlib.h>
+
+#include "clock.h"
+#include "http.h"
+
+void pw_budget_init(struct pw_budget *b)
+{
+	atomic_init(&b->inflight_bytes, 0);
+	pw_bufcache_init(&b->bufs);
+}
+
+void pw_budget_destroy(struct pw_budget *b)
+{
+	pw_bufcache_destroy(&b->bufs);
+}
+
+void pw_task_reset_response(struct task *t)
+{
+	strbuf_reset(&t->body);
+	t->retry_after[0] = '\0';
+	t->errbuf[0] = '\0';
+}
+
+void pw_task_free_headers(struct task *t)
+{
+	struct curl_slist *own = t->hdrs_own;
+
+	t->hdrs = NULL;
+	t->hdrs_own = NULL;
+	if (!own)
+		return;
+	/* Cut the list where the shared tail starts, then free our part. */
+	for (struct curl_slist *h = own; h; h = h->next) {
+		if (h->next == t->hdrs_shared) {
+			h->next = NULL;
+			break;
+		}
+	}
+	pw_slist_free_wipe(own);
+}
+
+enum pw_reserve pw_delivery_reserve(struct delivery *d, size_t bytes, size_t buf_len)
+{
+	const struct pw_config *cfg = pw_snapshot_config(d->snap);
+	int64_t cap =
+		cfg->max_inflight_bytes > 0 ? cfg->max_inflight_bytes : DEFAULT_MAX_INFLIGHT_BYTES;
+	int64_t n = (int64_t)bytes;
+
+	if (atomic_fetch_add(&d->budget->inflight_bytes, n) + n > cap) {
+		atomic_fetch_sub(&d->budget->inflight_bytes, n);
+		return PW_RESERVE_OVER;
+	}
+	d->payload = pw_bufcache_get(&d->budget->bufs, buf_len, &d->cap);
+	if (!d->payload) {
+		atomic_fetch_sub(&d->budget->inflight_bytes, n);
+		return PW_RESERVE_NOMEM;
+	}
+	d->reserved = bytes;
+	return PW_RESERVE_OK;
+}
+
+void pw_delivery_release(struct delivery *d)
+{
+	if (!d->payload)
+		return;
+	atomic_fetch_sub(&d->budget->inflight_bytes, (int64_t)d->reserved);
+	pw_bufcache_put(&d->budget->bufs, d->payload, d->cap);
+	d->payload = NULL;
+	d->reserved = 0;
+}
+
+struct delivery *pw_delivery_new(struct pw_budget *b, struct pw_snapshot *snap, bool ingest,
+				 int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	struct delivery *d = calloc(1, sizeof(*d) + snap->neps * sizeof(struct task));
+
+	if (!d)
+		return NULL;
+	d->budget = b;
+	d->ingest = ingest;
+	pw_snapshot_ref(snap);
+	d->snap = snap;
+	d->deadline_ns = deadline_ns;
+	d->start_ns = pw_now_ns();
+	d->done = done;
+	d->user = user;
+	d->ntasks = snap->neps;
+	d->remaining = snap->neps;
+	strbuf_init(&d->errors, 1 << 20);
+	for (size_t i = 0; i < snap->neps; i++) {
+		struct task *t = &d->tasks[i];
+		const struct pw_endpoint_config *c = snap->eps[i]->cfg;
+
+		t->kind = XFER_TASK;
+		t->d = d;
+		t->ep = snap->eps[i];
+		t->url = t->ep->push_url;
+		strbuf_init(&t->body, RESPONSE_BODY_CAP);
+		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns,
+				c->max_backoff_retries);
+	}
+	return d;
+}
+
+void pw_delivery_free(struct delivery *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->ntasks; i++) {
+		struct task *t = &d->tasks[i];
+
+		pw_task_reset_response(t);
+		strbuf_free(&t->body);
+		free(t->last_err);
+		if (t->url_owned)
+			free(t->url);
+		pw_task_free_headers(t);
+	}
+	for (size_t i = 0; i < d->nctypes; i++)
+		free(d->ctypes[i]);
+	free(d->ctypes);
+	free(d->segs);
+	pw_delivery_release(d);
+	strbuf_free(&d->errors);
+	pw_snapshot_unref(d->snap);
+	free(d);
+}
+
+void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status)
+{
+	struct pw_result r = {status, http_status, (char *)error};
+
+	d->done(d->user, &r);
+}

@@ -1,0 +1,131 @@
+/*
+ * delivery.h - the delivery object: one profile (encoded once, shared
+ * read-only by every endpoint) and one task per endpoint of its snapshot,
+ * plus the byte budget (max_inflight_bytes) its payload is reserved
+ * against. Internal to the plugin.
+ *
+ * Layer: engine, above endpoints and the leaves (clock, timerheap,
+ * bufcache); below the handoff, the producer side and the I/O loop.
+ */
+#ifndef PW_DELIVERY_H
+#define PW_DELIVERY_H
+
+#include <curl/curl.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bufcache.h"
+#include "endpoint.h"
+#include "proto.h"
+#include "pyroscope_write.h"
+#include "retry.h"
+#include "strbuf.h"
+#include "timerheap.h"
+
+#define RESPONSE_BODY_CAP (64 * 1024)
+/* max_inflight_bytes when the configuration leaves it at 0. */
+#define DEFAULT_MAX_INFLIGHT_BYTES (256LL << 20)
+
+/* Bytes held in flight by one engine's deliveries, and the cache their
+ * payload buffers come from. Any thread. */
+struct pw_budget {
+	_Atomic int64_t inflight_bytes;
+	struct pw_bufcache bufs;
+};
+
+enum task_state { T_NEW, T_QUEUED, T_AUTH, T_RUNNING, T_WAIT, T_DONE };
+
+struct delivery;
+
+/* One endpoint's part of a delivery. Owned by the I/O thread once the
+ * delivery has been handed over. */
+struct task {
+	int kind; /* XFER_TASK; first member, CURLOPT_PRIVATE points here */
+	struct delivery *d;
+	struct pw_endpoint *ep;
+	enum task_state state;
+	struct pw_backoff bo;
+	int attempts;
+	CURL *easy;
+	struct curl_slist *hdrs; /* this attempt's headers, ending in hdrs_shared */
+	struct curl_slist *hdrs_own; /* the allocated part of hdrs, or NULL */
+	struct curl_slist *hdrs_shared; /* the endpoint's static headers (not owned) */
+	/* Connect-Timeout-Ms lives in the task itself: no allocation per attempt. */
+	struct curl_slist tmo_node;
+	char tmo_line[48];
+	char *url; /* owned for ingest, borrowed from the endpoint for push */
+	bool url_owned;
+	int64_t ep_start_ns, attempt_start_ns;
+	/* T_WAIT: when the next attempt is due; T_QUEUED, T_AUTH: the
+	 * delivery's deadline, when it has one. */
+	struct pw_timer timer;
+	struct strbuf body;
+	size_t rd_seg, rd_off; /* read position in d->segs */
+	/* The last response's Retry-After (an HTTP date or a number of seconds
+	 * fits; anything longer is not a valid value and is cut). */
+	char retry_after[64];
+	char *last_err;
+	long last_http;
+	char errbuf[CURL_ERROR_SIZE];
+	struct task *next, *prev; /* the endpoint's waitq or authq */
+};
+
+struct delivery {
+	bool ingest;
+	struct pw_budget *budget;
+	struct pw_snapshot *snap;
+	uint8_t *payload; /* from the budget's buffer cache */
+	size_t len, cap; /* len: bytes of the request body */
+	size_t reserved; /* bytes held against max_inflight_bytes */
+	/* When set, the body is these pieces (parts of payload and the
+	 * caller's samples, which stay valid until done) instead of payload. */
+	struct pw_seg *segs;
+	size_t nsegs;
+	uint64_t size; /* bytes counted by the metrics */
+	uint64_t nprofiles; /* profiles counted by the metrics */
+	char **ctypes; /* ingest: incoming Content-Type values */
+	size_t nctypes;
+	int64_t deadline_ns, start_ns;
+	size_t remaining;
+	size_t nfailed; /* endpoints that gave up */
+	struct strbuf errors;
+	int first_http;
+	int final_status, final_http; /* the outcome, once complete */
+	bool canceled;
+	pw_done_fn done;
+	void *user;
+	struct delivery *next, *prev; /* incoming list, then active list */
+	size_t ntasks;
+	struct task tasks[];
+};
+
+void pw_budget_init(struct pw_budget *b);
+void pw_budget_destroy(struct pw_budget *b);
+
+/* A delivery on snap with one task per endpoint, no payload yet. Takes a
+ * reference to snap. NULL when out of memory. */
+struct delivery *pw_delivery_new(struct pw_budget *b, struct pw_snapshot *snap, bool ingest,
+				 int64_t deadline_ns, pw_done_fn done, void *user);
+/* Frees d with everything it holds, releasing its bytes. Accepts NULL. */
+void pw_delivery_free(struct delivery *d);
+/* Calls d's completion callback. */
+void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status);
+
+enum pw_reserve { PW_RESERVE_OK, PW_RESERVE_OVER, PW_RESERVE_NOMEM };
+/*
+ * Holds `bytes` against the snapshot's max_inflight_bytes and takes a
+ * payload buffer of buf_len bytes (buf_len <= bytes: a body sent partly
+ * from the caller's memory needs less) into d->payload. On failure nothing
+ * is held. Once per delivery; any thread.
+ */
+enum pw_reserve pw_delivery_reserve(struct delivery *d, size_t bytes, size_t buf_len);
+/* Gives the payload buffer and its bytes back. Idempotent; any thread. */
+void pw_delivery_release(struct delivery *d);
+
+/* Forgets the last response (body, Retry-After, error text). */
+void pw_task_reset_response(struct task *t);
+/* Frees an attempt's own headers, leaving the endpoint's shared tail. */
+void pw_task_free_headers(struct task *t);
+
+#endif /* PW_DELIVERY_H */
