@@ -399,7 +399,6 @@ static int params_copy(struct params *ps, const struct param *p)
 	return params_add(ps, k, p->kn, v, p->vn);
 }
 
-
 /*
  * Percent-decodes s[0..n) into a malloc'd string of *outn bytes ('+' is a
  * space in a query). *malformed is set when an escape is not %HH.
@@ -507,7 +506,8 @@ static void query_escape(struct strbuf *sb, const char *s, size_t n)
 static bool path_escapes_valid(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (s[i] == '%' && (i + 2 >= n || pwx_hex_val(s[i + 1]) < 0 || pwx_hex_val(s[i + 2]) < 0))
+		if (s[i] == '%' &&
+		    (i + 2 >= n || pwx_hex_val(s[i + 1]) < 0 || pwx_hex_val(s[i + 2]) < 0))
 			return false;
 	return true;
 }

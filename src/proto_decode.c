@@ -310,8 +310,7 @@ static int series_sample(struct reader *r, const uint8_t *d, size_t n, struct pw
 }
 
 /* Annotations are only counted, but still checked. */
-static int series_annotation(struct reader *r, const uint8_t *d, size_t n,
-			     struct pw_dec_series *se)
+static int series_annotation(struct reader *r, const uint8_t *d, size_t n, struct pw_dec_series *se)
 {
 	char *k = NULL, *v = NULL;
 	int rc;

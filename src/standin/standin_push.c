@@ -178,8 +178,7 @@ static int push_body(const struct standin_http_request *req, struct outcome *oc,
 				    ce));
 		return -1;
 	}
-	if (pwx_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, 0, &oc->push_buf, len) <
-	    0) {
+	if (pwx_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, 0, &oc->push_buf, len) < 0) {
 		standin_reject(oc, 400, "invalid_argument", REJ_INVALID,
 			       pw_strdup("decompress: corrupt gzip body"));
 		return -1;
