@@ -1,8 +1,10 @@
 /*
- * formats.h - the payload checks of the Pyroscope stand-in (internal).
+ * formats.h - the payload checks and parsers of the Pyroscope stand-in.
  *
- * Pure functions: each returns NULL when the input is acceptable, else a
- * malloc'd message in Pyroscope's words where it has any.
+ * Pure functions. A standin_check_* returns NULL when the input is
+ * acceptable, else a malloc'd message in Pyroscope's words where it has
+ * any. They depend on no other stand-in file but the HTTP types, so the
+ * fuzzers and the tests can take them alone.
  */
 #ifndef PW_STANDIN_FORMATS_H
 #define PW_STANDIN_FORMATS_H
