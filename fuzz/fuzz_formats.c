@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "standin/formats.h"
-#include "standin/standin.h"
 
 static void check(char *err)
 {

@@ -21,7 +21,6 @@
 
 #include "sdkname.h"
 #include "standin/formats.h"
-#include "standin/standin.h"
 
 static void check_sdk(const char *name)
 {

@@ -21,8 +21,8 @@
 #include "labels.h"
 #include "proto.h"
 #include "proto_decode.h"
-#include "standin/httpd.h"
 #include "strbuf.h"
+#include "util/gzip.h"
 
 /* The largest inflated body worth following: keeps each run fast. */
 #define MAX_INFLATED ((size_t)4 << 20)
@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t rawlen = 0;
 
 	if (size >= 2 && data[0] == 0x1f && data[1] == 0x8b) {
-		if (standin_gunzip(data, size, MAX_INFLATED, &raw, &rawlen) == 0)
+		if (pwx_gunzip(data, size, MAX_INFLATED, 0, &raw, &rawlen) == 0)
 			decode(raw, rawlen);
 		free(raw);
 		return 0;

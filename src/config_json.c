@@ -8,6 +8,7 @@
 
 #include "duration.h"
 #include "strbuf.h"
+#include "util/jsonstr.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -19,28 +20,10 @@
 
 #define REDACTED "<secret>"
 
+/* The canonical form writes \n, \r and \t short. */
 static void put_json_string(struct strbuf *sb, const char *s)
 {
-	strbuf_putc(sb, '"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\') {
-			strbuf_putc(sb, '\\');
-			strbuf_putc(sb, (char)ch);
-		} else if (ch == '\n') {
-			strbuf_puts(sb, "\\n");
-		} else if (ch == '\r') {
-			strbuf_puts(sb, "\\r");
-		} else if (ch == '\t') {
-			strbuf_puts(sb, "\\t");
-		} else if (ch < 0x20) {
-			strbuf_printf(sb, "\\u%04x", ch);
-		} else {
-			strbuf_putc(sb, (char)ch);
-		}
-	}
-	strbuf_putc(sb, '"');
+	pwx_json_quote(sb, s, PWX_JSON_SHORT_ESCAPES);
 }
 
 /* "scheme://user:pass@host" -> "scheme://user:<secret>@host". */

@@ -8,7 +8,7 @@
 
 #include <stdlib.h>
 
-#include "clock.h"
+#include "util/clock.h"
 #include "http.h"
 
 void pw_budget_init(struct pw_budget *b)
@@ -89,7 +89,7 @@ struct delivery *pw_delivery_new(struct pw_budget *b, struct pw_snapshot *snap, 
 	pw_snapshot_ref(snap);
 	d->snap = snap;
 	d->deadline_ns = deadline_ns;
-	d->start_ns = pw_now_ns();
+	d->start_ns = pwx_now_ns();
 	d->done = done;
 	d->user = user;
 	d->ntasks = snap->neps;

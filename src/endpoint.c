@@ -15,6 +15,7 @@
 #include "endpoint.h"
 #include "http.h"
 #include "strbuf.h"
+#include "util/jsonstr.h"
 
 static void cfgref_unref(struct pw_cfgref *c)
 {
@@ -249,22 +250,6 @@ const struct pw_config *pw_snapshot_config(const struct pw_snapshot *snap)
 	return snap->cref->cfg;
 }
 
-static void json_str(struct strbuf *sb, const char *s)
-{
-	strbuf_putc(sb, '"');
-	for (; s && *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			strbuf_printf(sb, "\\%c", c);
-		else if (c < 0x20)
-			strbuf_printf(sb, "\\u%04x", c);
-		else
-			strbuf_putc(sb, (char)c);
-	}
-	strbuf_putc(sb, '"');
-}
-
 void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
 {
 	strbuf_putc(sb, '[');
@@ -275,7 +260,7 @@ void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
 			strbuf_putc(sb, ',');
 		pthread_mutex_lock(&ep->dbg_lock);
 		strbuf_puts(sb, "{\"endpoint\":");
-		json_str(sb, ep->cfg->display);
+		pwx_json_quote(sb, ep->cfg->display, 0);
 		strbuf_printf(sb,
 			      ",\"in_flight\":%lld,\"concurrency_limit\":%d,\"max_connections\":%d,"
 			      "\"idle_handles\":%d,\"last_success_unix_ms\":%lld,\"last_error\":",
@@ -283,7 +268,7 @@ void pw_snapshot_debug(const struct pw_snapshot *snap, struct strbuf *sb)
 			      ep->max_running, atomic_load(&ep->idle_handles),
 			      (long long)ep->last_success_ms);
 		if (ep->last_error)
-			json_str(sb, ep->last_error);
+			pwx_json_quote(sb, ep->last_error, 0);
 		else
 			strbuf_puts(sb, "null");
 		strbuf_printf(sb, ",\"last_error_unix_ms\":%lld}", (long long)ep->last_error_ms);

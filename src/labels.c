@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "strbuf.h"
+#include "util/hex.h"
 
 #define ERR_PREFIX "invalid labels in profile: "
 #define NAME_LABEL "__name__"
@@ -206,26 +207,58 @@ static bool keep_on_push(const char *name)
 	       strcmp(name, DELTA_LABEL) == 0;
 }
 
-int pw_labels_push(const struct pw_label *in, size_t n, const struct pw_kvmap *external,
-		   struct pw_labelset *out, char **err)
+/* Where the two pipelines differ: ingest takes __name__ from service_name
+ * before validating; push drops reserved labels after. */
+enum pipeline { PIPELINE_PUSH, PIPELINE_INGEST };
+
+/* Ingest: a non-empty service_name becomes __name__. p has a spare slot. */
+static size_t name_from_service(struct pair *p, size_t n)
+{
+	const char *service = NULL;
+
+	for (size_t i = 0; i < n && !service; i++)
+		if (strcmp(p[i].k, SERVICE_NAME_LABEL) == 0 && *p[i].v)
+			service = p[i].v;
+	if (!service)
+		return n;
+	n = remove_key(p, n, NAME_LABEL);
+	p[n].k = NAME_LABEL;
+	p[n].v = service;
+	return n + 1;
+}
+
+/* Push: what is forwarded of the sorted, validated labels. */
+static size_t keep_pushed(struct pair *p, size_t n)
+{
+	size_t w = 0;
+
+	for (size_t r = 0; r < n; r++)
+		if (keep_on_push(p[r].k))
+			p[w++] = p[r];
+	return w;
+}
+
+static int run_pipeline(enum pipeline kind, const struct pw_label *in, size_t n,
+			const struct pw_kvmap *external, struct pw_labelset *out, char **err)
 {
 	struct pair *p = NULL;
-	size_t w = 0;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
 	*err = NULL;
-	p = to_pairs(in, n, external ? external->n : 0);
+	/* Ingest needs one extra slot for a __name__ that service_name brings in. */
+	p = to_pairs(in, n, (external ? external->n : 0) + (kind == PIPELINE_INGEST));
 	if (!p)
 		goto oom;
+	if (kind == PIPELINE_INGEST)
+		n = name_from_service(p, n);
 	qsort(p, n, sizeof(*p), cmp_pair);
-	/* Reserved labels are validated too, before being dropped. */
+	/* Reserved labels are validated too, before push drops them. */
 	if ((*err = validate_sorted(p, n)))
 		goto out;
-	for (size_t r = 0; r < n; r++)
-		if (keep_on_push(p[r].k))
-			p[w++] = p[r];
-	if (finish(p, w, external, out) < 0)
+	if (kind == PIPELINE_PUSH)
+		n = keep_pushed(p, n);
+	if (finish(p, n, external, out) < 0)
 		goto oom;
 	rc = 0;
 	goto out;
@@ -236,40 +269,16 @@ out:
 	return rc;
 }
 
+int pw_labels_push(const struct pw_label *in, size_t n, const struct pw_kvmap *external,
+		   struct pw_labelset *out, char **err)
+{
+	return run_pipeline(PIPELINE_PUSH, in, n, external, out, err);
+}
+
 int pw_labels_ingest(const struct pw_label *in, size_t n, const struct pw_kvmap *external,
 		     struct pw_labelset *out, char **err)
 {
-	struct pair *p = NULL;
-	const char *service = NULL;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
-	*err = NULL;
-	/* One extra slot for a __name__ that service_name brings in. */
-	p = to_pairs(in, n, (external ? external->n : 0) + 1);
-	if (!p)
-		goto oom;
-	for (size_t i = 0; i < n && !service; i++)
-		if (strcmp(p[i].k, SERVICE_NAME_LABEL) == 0 && *p[i].v)
-			service = p[i].v;
-	if (service) {
-		n = remove_key(p, n, NAME_LABEL);
-		p[n].k = NAME_LABEL;
-		p[n].v = service;
-		n++;
-	}
-	qsort(p, n, sizeof(*p), cmp_pair);
-	if ((*err = validate_sorted(p, n)))
-		goto out;
-	if (finish(p, n, external, out) < 0)
-		goto oom;
-	rc = 0;
-	goto out;
-oom:
-	*err = pw_strdup(ERR_PREFIX "out of memory");
-out:
-	free(p);
-	return rc;
+	return run_pipeline(PIPELINE_INGEST, in, n, external, out, err);
 }
 
 char *pw_labels_ingest_name(const struct pw_labelset *ls)
@@ -390,17 +399,6 @@ static int params_copy(struct params *ps, const struct param *p)
 	return params_add(ps, k, p->kn, v, p->vn);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decodes s[0..n) into a malloc'd string of *outn bytes ('+' is a
  * space in a query). *malformed is set when an escape is not %HH.
@@ -414,8 +412,8 @@ char *pw_query_unescape(const char *s, size_t n, size_t *outn, bool *malformed)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n ? pwx_hex_val(s[i + 1]) : -1;
+			int lo = hi >= 0 ? pwx_hex_val(s[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0) {
 				*malformed = true;
@@ -508,7 +506,8 @@ static void query_escape(struct strbuf *sb, const char *s, size_t n)
 static bool path_escapes_valid(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (s[i] == '%' && (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0))
+		if (s[i] == '%' &&
+		    (i + 2 >= n || pwx_hex_val(s[i + 1]) < 0 || pwx_hex_val(s[i + 2]) < 0))
 			return false;
 	return true;
 }

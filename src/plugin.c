@@ -23,6 +23,7 @@
 #include "sender.h"
 #include "strbuf.h"
 #include "waitword.h"
+#include "util/clock.h"
 
 #define PW_EXPORT __attribute__((visibility("default")))
 
@@ -240,7 +241,7 @@ static void set_health_locked(struct component_instance *inst, bool healthy, con
 	char *m = pw_strdup(msg ? msg : "");
 
 	if (healthy != inst->healthy)
-		inst->health_changed_ms = pw_wall_ms();
+		inst->health_changed_ms = pwx_wall_ms();
 	inst->healthy = healthy;
 	if (m) {
 		free(inst->health_msg);
@@ -326,7 +327,7 @@ static int create(const struct component_host *host, const char *config,
 	inst->log.user = host->log_user;
 	inst->log.level = host->log_level;
 	inst->healthy = true;
-	inst->health_changed_ms = pw_wall_ms();
+	inst->health_changed_ms = pwx_wall_ms();
 	inst->health_msg = pw_strdup("");
 	inst->metrics = pw_metrics_new();
 	if (!inst->metrics || !inst->health_msg)
@@ -359,7 +360,7 @@ static int create(const struct component_host *host, const char *config,
 		rc = COMPONENT_ECONFIG;
 		goto fail;
 	}
-	pw_metrics_reload(inst->metrics, 1, (double)pw_wall_ms() / 1000.0);
+	pw_metrics_reload(inst->metrics, 1, (double)pwx_wall_ms() / 1000.0);
 
 	inst->receiver.struct_size = sizeof(inst->receiver);
 	inst->receiver.version = PW_RECEIVER_VERSION;
@@ -409,7 +410,7 @@ static int update_serialised(struct component_instance *inst, const char *config
 		pthread_mutex_lock(&inst->lock);
 		set_health_locked(inst, true, "");
 		pthread_mutex_unlock(&inst->lock);
-		pw_metrics_reload(inst->metrics, 1, (double)pw_wall_ms() / 1000.0);
+		pw_metrics_reload(inst->metrics, 1, (double)pwx_wall_ms() / 1000.0);
 		pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration unchanged", PW_LOG_END);
 		return COMPONENT_OK;
 	}
@@ -427,7 +428,7 @@ static int update_serialised(struct component_instance *inst, const char *config
 	pthread_mutex_unlock(&inst->lock);
 	/* Deliveries under way hold their own references to the old snapshot. */
 	pw_snapshot_unref(old);
-	pw_metrics_reload(inst->metrics, 1, (double)pw_wall_ms() / 1000.0);
+	pw_metrics_reload(inst->metrics, 1, (double)pwx_wall_ms() / 1000.0);
 	pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration reloaded", "endpoints", n,
 	       PW_LOG_END);
 	return COMPONENT_OK;
@@ -436,7 +437,7 @@ refused:
 	pthread_mutex_lock(&inst->lock);
 	refuse_locked(inst, err);
 	pthread_mutex_unlock(&inst->lock);
-	pw_metrics_reload(inst->metrics, 0, (double)pw_wall_ms() / 1000.0);
+	pw_metrics_reload(inst->metrics, 0, (double)pwx_wall_ms() / 1000.0);
 	pw_log(&inst->log, COMPONENT_LOG_WARN, "configuration refused", "err", err, PW_LOG_END);
 	if (error)
 		*error = err;

@@ -201,56 +201,75 @@ static void *grow_one(struct reader *r, void *arr, size_t *n, size_t elem)
 	return p;
 }
 
-/* Parses a two-string message (LabelPair, ProfileAnnotation). */
-static int decode_pair(struct reader *outer, const uint8_t *d, size_t n, char **a, char **b,
-		       const char *aname, const char *bname)
-{
-	struct reader r = {d, d + n, outer->err, outer->budget};
+/* Handles one known field's body [d, d + n) for the message ctx points at. */
+typedef int (*field_fn)(struct reader *r, uint32_t field, const uint8_t *d, size_t n, void *ctx);
 
-	while (r.p < r.end) {
+/*
+ * The loop every message shares: fields 1 to nknown are known, must be
+ * length-delimited and go to fn; any other field is skipped. A nested
+ * message is read from its own reader over [d, d + n), which shares the
+ * error slot and the element budget of r.
+ */
+static int each_field(struct reader *r, uint32_t nknown, field_fn fn, void *ctx)
+{
+	while (r->p < r->end) {
 		const uint8_t *fd;
-		size_t fn;
+		size_t flen;
 		uint32_t f;
 		unsigned wt;
 
-		if (read_tag(&r, &f, &wt) < 0)
+		if (read_tag(r, &f, &wt) < 0)
 			return -1;
-		if (f == 1 || f == 2) {
-			if (expect_len(&r, wt, &fd, &fn) < 0 ||
-			    take_string(&r, fd, fn, f == 1 ? a : b, f == 1 ? aname : bname) < 0)
+		if (f > nknown) {
+			if (skip_field(r, f, wt, 0) < 0)
 				return -1;
-		} else if (skip_field(&r, f, wt, 0) < 0) {
-			return -1;
+			continue;
 		}
+		if (expect_len(r, wt, &fd, &flen) < 0 || fn(r, f, fd, flen, ctx) < 0)
+			return -1;
 	}
 	return 0;
 }
 
-static int decode_sample(struct reader *outer, const uint8_t *d, size_t n, struct pw_dec_sample *s)
+/* Reads the message [d, d + n) nested in outer. */
+static int decode_nested(struct reader *outer, const uint8_t *d, size_t n, uint32_t nknown,
+			 field_fn fn, void *ctx)
 {
 	struct reader r = {d, d + n, outer->err, outer->budget};
 
-	while (r.p < r.end) {
-		const uint8_t *fd;
-		size_t fn;
-		uint32_t f;
-		unsigned wt;
+	return each_field(&r, nknown, fn, ctx);
+}
 
-		if (read_tag(&r, &f, &wt) < 0)
-			return -1;
-		if (f == 1) {
-			if (expect_len(&r, wt, &fd, &fn) < 0)
-				return -1;
-			s->data = fd;
-			s->len = fn;
-		} else if (f == 2) {
-			if (expect_len(&r, wt, &fd, &fn) < 0 ||
-			    take_string(&r, fd, fn, &s->id, "RawSample.ID") < 0)
-				return -1;
-		} else if (skip_field(&r, f, wt, 0) < 0) {
-			return -1;
-		}
-	}
+/* A two-string message (LabelPair, ProfileAnnotation). */
+struct pair_ctx {
+	char **a, **b;
+	const char *aname, *bname;
+};
+
+static int pair_field(struct reader *r, uint32_t f, const uint8_t *d, size_t n, void *ctx)
+{
+	struct pair_ctx *pc = ctx;
+
+	return take_string(r, d, n, f == 1 ? pc->a : pc->b, f == 1 ? pc->aname : pc->bname);
+}
+
+static int decode_pair(struct reader *outer, const uint8_t *d, size_t n, char **a, char **b,
+		       const char *aname, const char *bname)
+{
+	struct pair_ctx pc = {a, b, aname, bname};
+
+	return decode_nested(outer, d, n, 2, pair_field, &pc);
+}
+
+/* RawSample: 1 raw_profile (bytes), 2 ID (string). */
+static int sample_field(struct reader *r, uint32_t f, const uint8_t *d, size_t n, void *ctx)
+{
+	struct pw_dec_sample *s = ctx;
+
+	if (f == 2)
+		return take_string(r, d, n, &s->id, "RawSample.ID");
+	s->data = d;
+	s->len = n;
 	return 0;
 }
 
@@ -261,64 +280,78 @@ static int fill_empty(struct reader *r, char **s)
 	return 0;
 }
 
-static int decode_series(struct reader *outer, const uint8_t *d, size_t n, struct pw_dec_series *se)
+static int series_label(struct reader *r, const uint8_t *d, size_t n, struct pw_dec_series *se)
 {
-	struct reader r = {d, d + n, outer->err, outer->budget};
+	struct pw_kv *kv;
+	void *arr;
 
-	while (r.p < r.end) {
-		const uint8_t *fd;
-		size_t fn;
-		uint32_t f;
-		unsigned wt;
-		void *arr;
-
-		if (read_tag(&r, &f, &wt) < 0)
-			return -1;
-		if (f < 1 || f > 3) {
-			if (skip_field(&r, f, wt, 0) < 0)
-				return -1;
-			continue;
-		}
-		if (expect_len(&r, wt, &fd, &fn) < 0)
-			return -1;
-		if (f == 1) {
-			struct pw_kv *kv;
-
-			if (!(arr = grow_one(&r, se->labels, &se->nlabels, sizeof(*se->labels))))
-				return -1;
-			se->labels = arr;
-			kv = &se->labels[se->nlabels - 1];
-			if (decode_pair(&r, fd, fn, &kv->key, &kv->value, "LabelPair.name",
-					"LabelPair.value") < 0 ||
-			    fill_empty(&r, &kv->key) < 0 || fill_empty(&r, &kv->value) < 0)
-				return -1;
-		} else if (f == 2) {
-			struct pw_dec_sample *s;
-
-			if (!(arr = grow_one(&r, se->samples, &se->nsamples, sizeof(*se->samples))))
-				return -1;
-			se->samples = arr;
-			s = &se->samples[se->nsamples - 1];
-			if (decode_sample(&r, fd, fn, s) < 0 || fill_empty(&r, &s->id) < 0)
-				return -1;
-		} else {
-			/* Annotations are only counted, but still checked. */
-			char *k = NULL, *v = NULL;
-			int rc;
-
-			if (spend(&r) < 0)
-				return -1;
-			rc = decode_pair(&r, fd, fn, &k, &v, "ProfileAnnotation.key",
-					 "ProfileAnnotation.value");
-
-			free(k);
-			free(v);
-			if (rc < 0)
-				return -1;
-			se->nannotations++;
-		}
-	}
+	if (!(arr = grow_one(r, se->labels, &se->nlabels, sizeof(*se->labels))))
+		return -1;
+	se->labels = arr;
+	kv = &se->labels[se->nlabels - 1];
+	if (decode_pair(r, d, n, &kv->key, &kv->value, "LabelPair.name", "LabelPair.value") < 0 ||
+	    fill_empty(r, &kv->key) < 0 || fill_empty(r, &kv->value) < 0)
+		return -1;
 	return 0;
+}
+
+static int series_sample(struct reader *r, const uint8_t *d, size_t n, struct pw_dec_series *se)
+{
+	struct pw_dec_sample *s;
+	void *arr;
+
+	if (!(arr = grow_one(r, se->samples, &se->nsamples, sizeof(*se->samples))))
+		return -1;
+	se->samples = arr;
+	s = &se->samples[se->nsamples - 1];
+	if (decode_nested(r, d, n, 2, sample_field, s) < 0 || fill_empty(r, &s->id) < 0)
+		return -1;
+	return 0;
+}
+
+/* Annotations are only counted, but still checked. */
+static int series_annotation(struct reader *r, const uint8_t *d, size_t n, struct pw_dec_series *se)
+{
+	char *k = NULL, *v = NULL;
+	int rc;
+
+	if (spend(r) < 0)
+		return -1;
+	rc = decode_pair(r, d, n, &k, &v, "ProfileAnnotation.key", "ProfileAnnotation.value");
+	free(k);
+	free(v);
+	if (rc < 0)
+		return -1;
+	se->nannotations++;
+	return 0;
+}
+
+/* RawProfileSeries: 1 labels, 2 samples, 3 annotations. */
+static int series_field(struct reader *r, uint32_t f, const uint8_t *d, size_t n, void *ctx)
+{
+	if (f == 1)
+		return series_label(r, d, n, ctx);
+	if (f == 2)
+		return series_sample(r, d, n, ctx);
+	return series_annotation(r, d, n, ctx);
+}
+
+/* PushRequest: 1 series. */
+static int push_field(struct reader *r, uint32_t f, const uint8_t *d, size_t n, void *ctx)
+{
+	struct pw_dec_push *out = ctx;
+	void *arr;
+
+	if (out->nseries >= PW_PROTO_MAX_SERIES) {
+		if (r->err && !*r->err)
+			*r->err = pw_asprintf("proto: more than %d series in one request",
+					      PW_PROTO_MAX_SERIES);
+		return -1;
+	}
+	if (!(arr = grow_one(r, out->series, &out->nseries, sizeof(*out->series))))
+		return -1;
+	out->series = arr;
+	return decode_nested(r, d, n, 3, series_field, &out->series[out->nseries - 1]);
 }
 
 int pw_proto_decode_push(const uint8_t *buf, size_t len, struct pw_dec_push *out, char **err)
@@ -333,40 +366,13 @@ int pw_proto_decode_push(const uint8_t *buf, size_t len, struct pw_dec_push *out
 		return fail(&r, "no input");
 	if (!buf)
 		return 0;
-	while (r.p < r.end) {
-		const uint8_t *fd;
-		size_t fn;
-		uint32_t f;
-		unsigned wt;
-		void *arr;
-
-		if (read_tag(&r, &f, &wt) < 0)
-			goto bad;
-		if (f != 1) {
-			if (skip_field(&r, f, wt, 0) < 0)
-				goto bad;
-			continue;
-		}
-		if (expect_len(&r, wt, &fd, &fn) < 0)
-			goto bad;
-		if (out->nseries >= PW_PROTO_MAX_SERIES) {
-			if (err && !*err)
-				*err = pw_asprintf("proto: more than %d series in one request",
-						   PW_PROTO_MAX_SERIES);
-			goto bad;
-		}
-		if (!(arr = grow_one(&r, out->series, &out->nseries, sizeof(*out->series))))
-			goto bad;
-		out->series = arr;
-		if (decode_series(&r, fd, fn, &out->series[out->nseries - 1]) < 0)
-			goto bad;
+	if (each_field(&r, 1, push_field, out) < 0) {
+		pw_dec_push_free(out);
+		if (err && !*err)
+			*err = pw_strdup("proto: out of memory");
+		return -1;
 	}
 	return 0;
-bad:
-	pw_dec_push_free(out);
-	if (err && !*err)
-		*err = pw_strdup("proto: out of memory");
-	return -1;
 }
 
 void pw_dec_push_free(struct pw_dec_push *p)

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <zlib.h>
 
 #include "strbuf.h"
+#include "util/gzip.h"
 
 /* Error bodies are a few hundred bytes; anything beyond this is not one. */
 #define MAX_ERROR_BODY ((size_t)1 << 20)
@@ -192,51 +192,6 @@ static void append_safe(struct strbuf *sb, const uint8_t *p, size_t n)
 	}
 }
 
-/* Gunzips at most MAX_ERROR_BODY bytes; NULL when not gzip or too large. */
-static uint8_t *gunzip(const uint8_t *in, size_t inlen, size_t *outlen)
-{
-	z_stream zs;
-	size_t cap = 4096;
-	uint8_t *out = malloc(cap), *p;
-	int rc;
-
-	memset(&zs, 0, sizeof(zs));
-	if (!out || inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) {
-		free(out);
-		return NULL;
-	}
-	zs.next_in = (Bytef *)(uintptr_t)in;
-	zs.avail_in = inlen > UINT32_MAX ? UINT32_MAX : (uInt)inlen;
-	for (;;) {
-		if (zs.total_out == cap) {
-			/* One byte past the cap tells "exactly the cap" from "more". */
-			if (cap > MAX_ERROR_BODY)
-				goto fail;
-			cap = cap * 2 > MAX_ERROR_BODY + 1 ? MAX_ERROR_BODY + 1 : cap * 2;
-			p = realloc(out, cap);
-			if (!p)
-				goto fail;
-			out = p;
-		}
-		zs.next_out = out + zs.total_out;
-		zs.avail_out = (uInt)(cap - zs.total_out);
-		rc = inflate(&zs, Z_NO_FLUSH);
-		if (rc == Z_STREAM_END)
-			break;
-		if (rc != Z_OK)
-			goto fail; /* corrupt, or truncated (Z_BUF_ERROR without progress) */
-	}
-	if (zs.total_out > MAX_ERROR_BODY)
-		goto fail;
-	*outlen = zs.total_out;
-	inflateEnd(&zs);
-	return out;
-fail:
-	inflateEnd(&zs);
-	free(out);
-	return NULL;
-}
-
 static bool is_gzip(const struct pw_attempt *a)
 {
 	if (a->content_encoding && strcasecmp(a->content_encoding, "gzip") == 0)
@@ -256,8 +211,9 @@ static bool plain_body(const struct pw_attempt *a, const uint8_t **body, size_t 
 	*len = a->body ? a->body_len : 0;
 	if (!*len || !is_gzip(a))
 		return true;
-	*owned = gunzip(a->body, a->body_len, len);
-	if (!*owned)
+	/* Bytes after the gzip member are ignored, as they always were here. */
+	if (pwx_gunzip(a->body, a->body_len, MAX_ERROR_BODY, PWX_GUNZIP_ALLOW_TRAILING, owned,
+		       len) < 0)
 		return false;
 	*body = *owned;
 	return true;

@@ -33,7 +33,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "clock.h"
+#include "util/clock.h"
 #include "engine.h"
 #include "http.h"
 #include "proto.h"
@@ -103,7 +103,7 @@ static void report_and_free(struct delivery *d)
  */
 static void complete_delivery(struct pw_loop *s, struct delivery *d)
 {
-	double secs = (double)(pw_now_ns() - d->start_ns) / 1e9;
+	double secs = (double)(pwx_now_ns() - d->start_ns) / 1e9;
 	bool failed = d->nfailed > 0;
 	int status =
 		failed ? (d->canceled ? COMPONENT_ESHUTDOWN : COMPONENT_EDELIVERY) : COMPONENT_OK;
@@ -169,13 +169,13 @@ static void finish_task(struct pw_loop *s, struct task *t, bool ok)
 {
 	struct delivery *d = t->d;
 	struct pw_endpoint *ep = t->ep;
-	double secs = (double)(pw_now_ns() - t->ep_start_ns) / 1e9;
+	double secs = (double)(pwx_now_ns() - t->ep_start_ns) / 1e9;
 
 	t->state = T_DONE;
 	pw_metrics_inflight_add(ep->m, -1);
 	pw_metrics_observe(ep->m, d->ingest ? PW_LAT_INGEST_ENDPOINT : PW_LAT_PUSH_ENDPOINT, secs);
 	if (ok) {
-		int64_t now = pw_wall_ms();
+		int64_t now = pwx_wall_ms();
 
 		pw_metrics_sent(ep->m, d->size, d->nprofiles);
 		pw_metrics_last_success(ep->m, (double)now / 1000.0);
@@ -199,7 +199,7 @@ static void finish_task(struct pw_loop *s, struct task *t, bool ok)
 		pthread_mutex_lock(&ep->dbg_lock);
 		free(ep->last_error);
 		ep->last_error = line;
-		ep->last_error_ms = pw_wall_ms();
+		ep->last_error_ms = pwx_wall_ms();
 		pthread_mutex_unlock(&ep->dbg_lock);
 	}
 	if (--d->remaining == 0)
@@ -488,7 +488,7 @@ static bool start_token_request(struct pw_loop *s, struct pw_endpoint *ep, char 
 	if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
 		s->token_eps = ep->token_next;
 		ep->token.easy = NULL;
-		pw_auth_token_done(ep->auth, e, CURLE_FAILED_INIT, pw_now_ns(), NULL);
+		pw_auth_token_done(ep->auth, e, CURLE_FAILED_INIT, pwx_now_ns(), NULL);
 		pw_endpoint_unref(ep);
 		*err = pw_strdup("unavailable: cannot start the OAuth2 token request");
 		return false;
@@ -751,7 +751,7 @@ static void on_transfer_done(struct pw_loop *s, struct task *t, CURLcode rc)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
-	int64_t now = pw_now_ns();
+	int64_t now = pwx_now_ns();
 	struct pw_attempt a = {0};
 	enum pw_verdict v;
 	char *err = NULL;
@@ -805,7 +805,7 @@ static void on_transfer_done(struct pw_loop *s, struct task *t, CURLcode rc)
 
 static void on_token_done(struct pw_loop *s, struct pw_endpoint *ep, CURLcode rc)
 {
-	int64_t now = pw_now_ns();
+	int64_t now = pwx_now_ns();
 	struct task *waiting = ep->authq_head;
 	char *err = NULL;
 	CURL *e = ep->token.easy;
@@ -990,7 +990,7 @@ static void *io_main(void *arg)
 	struct pw_loop *s = arg;
 
 	for (;;) {
-		int64_t now = pw_now_ns(), next, wait_ns;
+		int64_t now = pwx_now_ns(), next, wait_ns;
 		struct pw_handoff_state st;
 		bool stopping, incoming;
 		int64_t drain_deadline;
@@ -998,7 +998,7 @@ static void *io_main(void *arg)
 		long timeout_ms;
 
 		take_incoming(s, now);
-		now = pw_now_ns();
+		now = pwx_now_ns();
 		next = fire_timers(s, now);
 		if (now >= s->next_sweep_ns) {
 			release_pools(s, false);
@@ -1014,14 +1014,14 @@ static void *io_main(void *arg)
 		if (stopping) {
 			if (!s->active && !incoming)
 				break;
-			if (pw_now_ns() >= drain_deadline) {
-				take_incoming(s, pw_now_ns());
+			if (pwx_now_ns() >= drain_deadline) {
+				take_incoming(s, pwx_now_ns());
 				cancel_all(s);
 				continue;
 			}
 		}
 
-		now = pw_now_ns();
+		now = pwx_now_ns();
 		/* Cached buffers and handles are for a steady flow; after a
 		 * while with nothing under way they go back to the system. */
 		if (s->active || incoming) {
@@ -1061,7 +1061,7 @@ static void *io_main(void *arg)
 		s->token_eps = ep->token_next;
 		curl_multi_remove_handle(s->multi, e);
 		ep->token.easy = NULL;
-		pw_auth_token_done(ep->auth, e, CURLE_ABORTED_BY_CALLBACK, pw_now_ns(), NULL);
+		pw_auth_token_done(ep->auth, e, CURLE_ABORTED_BY_CALLBACK, pwx_now_ns(), NULL);
 		pw_endpoint_unref(ep);
 	}
 	release_pools(s, true);
@@ -1091,7 +1091,7 @@ static struct pw_loop *loop_new(struct pw_sender *eng)
 	pw_timerheap_init(&s->timers);
 	s->total_m = pw_metrics_endpoint(eng->metrics, "-");
 	if (getrandom(&s->rng, sizeof(s->rng), 0) != sizeof(s->rng) || s->rng == 0)
-		s->rng = (uint64_t)pw_now_ns() | 1;
+		s->rng = (uint64_t)pwx_now_ns() | 1;
 	s->multi = curl_multi_init();
 	if (!s->total_m || !s->multi) {
 		loop_free(s);
@@ -1142,7 +1142,7 @@ void pw_sender_free(struct pw_sender *s, int64_t drain_ns)
 	if (!s)
 		return;
 	if (s->loop && s->loop->thread_started) {
-		pw_handoff_stop(&s->in, pw_now_ns() + (drain_ns > 0 ? drain_ns : 0));
+		pw_handoff_stop(&s->in, pwx_now_ns() + (drain_ns > 0 ? drain_ns : 0));
 		pthread_join(s->loop->thread, NULL);
 	}
 	loop_free(s->loop);

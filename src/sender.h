@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "clock.h"
+#include "util/clock.h"
 #include "config.h"
 #include "endpoint.h"
 #include "log.h"

@@ -15,7 +15,7 @@
 
 #include "submit.h"
 
-#include "clock.h"
+#include "util/clock.h"
 #include "engine.h"
 #include "http.h"
 #include "proto.h"
@@ -41,7 +41,7 @@ static void log_refused(struct pw_sender *s, const char *err)
 	char n[24];
 
 	if (!pw_log_enabled(&s->log, COMPONENT_LOG_DEBUG) ||
-	    !pw_lograte_allow(&s->refused_log, pw_now_ns(), &skipped))
+	    !pw_lograte_allow(&s->refused_log, pwx_now_ns(), &skipped))
 		return;
 	snprintf(n, sizeof(n), "%" PRIu64, skipped);
 	pw_log(&s->log, COMPONENT_LOG_DEBUG, "rejected profile", "err", err, "not_logged_before",

@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "standin/formats.h"
+#include "standin/sink.h"
 #include "standin/standin.h"
 #include "strbuf.h"
 

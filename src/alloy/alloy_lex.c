@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "strbuf.h"
+#include "util/hex.h"
 
 /* Bounds a single string literal. */
 #define MAX_STRING ((size_t)16 << 20)
@@ -92,17 +93,6 @@ static bool is_digit(unsigned char c)
 static bool is_ident_char(unsigned char c)
 {
 	return is_ident_start(c) || is_digit(c);
-}
-
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return 99;
 }
 
 static void newline_at(struct lexer *lx, size_t nl_off)
@@ -250,9 +240,9 @@ numeric:
 		return alloy_lex_fail_at(lx, w, "unknown escape sequence");
 	}
 	for (int k = 0; k < ndig; k++, (*i)++) {
-		int d = *i < lx->len ? hex_val((unsigned char)s[*i]) : 99;
+		int d = *i < lx->len ? pwx_hex_val((unsigned char)s[*i]) : -1;
 
-		if (d >= base)
+		if (d < 0 || d >= base)
 			return alloy_lex_fail_at(lx, w, "escape sequence needs %d %s digits", ndig,
 						 base == 8 ? "octal" : "hexadecimal");
 		v = v * (uint32_t)base + (uint32_t)d;

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloy/alloy.h"
 #include "component_abi.h"
@@ -25,12 +24,12 @@
 #include "pw_version.h"
 #include "pyroscope_write.h"
 #include "sdkname.h"
+#include "standin/sink.h"
 #include "strbuf.h"
+#include "util/clock.h"
 
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
-
-int pw_sink_main(int argc, char **argv);
 
 static const char usage_text[] =
 	"usage: mockhost [--plugin PATH] COMMAND [OPTIONS]\n"
@@ -140,12 +139,9 @@ static void session_close(struct session *s)
 
 static int64_t deadline_from(int64_t timeout_ns)
 {
-	struct timespec ts;
-
 	if (timeout_ns <= 0)
 		return PW_NO_DEADLINE;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec + timeout_ns;
+	return pwx_now_ns() + timeout_ns;
 }
 
 /* ---- commands ---- */

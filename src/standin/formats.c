@@ -14,8 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "standin/standin.h"
 #include "strbuf.h"
+#include "util/gzip.h"
+#include "util/hex.h"
 
 /* Pyroscope's default per-tenant limits on series labels. */
 #define MAX_LABEL_NAMES 30
@@ -290,7 +291,7 @@ char *standin_check_pprof(const uint8_t *data, size_t len)
 	char *err;
 
 	if (len >= 2 && data[0] == 0x1f && data[1] == 0x8b) {
-		if (standin_gunzip(data, len, STANDIN_MAX_INFLATED, &raw, &rawlen) < 0)
+		if (pwx_gunzip(data, len, STANDIN_MAX_INFLATED, 0, &raw, &rawlen) < 0)
 			return pw_strdup("not a pprof profile: corrupt gzip data");
 		err = walk_pprof(raw, rawlen);
 		free(raw);
@@ -324,7 +325,7 @@ char *standin_check_jfr(const uint8_t *body, size_t len)
 	bool ok;
 
 	if (len >= 2 && body[0] == 0x1f && body[1] == 0x8b) {
-		if (standin_gunzip(body, len, STANDIN_MAX_INFLATED, &raw, &rawlen) < 0)
+		if (pwx_gunzip(body, len, STANDIN_MAX_INFLATED, 0, &raw, &rawlen) < 0)
 			return pw_strdup("jfr: corrupt gzip data");
 		ok = rawlen >= 4 && memcmp(raw, magic, 4) == 0;
 		free(raw);
@@ -493,14 +494,6 @@ fail:
 
 /* ---- query strings and content types ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)tolower((unsigned char)c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Decodes %HH and '+'. NULL for a %00, which would cut the C string short
  * ("app%00{k=v}" read as "app"). */
 static char *url_decode(const char *s, size_t n)
@@ -512,9 +505,9 @@ static char *url_decode(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '+') {
 			*o++ = ' ';
-		} else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-			   hexval(s[i + 2]) >= 0) {
-			*o = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		} else if (s[i] == '%' && i + 2 < n && pwx_hex_val(s[i + 1]) >= 0 &&
+			   pwx_hex_val(s[i + 2]) >= 0) {
+			*o = (char)(pwx_hex_val(s[i + 1]) * 16 + pwx_hex_val(s[i + 2]));
 			if (!*o++) {
 				free(out);
 				return NULL;

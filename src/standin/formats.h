@@ -1,8 +1,10 @@
 /*
- * formats.h - the payload checks of the Pyroscope stand-in (internal).
+ * formats.h - the payload checks and parsers of the Pyroscope stand-in.
  *
- * Pure functions: each returns NULL when the input is acceptable, else a
- * malloc'd message in Pyroscope's words where it has any.
+ * Pure functions. A standin_check_* returns NULL when the input is
+ * acceptable, else a malloc'd message in Pyroscope's words where it has
+ * any. They depend on no other stand-in file but the HTTP types, so the
+ * fuzzers and the tests can take them alone.
  */
 #ifndef PW_STANDIN_FORMATS_H
 #define PW_STANDIN_FORMATS_H
@@ -49,5 +51,28 @@ char *standin_query_get(const char *query, const char *key);
 /* The media type of a Content-Type value, lowercased, without parameters.
  * Malloc'd; NULL for NULL. */
 char *standin_media_type(const char *content_type);
+
+/*
+ * Checks a profile the way the stand-in does: gunzip when it starts with the
+ * gzip magic, then walk it as a pprof Profile message. Returns NULL when it
+ * looks like pprof, else a malloc'd reason. Pure.
+ */
+char *standin_check_pprof(const uint8_t *data, size_t len);
+
+/*
+ * A tiny valid pprof profile (uncompressed: one cpu/nanoseconds sample in
+ * function "main"), for tests that need a profile the stand-in accepts.
+ * Returns static storage.
+ */
+const uint8_t *standin_pprof_sample(size_t *len);
+
+/*
+ * Parses an ingest `name` ("app{k=v,...}") like Pyroscope does. Returns 0
+ * with the labels (__name__ first, then in order, later duplicates
+ * replacing earlier ones; malloc'd strings, free with standin_kv_free), or
+ * -1 with a malloc'd *err.
+ */
+int standin_parse_name(const char *name, struct standin_header **out, size_t *n, char **err);
+void standin_kv_free(struct standin_header *kv, size_t n);
 
 #endif /* PW_STANDIN_FORMATS_H */

@@ -22,9 +22,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "strbuf.h"
+#include "util/gzip.h"
 
 #define MAX_HEAD ((size_t)64 << 10)
 #define MAX_HEADERS 200
@@ -182,74 +182,6 @@ void standin_http_response_free(struct standin_http_response *r)
 	free(r->headers);
 	free(r->body);
 	memset(r, 0, sizeof(*r));
-}
-
-int standin_gzip(const void *in, size_t len, uint8_t **out, size_t *outlen)
-{
-	z_stream zs;
-	uLong bound;
-	uint8_t *buf;
-
-	memset(&zs, 0, sizeof(zs));
-	if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-	    Z_OK)
-		return -1;
-	bound = deflateBound(&zs, (uLong)len) + 32;
-	buf = malloc(bound);
-	if (!buf || len > UINT_MAX) {
-		free(buf);
-		deflateEnd(&zs);
-		return -1;
-	}
-	zs.next_in = (Bytef *)(uintptr_t)in;
-	zs.avail_in = (uInt)len;
-	zs.next_out = buf;
-	zs.avail_out = (uInt)bound;
-	if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
-		free(buf);
-		deflateEnd(&zs);
-		return -1;
-	}
-	*outlen = zs.total_out;
-	*out = buf;
-	deflateEnd(&zs);
-	return 0;
-}
-
-int standin_gunzip(const void *in, size_t len, size_t limit, uint8_t **out, size_t *outlen)
-{
-	struct strbuf sb;
-	z_stream zs;
-	uint8_t chunk[READ_CHUNK];
-	int rc = -1, zrc;
-
-	strbuf_init(&sb, limit);
-	memset(&zs, 0, sizeof(zs));
-	if (len > UINT_MAX || inflateInit2(&zs, 15 + 16) != Z_OK)
-		return -1;
-	zs.next_in = (Bytef *)(uintptr_t)in;
-	zs.avail_in = (uInt)len;
-	do {
-		zs.next_out = chunk;
-		zs.avail_out = sizeof(chunk);
-		zrc = inflate(&zs, Z_NO_FLUSH);
-		if (zrc != Z_OK && zrc != Z_STREAM_END)
-			goto out;
-		if (strbuf_append(&sb, chunk, sizeof(chunk) - zs.avail_out) < 0)
-			goto out;
-		/* No progress and no end: the input is truncated. */
-		if (zrc == Z_OK && zs.avail_in == 0 && zs.avail_out != 0)
-			goto out;
-	} while (zrc != Z_STREAM_END);
-	/* Trailing garbage after the gzip member is corruption too. */
-	if (zs.avail_in != 0)
-		goto out;
-	*out = (uint8_t *)strbuf_detach(&sb, outlen);
-	rc = *out ? 0 : -1;
-out:
-	inflateEnd(&zs);
-	strbuf_free(&sb);
-	return rc;
 }
 
 /* Waits until fd (when >= 0) is readable. 1 = readable, 0 = timeout,
@@ -656,7 +588,7 @@ static int send_response(struct conn *c, const struct standin_http_response *res
 	int status = resp->status ? resp->status : 200, rc = -1;
 
 	if (resp->gzip && body_len) {
-		if (standin_gzip(body, body_len, &gz, &body_len) < 0)
+		if (pwx_gzip(body, body_len, &gz, &body_len) < 0)
 			goto out;
 		body = gz;
 	}

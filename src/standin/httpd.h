@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/gzip.h"
+
 struct standin_header {
 	char *name;
 	char *value;
@@ -94,9 +96,17 @@ int standin_http_set_body(struct standin_http_response *r, const void *data, siz
 /* The standard reason phrase of a status code ("Unknown" if none). */
 const char *standin_http_reason(int status);
 
-/* gzip helpers shared with the stand-in. Both return 0 and a malloc'd
- * buffer, or -1 (corrupt input, over `limit` bytes, out of memory). */
-int standin_gzip(const void *in, size_t len, uint8_t **out, size_t *outlen);
-int standin_gunzip(const void *in, size_t len, size_t limit, uint8_t **out, size_t *outlen);
+/* The earlier names of pwx_gzip and of a strict pwx_gunzip (util/gzip.h),
+ * for callers that have not switched yet. */
+static inline int standin_gzip(const void *in, size_t len, uint8_t **out, size_t *outlen)
+{
+	return pwx_gzip(in, len, out, outlen);
+}
+
+static inline int standin_gunzip(const void *in, size_t len, size_t limit, uint8_t **out,
+				 size_t *outlen)
+{
+	return pwx_gunzip(in, len, limit, 0, out, outlen);
+}
 
 #endif /* PW_STANDIN_HTTPD_H */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "standin/sink.h"
 #include "standin/standin.h"
 #include "strbuf.h"
 

@@ -22,8 +22,12 @@
 
 #include "proto.h"
 #include "standin/formats.h"
-#include "standin/standin_internal.h"
+#include "standin/standin_judge.h"
+#include "standin/standin_push.h"
+#include "standin/standin_state.h"
+#include "standin/standin_store.h"
 #include "strbuf.h"
+#include "util/connect_error.h"
 
 #define PUSH_SUFFIX "/push.v1.PusherService/Push"
 #define PUSH_SERVICE "/push.v1.PusherService/"
@@ -404,14 +408,12 @@ static void answer_strict(const struct outcome *oc, enum standin_route route,
 	if (oc->accept_post)
 		standin_http_add_header(resp, "Accept-Post", "application/json, application/proto");
 	if (oc->code) {
-		json_t *j = json_pack("{s:s,s:s}", "code", oc->code, "message", oc->message);
-		char *b = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		char *b = pwx_connect_error_body(oc->code, oc->message);
 
 		standin_http_add_header(resp, "Content-Type", "application/json");
 		if (b)
 			standin_http_set_body(resp, b, strlen(b));
 		free(b);
-		json_decref(j);
 	}
 }
 

@@ -4,10 +4,12 @@
  * tenant. Below the route files: it calls only httpd.c's header lookup.
  */
 #define _GNU_SOURCE
+#include "standin/standin_judge.h"
+
 #include <stdlib.h>
 #include <string.h>
 
-#include "standin/standin_internal.h"
+#include "standin/standin_state.h"
 #include "strbuf.h"
 
 #define MAX_TENANT_LEN 150

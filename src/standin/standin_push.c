@@ -4,13 +4,16 @@
  * and the checks Pyroscope's distributor applies to it.
  */
 #define _GNU_SOURCE
+#include "standin/standin_push.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "standin/formats.h"
-#include "standin/standin_internal.h"
+#include "standin/standin_judge.h"
+#include "standin/standin_state.h"
 #include "strbuf.h"
 
 static int base64_val(char c)
@@ -175,8 +178,7 @@ static int push_body(const struct standin_http_request *req, struct outcome *oc,
 				    ce));
 		return -1;
 	}
-	if (standin_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, &oc->push_buf, len) <
-	    0) {
+	if (pwx_gunzip(req->body, req->body_len, STANDIN_MAX_INFLATED, 0, &oc->push_buf, len) < 0) {
 		standin_reject(oc, 400, "invalid_argument", REJ_INVALID,
 			       pw_strdup("decompress: corrupt gzip body"));
 		return -1;

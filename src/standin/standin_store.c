@@ -4,6 +4,8 @@
  * lines.
  */
 #define _GNU_SOURCE
+#include "standin/standin_store.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -12,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "standin/standin_internal.h"
+#include "standin/standin_state.h"
 #include "strbuf.h"
 
 char *standin_stats_json(const struct standin_stats *st)

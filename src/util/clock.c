@@ -1,11 +1,11 @@
 /*
- * clock.c - the engine's clocks. Layer: leaf; calls only the C library.
+ * util/clock.c - the monotonic and the wall clock.
  */
-#include "clock.h"
+#include "util/clock.h"
 
 #include <time.h>
 
-int64_t pw_now_ns(void)
+int64_t pwx_now_ns(void)
 {
 	struct timespec ts;
 
@@ -13,7 +13,7 @@ int64_t pw_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-int64_t pw_wall_ms(void)
+int64_t pwx_wall_ms(void)
 {
 	struct timespec ts;
 
