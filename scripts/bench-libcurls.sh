@@ -4,7 +4,9 @@
 # flight) and the plain libcurl client (8 and 64 transfers), at 2 KiB,
 # 64 KiB and 1 MiB. The same binaries run on both libcurls, alternately,
 # seconds apart, so both see the same machine; each cell is the median of
-# ROUNDS x 5 runs of `pw-bench --single`. Prints a markdown table.
+# ROUNDS x 5 runs of `pw-bench --single`: profiles/s, and CPU seconds (user
+# + sys of the sending process) per 1000 profiles, which moves less than
+# the rate when other work shares the machine. Prints markdown tables.
 #
 # usage: scripts/bench-libcurls.sh [--build DIR] [--seconds S] [--rounds N]
 #                                  [--profiles DIR] [--port BASE]
@@ -57,14 +59,18 @@ grep -q listening "$tmp/recv.log" || { cat "$tmp/recv.log" >&2; exit 1; }
 args=(--plugin "$build/pyroscope_write.so" --port "$port" --seconds "$seconds")
 [ -n "$profiles" ] && args+=(--profiles "$profiles")
 
-# One `--single` invocation (5 runs); appends each run's rate to a file.
+# One `--single` invocation (5 runs); appends each run's rate and CPU per
+# 1000 profiles to a file.
 single() { # LIB KIND SIZE CONC
 	local envs=(env)
 	[ "$1" = 8 ] && envs=(env "LD_LIBRARY_PATH=$libdir")
 	"${envs[@]}" "$build/bench/pw-bench" "${args[@]}" --single "$2,1,$3,$4" |
-		sed -n 's/.*: \([0-9]*\) profiles\/s.*/\1/p' >>"$tmp/$1-$2-$3-$4"
+		sed -n 's/.*: \([0-9]*\) profiles\/s, \([0-9.na]*\) CPU.*/\1 \2/p' >>"$tmp/$1-$2-$3-$4"
 }
-median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+median() { # FILE COLUMN
+	awk -v c="$2" '{ print $c }' "$1" | sort -g |
+		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 echo "- load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cells=("cb 64" "plain 8" "plain 64")
@@ -80,17 +86,29 @@ done
 echo "- load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 names=("2 KiB" "64 KiB" "1 MiB")
+table() { # COLUMN FORMAT: 1 profiles/s (ratio to the best plain), 2 CPU (to the cheapest)
+	for size in 0 1 2; do
+		for lib in sys 8; do
+			ver=$vsys
+			[ "$lib" = 8 ] && ver=$v8
+			cb=$(median "$tmp/$lib-cb-$size-64" "$1")
+			p8=$(median "$tmp/$lib-plain-$size-8" "$1")
+			p64=$(median "$tmp/$lib-plain-$size-64" "$1")
+			awk -v s="${names[$size]}" -v v="$ver" -v cb="$cb" -v a="$p8" -v b="$p64" \
+				-v col="$1" 'BEGIN {
+				if (col == 1) { best = a > b ? a : b; f = "%.0f" } else { best = a < b ? a : b; f = "%.3f" }
+				printf "| %s | %s | " f " | " f " | " f " | %.2f |\n", s, v, cb, a, b, cb / best }'
+		done
+	done
+}
+echo "Profiles/s (medians):"
+echo
 echo "| size | libcurl | component, 64 in flight | plain, 8 transfers | plain, 64 transfers | component / best plain |"
 echo "|---|---|---|---|---|---|"
-for size in 0 1 2; do
-	for lib in sys 8; do
-		ver=$vsys
-		[ "$lib" = 8 ] && ver=$v8
-		cb=$(median "$tmp/$lib-cb-$size-64")
-		p8=$(median "$tmp/$lib-plain-$size-8")
-		p64=$(median "$tmp/$lib-plain-$size-64")
-		awk -v s="${names[$size]}" -v v="$ver" -v cb="$cb" -v a="$p8" -v b="$p64" 'BEGIN {
-			best = a > b ? a : b
-			printf "| %s | %s | %d | %d | %d | %.2f |\n", s, v, cb, a, b, cb / best }'
-	done
-done
+table 1
+echo
+echo "CPU seconds per 1000 profiles (medians):"
+echo
+echo "| size | libcurl | component, 64 in flight | plain, 8 transfers | plain, 64 transfers | component / cheapest plain |"
+echo "|---|---|---|---|---|---|"
+table 2
