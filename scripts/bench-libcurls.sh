@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds="$2"; shift ;;
 	--profiles) profiles="$2"; shift ;;
 	--port) port="$2"; shift ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "bench-libcurls.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift

@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 	--port) port="$2"; shift ;;
 	--curl8) curl8=1 ;;
 	--endpoints) endpoints="$2"; shift ;;
-	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
