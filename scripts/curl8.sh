@@ -105,14 +105,15 @@ unmet_deps() {
 # LD_LIBRARY_PATH, from a five-line program built against the system's
 # headers (the ABI is the same).
 loaded_version() {
-	local prog="$dir/curl-version"
+	local prog="$dir/curl-version" flags
 	if [ ! -x "$prog" ] || [ "$prog" -ot "$0" ]; then
 		cat >"$dir/curl-version.c" <<'C'
 #include <curl/curl.h>
 #include <stdio.h>
 int main(void) { puts(curl_version_info(CURLVERSION_NOW)->version); return 0; }
 C
-		cc -o "$prog" "$dir/curl-version.c" $(pkg-config --cflags --libs libcurl)
+		read -ra flags <<<"$(pkg-config --cflags --libs libcurl)"
+		cc -o "$prog" "$dir/curl-version.c" "${flags[@]}"
 	fi
 	LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$prog"
 }

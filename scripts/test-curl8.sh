@@ -9,6 +9,7 @@
 #   BUILD=DIR  the build directory (default: build, set up when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/deps.sh
 BUILD=${BUILD:-build}
 libdir=$(scripts/curl8.sh --quiet)
 version=$(LD_LIBRARY_PATH="$libdir" build-curl8/curl-version)
