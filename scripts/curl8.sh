@@ -4,10 +4,13 @@
 # which stays installed and in use. The soname is the same (libcurl.so.4),
 # so a process loads the newer one when its folder is in LD_LIBRARY_PATH.
 #
-# usage: scripts/curl8.sh [--dir DIR] [--quiet]
+# usage: scripts/curl8.sh [--dir DIR] [--quiet] [--dev]
 #   --dir DIR  where to keep the download and the unpacked tree
 #              (default: build-curl8 in the source root)
 #   --quiet    print only the library folder
+#   --dev      also the headers (libcurl4-openssl-dev), with a libcurl.pc
+#              in LIBDIR/pkgconfig for building against libcurl 8:
+#              PKG_CONFIG_PATH=LIBDIR/pkgconfig meson setup ...
 #
 # Prints the folder to put in LD_LIBRARY_PATH on its last line. Runs again
 # without downloading when the unpacked tree is there and still loads.
@@ -20,11 +23,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 dir="$root/build-curl8"
 quiet=0
+dev=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--dir) dir="$2"; shift ;;
 	--quiet) quiet=1 ;;
-	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	--dev) dev=1 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "curl8.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -128,6 +133,27 @@ check_ldd() {
 	fi
 }
 
+# The headers and a pkg-config file that points into the unpacked tree. The
+# private requirements are dropped: the build links the shared library, and
+# their -dev packages are not needed for that.
+fetch_dev() {
+	local pc="$libdir/pkgconfig/libcurl.pc" want have
+	want=$(dpkg-deb -f "$(find "$debs" -maxdepth 1 -name 'libcurl4_*.deb' | head -1)" Version)
+	if [ -z "$(find "$debs" -maxdepth 1 -name 'libcurl4-openssl-dev_*.deb')" ]; then
+		apt_update
+	fi
+	fetch libcurl4-openssl-dev
+	have=$(dpkg-deb -f "$(find "$debs" -maxdepth 1 -name 'libcurl4-openssl-dev_*.deb' | head -1)" Version)
+	if [ "$have" != "$want" ]; then
+		echo "curl8.sh: headers $have do not match the library $want; remove $dir and run again" >&2
+		exit 1
+	fi
+	# shellcheck disable=SC2016 # ${prefix} is pkg-config's, not the shell's
+	sed -i -e "s|^prefix=.*|prefix=$tree/usr|" -e 's|^includedir=/usr/|includedir=${prefix}/|' \
+		-e '/^Requires.private:/d' "$pc"
+	say "headers of libcurl $have: PKG_CONFIG_PATH=$libdir/pkgconfig"
+}
+
 installed() {
 	[ -e "$libdir/libcurl.so.4" ] && check_ldd 2>/dev/null &&
 		[[ "$(loaded_version 2>/dev/null)" == 8.* ]]
@@ -157,6 +183,8 @@ else
 	done
 	check_ldd || { echo "curl8.sh: libcurl 8 does not load (above)" >&2; exit 1; }
 fi
+
+[ "$dev" = 1 ] && fetch_dev
 
 version=$(loaded_version)
 case "$version" in
