@@ -46,6 +46,7 @@
 static const size_t nominal_sizes[NSIZES] = {2 * 1024, 64 * 1024, 1024 * 1024};
 static const char *const size_names[NSIZES] = {"2 KiB", "64 KiB", "1 MiB"};
 static const int ep_counts[] = {1, 3, 10};
+#define NROWS ((int)(sizeof(ep_counts) / sizeof(ep_counts[0])))
 
 static const struct pw_label bench_labels[] = {
 	{"__name__", "process_cpu"},
@@ -66,6 +67,7 @@ struct opts {
 	int refill; /* callback form: deliveries the host pushes per wake-up */
 	bool copy; /* callback form without PW_PUSH_KEEP_UNTIL_DONE */
 	const char *single; /* "KIND,ENDPOINTS,SIZE,CONCURRENCY": one kind of run, repeated */
+	int rows; /* throughput rows: the first `rows` of ep_counts */
 };
 
 struct payload {
@@ -94,6 +96,7 @@ static struct opts o = {
 	.wrk_threads = 1,
 	.tmpdir = "/tmp",
 	.refill = 1,
+	.rows = NROWS,
 };
 
 /* ---- small helpers ---- */
@@ -1112,7 +1115,7 @@ static void usage(void)
 			"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
 			"                [--single "
 			"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
-			"                [--max-connections N] [--refill N]\n"
+			"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
 			"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
 	exit(2);
 }
@@ -1133,6 +1136,19 @@ static int arg_int(const char *name, const char *s, int min, int max)
 	return (int)v;
 }
 
+/* --endpoints N: the throughput rows up to N endpoints (1: the 1-endpoint
+ * rows alone, for a short comparison of libcurls or builds). */
+static int endpoint_rows(const char *s)
+{
+	int n = arg_int("--endpoints", s, 1, MAX_EPS);
+
+	for (int e = 0; e < NROWS; e++)
+		if (ep_counts[e] == n)
+			return e + 1;
+	fprintf(stderr, "--endpoints wants 1, 3 or 10, got %d\n", n);
+	exit(2);
+}
+
 static void parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -1147,6 +1163,7 @@ static void parse_args(int argc, char **argv)
 		{"max-connections", required_argument, NULL, 'M'},
 		{"refill", required_argument, NULL, 'R'},
 		{"copy", no_argument, NULL, 'C'},
+		{"endpoints", required_argument, NULL, 'E'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -1187,6 +1204,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'C':
 			o.copy = true;
+			break;
+		case 'E':
+			o.rows = endpoint_rows(optarg);
 			break;
 		default:
 			usage();
@@ -1256,7 +1276,7 @@ int main(int argc, char **argv)
 	const int *sweep = sweep_full;
 	int nsweep = (int)(sizeof(sweep_full) / sizeof(sweep_full[0]));
 	struct payload pay[NSIZES];
-	static struct cell cells[3][NSIZES];
+	static struct cell cells[NROWS][NSIZES];
 	pid_t child;
 	struct plugin pl = {0};
 
@@ -1303,7 +1323,7 @@ int main(int argc, char **argv)
 		perror("pw-bench: fork");
 	fflush(stdout);
 
-	for (int e = 0; e < 3; e++) {
+	for (int e = 0; e < o.rows; e++) {
 		char *cfg = config_json(ep_counts[e], NULL);
 		struct run warm;
 
@@ -1329,7 +1349,7 @@ int main(int argc, char **argv)
 	       "plugin/plain | wrk c64 | plugin/wrk | blocking 1 | blocking 8 | blocking 64 | "
 	       "blk64/cb64 |\n");
 	printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-	for (int e = 0; e < 3; e++) {
+	for (int e = 0; e < o.rows; e++) {
 		for (int i = 0; i < NSIZES; i++) {
 			struct cell *c = &cells[e][i];
 			double cb = c->cb_rate;
@@ -1359,7 +1379,7 @@ int main(int argc, char **argv)
 	for (int k = 0; k < nsweep; k++)
 		printf("---|");
 	printf("\n");
-	for (int e = 0; e < 3; e++) {
+	for (int e = 0; e < o.rows; e++) {
 		for (int i = 0; i < NSIZES; i++) {
 			printf("| %d | %s |", ep_counts[e], size_names[i]);
 			for (int k = 0; k < nsweep; k++)
@@ -1372,7 +1392,7 @@ int main(int argc, char **argv)
 	printf("\n## CPU seconds (user+sys of the sending process) per 1000 profiles\n\n");
 	printf("| endpoints | size | plugin cb64 | plain best | plugin/plain "
 	       "|\n|---|---|---|---|---|\n");
-	for (int e = 0; e < 3; e++) {
+	for (int e = 0; e < o.rows; e++) {
 		for (int i = 0; i < NSIZES; i++) {
 			struct cell *c = &cells[e][i];
 			double pc = c->cb_cpu, bc = c->plain_cpu;
@@ -1410,7 +1430,7 @@ int main(int argc, char **argv)
 
 	update_run(&pl, &pay[1], 1);
 
-	for (int e = 0; e < 3; e++)
+	for (int e = 0; e < o.rows; e++)
 		for (int i = 0; i < NSIZES; i++)
 			cell_free(&cells[e][i], nsweep);
 	for (int i = 0; i < NSIZES; i++)

@@ -4,11 +4,16 @@
 # `mockhost run` idle. Prints markdown tables; see docs/performance.md.
 #
 # usage: scripts/bench.sh [--quick] [--build DIR] [--seconds S]
-#                         [--profiles DIR] [--port BASE]
+#                         [--profiles DIR] [--port BASE] [--curl8]
+#                         [--endpoints 1|3|10]
 #   --quick      short runs (the whole script finishes in under a minute)
 #   --build DIR  a configured build directory (default: build-bench, set
 #                up here with --buildtype=release when missing)
 #   --profiles   directory of real profiles to use where their size fits
+#   --curl8      run the benchmark, mockhost and the libcurl-only process on
+#                libcurl 8 from bookworm-backports (scripts/curl8.sh), the
+#                same binaries loading it through LD_LIBRARY_PATH
+#   --endpoints  throughput rows up to this many endpoints (default 10)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +22,8 @@ quick=0
 seconds=""
 profiles=""
 port=18080
+curl8=0
+endpoints=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -24,7 +31,9 @@ while [ $# -gt 0 ]; do
 	--seconds) seconds="$2"; shift ;;
 	--profiles) profiles="$2"; shift ;;
 	--port) port="$2"; shift ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	--curl8) curl8=1 ;;
+	--endpoints) endpoints="$2"; shift ;;
+	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -43,6 +52,17 @@ bench="$build/bench/pw-bench"
 plugin="$build/pyroscope_write.so"
 mockhost="$build/mockhost"
 
+# The programs that load libcurl run through "${on_curl[@]}": plain `env`
+# (same process, so $! stays the program's pid), with LD_LIBRARY_PATH for
+# --curl8. The receiver, wrk and the curl tool keep the system's libraries.
+on_curl=(env)
+curl_desc="$(curl-config --version 2>/dev/null || echo unknown) (the system's)"
+if [ "$curl8" = 1 ]; then
+	libdir="$("$root/scripts/curl8.sh" --quiet)"
+	on_curl=(env "LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")
+	curl_desc="libcurl $(LD_LIBRARY_PATH="$libdir" "$root/build-curl8/curl-version") from $libdir"
+fi
+
 tmp="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -59,7 +79,7 @@ echo
 echo "- nproc: $(nproc)"
 echo "- CPU: $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
 echo "- kernel: $(uname -sr)"
-echo "- libcurl: $(curl-config --version 2>/dev/null || echo unknown)"
+echo "- libcurl: $curl_desc"
 echo "- load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
@@ -75,12 +95,13 @@ args=(--plugin "$plugin" --port "$port")
 [ "$quick" = 1 ] && args+=(--quick)
 [ -n "$seconds" ] && args+=(--seconds "$seconds")
 [ -n "$profiles" ] && args+=(--profiles "$profiles")
+[ -n "$endpoints" ] && args+=(--endpoints "$endpoints")
 if command -v wrk >/dev/null; then
 	args+=(--wrk "$(command -v wrk)")
 else
 	echo "(wrk not found: its columns stay empty)"
 fi
-TMPDIR="$tmp" "$bench" "${args[@]}"
+TMPDIR="$tmp" "${on_curl[@]}" "$bench" "${args[@]}"
 
 # Idle cost of a host process: `mockhost run` with 3 endpoints, nothing
 # pushed. RSS after start-up, CPU (user+sys) burnt over the idle window.
@@ -93,7 +114,7 @@ cat >"$tmp/idle.json" <<JSON
   {"url": "http://127.0.0.1:$((port + 2))"}
 ]}
 JSON
-"$mockhost" --plugin "$plugin" run --config "$tmp/idle.json" --listen 127.0.0.1:0 \
+"${on_curl[@]}" "$mockhost" --plugin "$plugin" run --config "$tmp/idle.json" --listen 127.0.0.1:0 \
 	--log-level error >"$tmp/mockhost.log" 2>&1 &
 mh=$!
 pids+=("$mh")
@@ -113,7 +134,7 @@ hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$mh/status")
 # Private memory, without the pages of shared libraries.
 anon_kb=$(awk '/^RssAnon:/ {print $2}' "/proc/$mh/status")
 # What any process pays for libcurl alone, measured now on this machine.
-floor_out="$("$build/bench/pw-bench-rssfloor")"
+floor_out="$("${on_curl[@]}" "$build/bench/pw-bench-rssfloor")"
 floor_kb=$(awk '/^VmRSS:/ {print $2}' <<<"$floor_out")
 floor_anon_kb=$(awk '/^RssAnon:/ {print $2}' <<<"$floor_out")
 echo

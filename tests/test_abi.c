@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -478,6 +479,44 @@ START_TEST(destroy_cancels_and_calls_back_once)
 }
 END_TEST
 
+/*
+ * The libcurl the plugin runs on, as the process has loaded it: by default
+ * the version the build's headers came from; PW_EXPECT_LIBCURL names
+ * another (a version prefix) when scripts/test-curl8.sh loads libcurl 8
+ * through LD_LIBRARY_PATH, so a run whose test processes did not get it
+ * fails here.
+ */
+START_TEST(loaded_libcurl)
+{
+	const char *want = getenv("PW_EXPECT_LIBCURL");
+	char *(*version)(void);
+	const char *v;
+	Dl_info info;
+	void *sym;
+
+	/* dlsym on the plugin's handle searches its dependencies too. */
+	sym = dlsym(plugin.dl, "curl_version");
+	ck_assert_msg(sym != NULL, "the plugin has not loaded libcurl");
+	ck_assert_int_ne(dladdr(sym, &info), 0);
+	memcpy(&version, &sym, sizeof(version));
+	v = version();
+	printf("abi: loaded %s from %s\n", v, info.dli_fname);
+	ck_assert_msg(strncmp(v, "libcurl/", 8) == 0, "curl_version() says %s", v);
+	if (!want || !*want) {
+		size_t n = strlen(PW_BUILD_LIBCURL);
+
+		ck_assert_msg(strncmp(v + 8, PW_BUILD_LIBCURL, n) == 0 &&
+				      (v[8 + n] == ' ' || v[8 + n] == '\0'),
+			      "loaded %s from %s, built against %s", v, info.dli_fname,
+			      PW_BUILD_LIBCURL);
+	} else {
+		ck_assert_msg(strncmp(v + 8, want, strlen(want)) == 0,
+			      "loaded %s from %s, PW_EXPECT_LIBCURL is %s", v, info.dli_fname,
+			      want);
+	}
+}
+END_TEST
+
 static Suite *abi_suite(void)
 {
 	Suite *s = suite_create("abi");
@@ -500,6 +539,7 @@ static Suite *abi_suite(void)
 	tcase_add_test(tc, metrics_and_debug_info);
 	tcase_add_test(tc, update_keeps_unchanged_endpoints);
 	tcase_add_test(tc, destroy_cancels_and_calls_back_once);
+	tcase_add_test(tc, loaded_libcurl);
 	suite_add_tcase(s, tc);
 	return s;
 }
