@@ -13,16 +13,20 @@
 #              variable taken by address, as in an option table).
 # Calls are read with nm from the objects of an existing build, so build
 # first. Usage: scripts/layers.sh [BUILD_DIR] [--list]
-#   --list  also prints every edge, grouped by module
+#   --list    also prints every edge, grouped by module
+#   --levels  also prints each module's level: 0 for a module that uses no
+#             other, else one more than the highest level it uses
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=build
 LIST=0
+LEVELS=0
 for a in "$@"; do
 	case $a in
 	--list) LIST=1 ;;
+	--levels) LEVELS=1 ;;
 	-h | --help)
-		sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) BUILD=$a ;;
@@ -30,10 +34,10 @@ for a in "$@"; do
 done
 [ -d "$BUILD" ] || { echo "layers: no build directory '$BUILD' (build first)" >&2; exit 2; }
 
-exec python3 - "$BUILD" "$LIST" <<'PY'
+exec python3 - "$BUILD" "$LIST" "$LEVELS" <<'PY'
 import os, re, subprocess, sys
 
-build, want_list = sys.argv[1], sys.argv[2] == "1"
+build, want_list, want_levels = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 srcs = subprocess.run(["git", "ls-files", "src"], capture_output=True, text=True,
                       check=True).stdout.split()
 srcs = [s for s in srcs if s.endswith((".c", ".h"))]
@@ -139,6 +143,16 @@ if want_list:
                 print("    -> %s (%s)" % (b, ", ".join(sorted(edges[(m, b)]))))
 
 cycles = [c for c in sccs if len(c) > 1]
+if want_levels and not cycles:
+    level = {}
+    def lev(m):
+        if m not in level:
+            level[m] = 1 + max((lev(b) for b in graph[m]), default=-1)
+        return level[m]
+    for m in modules:
+        lev(m)
+    for n in range(max(level.values()) + 1):
+        print("level %d: %s" % (n, " ".join(sorted(m for m in modules if level[m] == n))))
 for c in cycles:
     print("layers: cycle between %s" % ", ".join(c))
     for a in c:

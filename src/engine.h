@@ -3,7 +3,7 @@
  * the I/O loop (sender.c) share. Internal to the plugin.
  *
  * The engine's layers, bottom to top; a file calls only files below it:
- *   leaves     clock.c, timerheap.c, waitword.c (and auth, http, metrics,
+ *   leaves     util/clock.c, timerheap.c, waitword.c (and auth, http, metrics,
  *              climit, bufcache, retry, proto, labels outside the engine)
  *   endpoint.c endpoints and snapshots
  *   delivery.c the delivery object and the max_inflight_bytes budget
