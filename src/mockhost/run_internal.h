@@ -15,10 +15,10 @@
 #include "component_abi.h"
 #include "loader.h"
 #include "pyroscope_write.h"
-#include "standin/httpd.h"
+#include "listen/listen.h"
 
-/* Connections allowed beyond --conn-limit for /metrics, /-/healthy and
- * friends. */
+/* Connections allowed beyond --max-connections for /metrics, /-/healthy
+ * and friends. */
 #define OPS_CONN_HEADROOM 16
 
 #define MAX_BODY ((size_t)64 << 20)
@@ -42,12 +42,21 @@ struct run {
 	int64_t request_timeout_ns;
 	int64_t drain_timeout_ns;
 	enum component_log_level level;
+	long max_conns;
+	int64_t header_timeout_ms;
+	int64_t body_timeout_ms;
+	int64_t idle_timeout_ms;
+	long max_header;
+	long max_body;
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	const char *tls_client_ca_file;
 
 	struct plugin plugin;
 	const struct component_descriptor *d;
 	struct component_instance *inst;
 	const struct pw_receiver *rx;
-	struct standin_httpd *httpd;
+	struct listen *listener;
 
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t cv; /* signalled when a counter below drops */
@@ -84,8 +93,9 @@ void run_gate_leave(struct run *r);
  * (unchanged), 0 (applied) or -1 (refused, with a malloc'd *why). */
 int run_reload(struct run *r, const char *source, bool force, char **why);
 
-/* The stand-in server's request handler; user is the struct run. */
-void run_http_handler(void *user, const struct standin_http_request *req,
-		      struct standin_http_response *resp);
+/* The listener's callbacks (see listen.h); user is the struct run. */
+void run_http_head(void *user, struct listen_request *req);
+void run_http_handler(void *user, struct listen_request *req, int refused, const char *why);
+void run_http_done(void *user, void *app);
 
 #endif /* MOCKHOST_RUN_INTERNAL_H */
