@@ -30,7 +30,10 @@ enum listen_reason {
 	LISTEN_REJ_BUDGET, /* 429: the body does not fit the byte budget */
 	LISTEN_REJ_BAD_REQUEST, /* 400: framing a proxy could read otherwise */
 	LISTEN_REJ_CONN_LIMIT, /* closed at accept, or evicted while idle */
-	LISTEN_REJ_TLS, /* TLS handshake or client certificate refused */
+	LISTEN_REJ_TLS, /* client certificate refused: closed */
+	/* A head libmicrohttpd answered itself: 431 past its memory limit,
+	 * 400 for a Content-Length it cannot read. */
+	LISTEN_REJ_HEAD_INVALID,
 	LISTEN_REJ_COUNT
 };
 
