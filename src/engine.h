@@ -145,6 +145,7 @@ struct delivery {
 	 * caller's samples, which stay valid until done) instead of payload. */
 	struct pw_seg *segs;
 	size_t nsegs;
+	bool borrowed; /* ingest: the body is the caller's, len bytes reserved */
 	uint64_t size; /* bytes counted by the metrics */
 	uint64_t nprofiles; /* profiles counted by the metrics */
 	char **ctypes; /* ingest: incoming Content-Type values */

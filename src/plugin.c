@@ -140,9 +140,14 @@ static bool push_ok(const struct pw_push *p)
 	return true;
 }
 
+/* The first version of struct pw_ingest ended at nlabels. */
+#define INGEST_MIN_SIZE (offsetof(struct pw_ingest, nlabels) + sizeof(size_t))
+#define INGEST_HAS(in, field)                                                                      \
+	((in)->struct_size >= offsetof(struct pw_ingest, field) + sizeof((in)->field))
+
 static bool ingest_ok(const struct pw_ingest *in)
 {
-	if (!in || in->struct_size < sizeof(struct pw_ingest) || !in->path_query)
+	if (!in || in->struct_size < INGEST_MIN_SIZE || !in->path_query)
 		return false;
 	if ((in->nlabels && !in->labels) || (in->body_len && !in->body))
 		return false;
@@ -178,8 +183,8 @@ static int r_push_async(void *ctx, const struct pw_push *p, int64_t deadline_ns,
 	return push_with(ctx, p, keep, deadline_ns, done, user);
 }
 
-static int r_ingest_async(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
-			  pw_done_fn done, void *user)
+static int ingest_with(void *ctx, const struct pw_ingest *in, bool keep, int64_t deadline_ns,
+		       pw_done_fn done, void *user)
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
@@ -188,9 +193,18 @@ static int r_ingest_async(void *ctx, const struct pw_ingest *in, int64_t deadlin
 	if (!inst || !done || !ingest_ok(in))
 		return COMPONENT_EINVAL;
 	snap = current(inst);
-	rc = pw_sender_ingest(inst->sender, snap, in, deadline_ns, done, user);
+	rc = pw_sender_ingest(inst->sender, snap, in, keep, deadline_ns, done, user);
 	pw_snapshot_unref(snap);
 	return rc;
+}
+
+static int r_ingest_async(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
+			  pw_done_fn done, void *user)
+{
+	bool keep = in && in->struct_size >= INGEST_MIN_SIZE && INGEST_HAS(in, flags) &&
+		    (in->flags & PW_INGEST_KEEP_UNTIL_DONE);
+
+	return ingest_with(ctx, in, keep, deadline_ns, done, user);
 }
 
 static int r_push(void *ctx, const struct pw_push *p, int64_t deadline_ns, struct pw_result *out)
@@ -212,7 +226,8 @@ static int r_ingest(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
 	if (!out)
 		return COMPONENT_EINVAL;
 	waiter_init(&w, out);
-	return wait_for(&w, r_ingest_async(ctx, in, deadline_ns, waiter_done, &w));
+	/* The caller waits for the outcome: its body outlives the delivery. */
+	return wait_for(&w, ingest_with(ctx, in, true, deadline_ns, waiter_done, &w));
 }
 
 static void r_free_result(struct pw_result *r)

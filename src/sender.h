@@ -53,12 +53,12 @@ const struct pw_config *pw_snapshot_config(const struct pw_snapshot *snap);
  * labels); any other status means it will not be called.
  * Thread-safe.
  */
-/* keep: the samples' data stays valid until done is called (large ones
- * are then sent from it rather than copied). */
+/* keep: the samples' data (the ingest body) stays valid until done is
+ * called (large ones are then sent from it rather than copied). */
 int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
 		   bool keep, int64_t deadline_ns, pw_done_fn done, void *user);
 int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
-		     int64_t deadline_ns, pw_done_fn done, void *user);
+		     bool keep, int64_t deadline_ns, pw_done_fn done, void *user);
 
 /* Appends the JSON debug view of the snapshot's endpoints (an array) to sb. */
 struct strbuf;

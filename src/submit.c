@@ -48,6 +48,9 @@ void pw_delivery_release_bytes(struct delivery *d)
 		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
 		pw_bufcache_put(&d->s->bufs, d->payload, d->cap);
 		d->payload = NULL;
+	} else if (d->borrowed) {
+		atomic_fetch_sub(&d->s->inflight_bytes, (int64_t)d->len);
+		d->borrowed = false;
 	}
 }
 
@@ -268,8 +271,31 @@ oom:
 	return COMPONENT_ENOMEM;
 }
 
+/* The ingest body, sent from the caller's memory when it keeps it alive and
+ * it is large, else copied once. The bytes are reserved already. */
+static int ingest_body(struct pw_sender *s, struct delivery *d, const struct pw_ingest *in,
+		       bool keep)
+{
+	d->len = in->body_len;
+	if (keep && in->body_len >= STREAM_MIN_BYTES) {
+		d->segs = malloc(sizeof(*d->segs));
+		if (!d->segs)
+			return -1;
+		d->segs[0] = (struct pw_seg){in->body, in->body_len};
+		d->nsegs = 1;
+		d->borrowed = true;
+		return 0;
+	}
+	/* One copy, shared read-only by every endpoint. */
+	d->payload = pw_bufcache_get(&s->bufs, in->body_len, &d->cap);
+	if (!d->payload)
+		return -1;
+	memcpy(d->payload, in->body, in->body_len);
+	return 0;
+}
+
 int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
-		     int64_t deadline_ns, pw_done_fn done, void *user)
+		     bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
 {
 	const struct pw_config *cfg = snap->cref->cfg;
 	struct pw_labelset ls = {0};
@@ -316,14 +342,10 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 	if (snap->neps > 0 && in->body_len > 0) {
 		if (!reserve_bytes(s, cfg, in->body_len))
 			return refuse_overload(s, d, in->body_len, 429);
-		/* One copy, shared read-only by every endpoint. */
-		d->payload = pw_bufcache_get(&s->bufs, in->body_len, &d->cap);
-		if (!d->payload) {
+		if (ingest_body(s, d, in, keep) < 0) {
 			atomic_fetch_sub(&s->inflight_bytes, (int64_t)in->body_len);
 			goto oom;
 		}
-		memcpy(d->payload, in->body, in->body_len);
-		d->len = in->body_len;
 	}
 	rc = submit(s, d);
 	if (rc != COMPONENT_OK)

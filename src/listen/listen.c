@@ -347,6 +347,7 @@ static enum MHD_Result queue_reply(struct listen_request *req)
 
 /* What the head checks collect from the headers. */
 struct head_scan {
+	const char *next; /* where the next field name must start */
 	size_t bytes;
 	int n_cl, n_te;
 	bool bad;
@@ -377,14 +378,16 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 	}
 	if (key_size == 0 || (value && strlen(value) != value_size))
 		s->bad = true;
-	/* libmicrohttpd 0.9.75 parses the head in place: a line is cut where
-	 * it ends, its CR and LF both overwritten with NULs. It also ends a
-	 * line at a bare LF, and a NUL inside a value cuts the value short;
-	 * either leaves something other than a second NUL after the value,
-	 * where a proxy in front could have read the line differently.
-	 * tests/test_listen.c holds this to the installed version. */
-	if (value && value[value_size + 1] != '\0')
+	/* libmicrohttpd 0.9.75 parses the head in place: each line is cut
+	 * where it ends, its CR and LF both overwritten with NULs, so the next
+	 * field name starts two bytes after this value. It also ends a line at
+	 * a bare LF, and a NUL inside a value cuts the value short: either
+	 * breaks that adjacency, where a proxy in front could have read the
+	 * line differently. tests/test_listen.c holds this to the installed
+	 * version. */
+	if (key != s->next)
 		s->bad = true;
+	s->next = value ? value + value_size + 2 : NULL;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
 		s->n_cl++;
 		s->cl = value;
@@ -457,9 +460,13 @@ static int check_head(struct listen *l, struct listen_request *req, int64_t *cle
 	for (const char *m = req->method; *m; m++)
 		if (*m < 'A' || *m > 'Z')
 			s.bad = true; /* methods are case-sensitive tokens */
-	if (req->version[strlen(req->version) + 1] != '\0')
-		s.bad = true; /* a request line that ends in a bare LF */
+	/* A request line that ends in a bare LF, or has a NUL after its
+	 * version, is caught by the first field's position. */
+	s.next = req->version + strlen(req->version) + 2;
 	MHD_get_connection_values_n(req->mc, MHD_HEADER_KIND, scan_header, &s);
+	/* The last line, and the empty line after it, both ended in CRLF. */
+	if (!s.next || s.next[-2] || s.next[-1] || s.next[0] || s.next[1])
+		s.bad = true;
 	s.bytes += strlen(req->target) + strlen(req->method) + 12;
 	if (s.bytes > l->o.max_header) {
 		*reason = LISTEN_REJ_HEADER_TOO_LARGE;

@@ -272,6 +272,8 @@ static bool handle_ingest(struct run *r, struct rq *q)
 	in.body = listen_body(q->req, &in.body_len);
 	in.labels = labels;
 	in.nlabels = nkv;
+	/* The body stays until the answer, sent after the callback. */
+	in.flags = PW_INGEST_KEEP_UNTIL_DONE;
 
 	if (!run_gate_enter(r)) {
 		answer_text(q, 503, "shutting down\n");
