@@ -493,11 +493,12 @@ START_TEST(test_oversized_head_and_body)
 	ck_assert_msg(status_of(out) == 431, "%.100s", out);
 	free(out);
 	/* Just over --max-header-size, within libmicrohttpd's memory. */
-	memset(head + 28, 'a', 70000);
-	memcpy(head + 28 + 70000, "\r\n\r\n", 4);
-	out = raw(head, 70032, 2000);
+	memset(head + 28, 'a', 20000);
+	memcpy(head + 28 + 20000, "\r\n\r\n", 4);
+	out = raw(head, 20032, 2000);
 	ck_assert_msg(status_of(out) == 431, "%.100s", out);
 	free(out);
+	ck_assert_double_ge(rejected("header_too_large"), 1);
 	ck_assert_double_ge(rejected("header_too_large") + rejected("head_invalid"), 2);
 	free(head);
 	env_fini();

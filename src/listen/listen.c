@@ -1,9 +1,10 @@
 /*
  * listen.c - the network listener on libmicrohttpd; see listen.h.
  *
- * libmicrohttpd runs in its epoll mode, driven by one thread of ours
- * (MHD_run_wait), so that the deadlines libmicrohttpd lacks are enforced on
- * the same thread that owns the connections: its own connection timeout is
+ * libmicrohttpd runs in its epoll mode. Each event loop is a daemon driven
+ * by a thread of ours (MHD_run_wait), all of them accepting from one
+ * listening socket, so that the deadlines libmicrohttpd lacks are enforced
+ * on the thread that owns the connections: its own connection timeout is
  * an idle timeout that every byte restarts, which a client dripping its head
  * one byte at a time never reaches. Each connection is tracked from accept
  * (MHD_OPTION_NOTIFY_CONNECTION) with a phase and an absolute deadline; an
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,11 +35,15 @@
 #include "listen.h"
 #include "strbuf.h"
 
+/* Event loops: one per CPU, at most this many. */
+#define MAX_LOOPS 4
 /* How often overdue connections are looked for, at most. */
 #define SCAN_MS 200
 /* libmicrohttpd's per-connection memory: the head must fit in it, beside
- * the read buffer it keeps for the body. */
-#define POOL_SLACK (16 * 1024)
+ * the read buffer it keeps for the body. Over 32 KiB in all, libmicrohttpd
+ * maps it rather than taking it from malloc, so that the memory of closed
+ * connections goes back to the system at once. */
+#define POOL_SLACK (20 * 1024)
 #define MAX_TLS_FILE (1 << 20)
 
 enum phase {
@@ -63,6 +70,7 @@ struct hdr {
 
 struct listen_request {
 	struct listen *l;
+	struct loop *lp;
 	struct conn *conn;
 	struct MHD_Connection *mc;
 	char *target; /* as sent */
@@ -85,11 +93,25 @@ struct listen_request {
 	size_t nhdrs;
 };
 
-struct listen {
-	struct listen_opts o;
-	char *addr;
+/* One event loop: a libmicrohttpd daemon on the shared listening socket,
+ * the thread that drives it, and the connections it owns. */
+struct loop {
+	struct listen *l;
 	struct MHD_Daemon *d;
 	pthread_t thread;
+	bool started;
+	int ep; /* epoll: libmicrohttpd's epoll descriptor and wake */
+	int wake; /* eventfd: a reply to resume, a stop */
+	/* This loop's thread only. */
+	struct conn *head, *tail; /* accept order */
+	int64_t last_scan_ms;
+};
+
+struct listen {
+	struct listen_opts o;
+	int fd; /* the listening socket, shared by every loop */
+	struct loop loops[MAX_LOOPS];
+	int nloops;
 	int port;
 	char *tls_cert, *tls_key, *tls_ca;
 	atomic_bool stopping;
@@ -100,9 +122,6 @@ struct listen {
 	atomic_uint_least64_t rejected[LISTEN_REJ_COUNT];
 	atomic_long busy; /* requests past their head, not yet answered */
 	pthread_mutex_t mu; /* replies */
-	/* Listener thread only. */
-	struct conn *head, *tail;
-	int64_t last_scan_ms;
 };
 
 static const char *const reason_names[LISTEN_REJ_COUNT] = {
@@ -127,6 +146,16 @@ static int64_t now_ms(void)
 static void count(struct listen *l, enum listen_reason r)
 {
 	atomic_fetch_add(&l->rejected[r], 1);
+}
+
+/* Wakes a loop out of its wait (a reply to resume, a stop). */
+static void loop_wake(struct loop *lp)
+{
+	uint64_t one = 1;
+
+	if (lp->wake >= 0 && write(lp->wake, &one, sizeof(one)) < 0) {
+		/* The counter is full: the loop is awake anyway. */
+	}
 }
 
 /* ---- the byte budget ---- */
@@ -162,14 +191,15 @@ static void conn_cut(struct listen *l, struct conn *c, enum listen_reason why)
 	shutdown(c->fd, SHUT_RDWR);
 }
 
-static void scan_deadlines(struct listen *l)
+static void scan_deadlines(struct loop *lp)
 {
+	struct listen *l = lp->l;
 	int64_t now = now_ms();
 
-	if (now - l->last_scan_ms < SCAN_MS)
+	if (now - lp->last_scan_ms < SCAN_MS)
 		return;
-	l->last_scan_ms = now;
-	for (struct conn *c = l->head; c; c = c->next) {
+	lp->last_scan_ms = now;
+	for (struct conn *c = lp->head; c; c = c->next) {
 		if (c->cut || c->phase == PH_BUSY || now < c->deadline_ms)
 			continue;
 		conn_cut(l, c,
@@ -179,9 +209,11 @@ static void scan_deadlines(struct listen *l)
 
 /* Past max_conns, the oldest connection that has no request under way
  * makes room. True when one was found. */
-static bool evict_idle(struct listen *l, const struct conn *except)
+static bool evict_idle(struct loop *lp, const struct conn *except)
 {
-	for (struct conn *c = l->head; c; c = c->next) {
+	struct listen *l = lp->l;
+
+	for (struct conn *c = lp->head; c; c = c->next) {
 		if (c != except && !c->cut && c->phase == PH_HEAD) {
 			conn_cut(l, c, LISTEN_REJ_CONN_LIMIT);
 			return true;
@@ -192,7 +224,7 @@ static bool evict_idle(struct listen *l, const struct conn *except)
 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
 {
-	struct listen *l = cls;
+	struct listen *l = ((struct loop *)cls)->l;
 
 	if (atomic_load(&l->nconns) >= l->o.max_conns + l->o.ops_headroom) {
 		count(l, LISTEN_REJ_CONN_LIMIT);
@@ -204,7 +236,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ctx,
 			  enum MHD_ConnectionNotificationCode code)
 {
-	struct listen *l = cls;
+	struct loop *lp = cls;
+	struct listen *l = lp->l;
 	struct conn *c = *socket_ctx;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
@@ -224,14 +257,14 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ct
 		c->fd = ci->connect_fd;
 		c->phase = PH_HEAD;
 		c->deadline_ms = now_ms() + l->o.header_timeout_ms;
-		c->prev = l->tail;
-		if (l->tail)
-			l->tail->next = c;
+		c->prev = lp->tail;
+		if (lp->tail)
+			lp->tail->next = c;
 		else
-			l->head = c;
-		l->tail = c;
+			lp->head = c;
+		lp->tail = c;
 		*socket_ctx = c;
-		if (atomic_fetch_add(&l->nconns, 1) + 1 > l->o.max_conns && !evict_idle(l, c))
+		if (atomic_fetch_add(&l->nconns, 1) + 1 > l->o.max_conns && !evict_idle(lp, c))
 			c->headroom = true;
 		return;
 	}
@@ -240,11 +273,11 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ct
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		l->head = c->next;
+		lp->head = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	else
-		l->tail = c->prev;
+		lp->tail = c->prev;
 	atomic_fetch_sub(&l->nconns, 1);
 	free(c);
 	*socket_ctx = NULL;
@@ -269,7 +302,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 
 	if (!req)
 		return NULL;
-	req->l = cls;
+	req->lp = cls;
+	req->l = req->lp->l;
 	req->mc = mc;
 	req->conn = conn_of(mc);
 	req->target = strdup(uri ? uri : "");
@@ -296,7 +330,7 @@ static void reply_free(struct listen_request *req)
 static void on_completed(void *cls, struct MHD_Connection *mc, void **req_ctx,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct listen *l = cls;
+	struct listen *l = ((struct loop *)cls)->l;
 	struct listen_request *req = *req_ctx;
 	struct conn *c = conn_of(mc);
 
@@ -621,7 +655,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **req_ctx)
 {
-	struct listen *l = cls;
+	struct listen *l = ((struct loop *)cls)->l;
 	struct listen_request *req = *req_ctx;
 
 	if (!req)
@@ -748,8 +782,10 @@ void listen_reply(struct listen_request *req, int status, char *body, size_t len
 	req->rlen = body ? len : 0;
 	req->close = req->close || close;
 	req->replied = true;
-	if (req->suspended)
+	if (req->suspended) {
 		MHD_resume_connection(req->mc);
+		loop_wake(req->lp);
+	}
 	pthread_mutex_unlock(&l->mu);
 }
 
@@ -769,26 +805,69 @@ const char *listen_status_text(int status)
 
 /* ---- lifecycle ---- */
 
+/*
+ * Waits on libmicrohttpd's epoll descriptor and our wake-up descriptor,
+ * then lets libmicrohttpd work without waiting. A resumed connection is
+ * taken back on one turn and served on the next, so a wake-up is followed
+ * by two turns.
+ */
+static void loop_turn(struct loop *lp)
+{
+	struct epoll_event ev[2];
+	MHD_UNSIGNED_LONG_LONG to = SCAN_MS;
+	int n;
+
+	if (MHD_get_timeout(lp->d, &to) != MHD_YES || to > SCAN_MS)
+		to = SCAN_MS;
+	n = epoll_wait(lp->ep, ev, 2, (int)to);
+	for (int i = 0; i < n; i++) {
+		if (ev[i].data.fd == lp->wake) {
+			uint64_t v;
+
+			if (read(lp->wake, &v, sizeof(v)) < 0) {
+				/* Nothing to read: another turn did. */
+			}
+			MHD_run(lp->d);
+		}
+	}
+	MHD_run(lp->d);
+}
+
 static void *loop_main(void *arg)
 {
-	struct listen *l = arg;
-
+	struct loop *lp = arg;
+	struct listen *l = lp->l;
 	bool quiesced = false;
 
 	while (!atomic_load(&l->stopping)) {
-		MHD_run_wait(l->d, SCAN_MS);
-		scan_deadlines(l);
-		/* On this thread: libmicrohttpd must not be accepting on the
-		 * socket while it is closed. */
+		loop_turn(lp);
+		scan_deadlines(lp);
+		/* On this thread: the daemon must not be accepting on the socket
+		 * while it lets go of it. The socket is closed once every loop
+		 * has. */
 		if (!quiesced && atomic_load(&l->quiesce)) {
-			MHD_socket fd = MHD_quiesce_daemon(l->d);
-
-			if (fd != MHD_INVALID_SOCKET)
-				close(fd);
+			MHD_quiesce_daemon(lp->d);
 			quiesced = true;
 		}
 	}
 	return NULL;
+}
+
+/* The loop's own epoll set: libmicrohttpd's, and the wake-up eventfd. */
+static int loop_open(struct loop *lp)
+{
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(lp->d, MHD_DAEMON_INFO_EPOLL_FD);
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	lp->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	lp->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (!di || lp->wake < 0 || lp->ep < 0)
+		return -1;
+	ev.data.fd = di->epoll_fd;
+	if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, di->epoll_fd, &ev) < 0)
+		return -1;
+	ev.data.fd = lp->wake;
+	return epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->wake, &ev);
 }
 
 static char *read_file(const char *path, char **err)
@@ -840,36 +919,56 @@ static int load_tls(struct listen *l, char **err)
 	return 0;
 }
 
-static int bind_addr(struct listen *l, struct sockaddr_storage *ss, char **err)
+/* The listening socket, non-blocking: every loop accepts from it, and
+ * the losers of a race must not block. */
+static int open_socket(struct listen *l, char **err)
 {
-	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
 	const char *addr = l->o.addr ? l->o.addr : "127.0.0.1";
+	socklen_t len;
+	int one = 1;
 
-	memset(ss, 0, sizeof(*ss));
+	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
 		a4->sin_family = AF_INET;
 		a4->sin_port = htons((uint16_t)l->o.port);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+		len = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
 		a6->sin6_family = AF_INET6;
 		a6->sin6_port = htons((uint16_t)l->o.port);
-		return 1;
+		len = sizeof(*a6);
+	} else {
+		*err = pw_asprintf("not a numeric address: %s", addr);
+		return -1;
 	}
-	*err = pw_asprintf("not a numeric address: %s", addr);
+	l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd < 0)
+		goto fail;
+	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(l->fd, (struct sockaddr *)&ss, len) < 0 || listen(l->fd, 1024) < 0)
+		goto fail;
+	len = sizeof(ss);
+	if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
+		goto fail;
+	l->port = ntohs(ss.ss_family == AF_INET6 ? a6->sin6_port : a4->sin_port);
+	return 0;
+fail:
+	*err = pw_asprintf("cannot listen on %s:%d: %s", addr, l->o.port, strerror(errno));
 	return -1;
 }
 
-static struct MHD_Daemon *start_daemon(struct listen *l, const struct sockaddr_storage *ss, bool v6)
+static struct MHD_Daemon *start_daemon(struct loop *lp)
 {
+	struct listen *l = lp->l;
 	unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 	struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
 	size_t nt = 0;
 	unsigned int idle_s = (unsigned int)((l->o.idle_timeout_ms + 999) / 1000);
 
-	if (v6)
-		flags |= MHD_USE_IPv6;
 	if (l->tls_cert) {
 		flags |= MHD_USE_TLS;
 		tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert};
@@ -880,21 +979,58 @@ static struct MHD_Daemon *start_daemon(struct listen *l, const struct sockaddr_s
 	}
 	tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	return MHD_start_daemon(
-		flags, 0, on_accept, l, on_request, l, MHD_OPTION_SOCK_ADDR, ss,
+		flags, 0, on_accept, lp, on_request, lp, MHD_OPTION_LISTEN_SOCKET, l->fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(l->o.max_conns + l->o.ops_headroom + 1),
 		MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)(l->o.max_header + POOL_SLACK), MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
-		on_connection, l, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024U, MHD_OPTION_ARRAY, tls,
-		MHD_OPTION_END);
+		(size_t)(l->o.max_header + POOL_SLACK), MHD_OPTION_URI_LOG_CALLBACK, on_uri, lp,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, lp, MHD_OPTION_NOTIFY_CONNECTION,
+		on_connection, lp, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+}
+
+static int loops_count(const struct listen_opts *o)
+{
+	long n = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : (int)n;
+}
+
+/* Stops every loop's thread and daemon; the socket is the caller's. */
+static void loops_stop(struct listen *l)
+{
+	atomic_store(&l->stopping, true);
+	for (int i = 0; i < l->nloops; i++) {
+		struct loop *lp = &l->loops[i];
+
+		loop_wake(lp);
+		if (lp->started)
+			pthread_join(lp->thread, NULL);
+		/* Quiesced first, a daemon does not close the shared socket. */
+		MHD_quiesce_daemon(lp->d);
+		MHD_stop_daemon(lp->d);
+		if (lp->ep >= 0)
+			close(lp->ep);
+		if (lp->wake >= 0)
+			close(lp->wake);
+	}
+	l->nloops = 0;
+}
+
+static void listen_free(struct listen *l)
+{
+	loops_stop(l);
+	if (l->fd >= 0)
+		close(l->fd);
+	free(l->tls_cert);
+	free(l->tls_key);
+	free(l->tls_ca);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
 }
 
 struct listen *listen_start(const struct listen_opts *o, char **err)
 {
 	struct listen *l = calloc(1, sizeof(*l));
-	struct sockaddr_storage ss;
-	const union MHD_DaemonInfo *di;
-	int v6;
+	int n;
 
 	*err = NULL;
 	if (!l) {
@@ -902,34 +1038,36 @@ struct listen *listen_start(const struct listen_opts *o, char **err)
 		return NULL;
 	}
 	l->o = *o;
+	l->fd = -1;
 	pthread_mutex_init(&l->mu, NULL);
 	atomic_store(&l->budget, o->body_budget);
-	if (load_tls(l, err) < 0)
+	if (load_tls(l, err) < 0 || open_socket(l, err) < 0)
 		goto fail;
-	v6 = bind_addr(l, &ss, err);
-	if (v6 < 0)
-		goto fail;
-	l->d = start_daemon(l, &ss, v6 == 1);
-	if (!l->d) {
-		*err = pw_asprintf("cannot listen on %s:%d (address in use, or bad TLS files)",
-				   o->addr ? o->addr : "127.0.0.1", o->port);
-		goto fail;
-	}
-	di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_BIND_PORT);
-	l->port = di ? di->port : o->port;
-	if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
-		*err = pw_strdup("cannot start the listener thread");
-		goto fail;
+	n = loops_count(o);
+	for (int i = 0; i < n; i++) {
+		struct loop *lp = &l->loops[i];
+
+		lp->l = l;
+		lp->ep = lp->wake = -1;
+		lp->d = start_daemon(lp);
+		if (!lp->d) {
+			*err = pw_strdup("cannot start the HTTP server (bad TLS files?)");
+			goto fail;
+		}
+		l->nloops++;
+		if (loop_open(lp) < 0) {
+			*err = pw_asprintf("cannot set up the event loop: %s", strerror(errno));
+			goto fail;
+		}
+		if (pthread_create(&lp->thread, NULL, loop_main, lp) != 0) {
+			*err = pw_strdup("cannot start the listener thread");
+			goto fail;
+		}
+		lp->started = true;
 	}
 	return l;
 fail:
-	if (l->d)
-		MHD_stop_daemon(l->d);
-	free(l->tls_cert);
-	free(l->tls_key);
-	free(l->tls_ca);
-	pthread_mutex_destroy(&l->mu);
-	free(l);
+	listen_free(l);
 	return NULL;
 }
 
@@ -940,8 +1078,11 @@ int listen_port(const struct listen *l)
 
 void listen_quiesce(struct listen *l)
 {
-	if (l)
-		atomic_store(&l->quiesce, true);
+	if (!l)
+		return;
+	atomic_store(&l->quiesce, true);
+	for (int i = 0; i < l->nloops; i++)
+		loop_wake(&l->loops[i]);
 }
 
 void listen_stop(struct listen *l, int64_t grace_ms)
@@ -953,14 +1094,7 @@ void listen_stop(struct listen *l, int64_t grace_ms)
 	listen_quiesce(l);
 	while (atomic_load(&l->busy) > 0 && now_ms() < until)
 		usleep(10000);
-	atomic_store(&l->stopping, true);
-	pthread_join(l->thread, NULL);
-	MHD_stop_daemon(l->d);
-	free(l->tls_cert);
-	free(l->tls_key);
-	free(l->tls_ca);
-	pthread_mutex_destroy(&l->mu);
-	free(l);
+	listen_free(l);
 }
 
 size_t listen_connections(struct listen *l)

@@ -2,7 +2,8 @@
  * listen.h - the network listener: an event-driven HTTP/1.1 server on
  * libmicrohttpd for the mock host's receiving side.
  *
- * One thread runs libmicrohttpd's epoll loop and serves every connection.
+ * A few threads (one per CPU, at most 4) each run a libmicrohttpd epoll loop
+ * on the same listening socket and serve the connections they accepted.
  * A handler that cannot answer at once (a delivery under way) returns
  * without a reply: the connection is suspended and holds no thread until
  * listen_reply() is called, from any thread.
@@ -67,6 +68,7 @@ typedef void (*listen_done_fn)(void *user, void *app);
 struct listen_opts {
 	const char *addr; /* numeric IPv4/IPv6 address; NULL = 127.0.0.1 */
 	int port; /* 0 = ephemeral */
+	int threads; /* event loops; 0 = one per CPU, at most 4 */
 	int64_t header_timeout_ms; /* from accept (or the last answer) to a whole head */
 	int64_t body_timeout_ms; /* from the head to the whole body */
 	int64_t idle_timeout_ms; /* keep-alive connection with nothing to do */

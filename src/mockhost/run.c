@@ -58,7 +58,7 @@
 #define DEFAULT_HEADER_TIMEOUT_MS 10000
 #define DEFAULT_BODY_TIMEOUT_MS 60000
 #define DEFAULT_IDLE_TIMEOUT_MS 60000
-#define DEFAULT_MAX_HEADER (64 * 1024)
+#define DEFAULT_MAX_HEADER (16 * 1024)
 /* As the component's own default max_inflight_bytes. */
 #define DEFAULT_BUDGET (256LL << 20)
 /* After the drain, how long answers already decided may take to be sent. */
@@ -401,7 +401,7 @@ static const char run_usage[] =
 	"                           request head, in total (10s)\n"
 	"  --body-timeout DUR       time from the head to the whole body (60s)\n"
 	"  --idle-timeout DUR       keep-alive connection with nothing to do (60s)\n"
-	"  --max-header-size BYTES  request line and headers; larger: 431 (65536)\n"
+	"  --max-header-size BYTES  request line and headers; larger: 431 (16384)\n"
 	"  --max-body-size BYTES    request body; larger: 413, unread (67108864)\n"
 	"  --tls-cert-file FILE     serve HTTPS with this PEM certificate (chain)...\n"
 	"  --tls-key-file FILE      ...and this PEM private key\n"
