@@ -756,19 +756,20 @@ void listen_set_app(struct listen_request *req, void *app)
 int listen_add_header(struct listen_request *req, const char *name, const char *value)
 {
 	struct hdr *v = realloc(req->hdrs, (req->nhdrs + 1) * sizeof(*v));
-	char *n, *val;
+	struct hdr *h;
 
 	if (!v)
 		return -1;
 	req->hdrs = v;
-	n = strdup(name);
-	val = strdup(value);
-	if (!n || !val) {
-		free(n);
-		free(val);
+	h = &v[req->nhdrs];
+	h->name = strdup(name);
+	h->value = strdup(value);
+	if (!h->name || !h->value) {
+		free(h->name);
+		free(h->value);
 		return -1;
 	}
-	v[req->nhdrs++] = (struct hdr){n, val};
+	req->nhdrs++;
 	return 0;
 }
 
