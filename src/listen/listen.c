@@ -78,7 +78,7 @@ struct listen_request {
 	const char *method;
 	const char *version;
 	int stage; /* 0 head pending, 1 reading body, 2 with the handler, 3 queued */
-	bool refused_mid_body;
+	bool refused_mid_body; /* counted already */
 	uint8_t *body;
 	size_t len, cap;
 	int64_t reserved; /* bytes of the budget held for the body */
@@ -346,6 +346,11 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_ctx,
 	 * for a Content-Length it cannot read) never reached on_request. */
 	if (req->stage == 0 && toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !(c && c->cut))
 		count(l, LISTEN_REJ_HEAD_INVALID);
+	/* A chunked body libmicrohttpd could not read (a chunk size such as
+	 * 0x5 or -5). */
+	if (req->stage == 1 && toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !(c && c->cut) &&
+	    !req->refused_mid_body)
+		count(l, LISTEN_REJ_BAD_REQUEST);
 	if (req->stage >= 1)
 		atomic_fetch_sub(&l->busy, 1);
 	if (req->app && l->o.done)
@@ -667,8 +672,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 		return on_head(l, req);
 	case 1:
 		if (*upload_data_size) {
-			if (!on_body(l, req, upload_data, *upload_data_size))
+			if (!on_body(l, req, upload_data, *upload_data_size)) {
+				req->refused_mid_body = true;
 				return MHD_NO;
+			}
 			*upload_data_size = 0;
 			return MHD_YES;
 		}
