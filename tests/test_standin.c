@@ -951,8 +951,14 @@ START_TEST(keep_alive_chunked_and_repeated_headers)
 	ck_assert_str_eq(rec->headers[3].value, "two");
 	standin_request_free(rec);
 
-	/* a malformed request line gets 400 and a close */
+	/* A request line without a target: libmicrohttpd closes the
+	 * connection without an answer. */
 	ck_assert_int_eq(send(fd, "BROKEN\r\n\r\n", 10, MSG_NOSIGNAL), 10);
+	ck_assert_int_eq(read_response(fd, &r), -1);
+	close(fd);
+	/* One without a version gets 400 and a close. */
+	fd = conn_open(standin_port(s));
+	ck_assert_int_eq(send(fd, "GET /x\r\n\r\n", 10, MSG_NOSIGNAL), 10);
 	ck_assert_int_eq(read_response(fd, &r), 0);
 	ck_assert_int_eq(r.status, 400);
 	resp_free(&r);

@@ -85,6 +85,7 @@ struct listen_request {
 	void *app;
 	/* The reply, guarded by l->mu once the handler has run. */
 	bool replied, suspended;
+	bool reset; /* the reply is a TCP reset */
 	int status;
 	char *rbody;
 	size_t rlen;
@@ -370,6 +371,15 @@ static enum MHD_Result queue_reply(struct listen_request *req)
 	struct MHD_Response *resp;
 	enum MHD_Result rc;
 
+	if (req->reset && req->conn) {
+		struct linger lg = {1, 0};
+
+		/* Closed by libmicrohttpd when told to give up: a zero linger
+		 * turns the close into a reset. */
+		setsockopt(req->conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		req->stage = 3;
+		return MHD_NO;
+	}
 	resp = MHD_create_response_from_buffer_with_free_callback(req->rlen, req->rbody, free);
 	if (!resp)
 		return MHD_NO;
@@ -742,6 +752,35 @@ size_t listen_header_all(const struct listen_request *req, const char *name, con
 	return a.n;
 }
 
+int listen_http_minor(const struct listen_request *req)
+{
+	const char *v = req->version ? req->version : "";
+
+	return strncmp(v, "HTTP/1.", 7) == 0 && v[7] >= '0' && v[7] <= '9' ? v[7] - '0' : 0;
+}
+
+struct header_each {
+	void (*fn)(void *ctx, const char *name, const char *value);
+	void *ctx;
+};
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	struct header_each *e = cls;
+
+	e->fn(e->ctx, key, value ? value : "");
+	return MHD_YES;
+}
+
+void listen_header_each(const struct listen_request *req,
+			void (*fn)(void *ctx, const char *name, const char *value), void *ctx)
+{
+	struct header_each e = {fn, ctx};
+
+	MHD_get_connection_values(req->mc, MHD_HEADER_KIND, each_header, &e);
+}
+
 const uint8_t *listen_body(const struct listen_request *req, size_t *len)
 {
 	*len = req->len;
@@ -795,6 +834,12 @@ void listen_reply(struct listen_request *req, int status, char *body, size_t len
 		loop_wake(req->lp);
 	}
 	pthread_mutex_unlock(&l->mu);
+}
+
+void listen_reset(struct listen_request *req)
+{
+	req->reset = true;
+	listen_reply(req, 0, NULL, 0, true);
 }
 
 void listen_reply_text(struct listen_request *req, int status, const char *text, bool close)

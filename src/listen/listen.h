@@ -131,6 +131,12 @@ const char *listen_header(const struct listen_request *req, const char *name);
  * there are (may be more than max). */
 size_t listen_header_all(const struct listen_request *req, const char *name, const char **out,
 			 size_t max);
+/* The minor version of HTTP/1.x. */
+int listen_http_minor(const struct listen_request *req);
+/* Calls fn for every header, in arrival order; the strings stay valid
+ * until the reply has been sent. */
+void listen_header_each(const struct listen_request *req,
+			void (*fn)(void *ctx, const char *name, const char *value), void *ctx);
 /* The body (de-chunked). It stays valid and unchanged until the reply has
  * been sent, so the handler may lend it to work that ends before it
  * replies. */
@@ -150,6 +156,9 @@ int listen_add_header(struct listen_request *req, const char *name, const char *
  * not be touched.
  */
 void listen_reply(struct listen_request *req, int status, char *body, size_t len, bool close);
+/* Instead of a reply: the connection is closed with a TCP reset (for test
+ * peers that play a failing server). Same rules as listen_reply(). */
+void listen_reset(struct listen_request *req);
 /* listen_reply() with a copy of a text. */
 void listen_reply_text(struct listen_request *req, int status, const char *text, bool close);
 
