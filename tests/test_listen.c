@@ -552,6 +552,36 @@ START_TEST(test_conn_limit_keeps_room_for_health)
 }
 END_TEST
 
+/* With every slot held by a request under way (nothing idle to close),
+ * the headroom still lets health checks in, and only them. */
+START_TEST(test_conn_headroom_is_for_ops_only)
+{
+	const char *extra[] = {"--max-connections", "5", NULL};
+	static const char partial[] = "POST /ingest?name=a HTTP/1.1\r\nHost: x\r\n"
+				      "Content-Length: 10\r\n\r\n12345";
+	static const char ingest[] = "POST /ingest?name=a HTTP/1.1\r\nHost: x\r\n"
+				     "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	int fds[5];
+	char *out;
+
+	env_init(0);
+	env_run(extra);
+	for (int i = 0; i < 5; i++) {
+		fds[i] = tcp_connect();
+		send_all(fds[i], partial, sizeof(partial) - 1);
+	}
+	msleep(300);
+	ck_assert_int_lt(timed_healthy_ms(), 1000);
+	out = raw(ingest, sizeof(ingest) - 1, 2000);
+	ck_assert_msg(status_of(out) == 503, "%s", out);
+	free(out);
+	ck_assert_double_eq(rejected("conn_limit"), 1);
+	for (int i = 0; i < 5; i++)
+		close(fds[i]);
+	env_fini();
+}
+END_TEST
+
 /* ---- slow clients ---- */
 
 struct drip {
@@ -905,6 +935,7 @@ static Suite *listen_suite(bool slow)
 		tcase_add_test(tc, test_oversized_head_and_body);
 		tcase_add_test(tc, test_budget_refuses_before_reading);
 		tcase_add_test(tc, test_conn_limit_keeps_room_for_health);
+		tcase_add_test(tc, test_conn_headroom_is_for_ops_only);
 		tcase_add_test(tc, test_tls_server_and_client_certs);
 	}
 	suite_add_tcase(s, tc);
