@@ -830,8 +830,12 @@ void listen_reply(struct listen_request *req, int status, char *body, size_t len
 	req->close = req->close || close;
 	req->replied = true;
 	if (req->suspended) {
+		struct loop *lp = req->lp;
+
+		/* From here on the loop may serve the connection, or find it
+		 * gone and free req: req is not touched again. */
 		MHD_resume_connection(req->mc);
-		loop_wake(req->lp);
+		loop_wake(lp);
 	}
 	pthread_mutex_unlock(&l->mu);
 }
