@@ -528,6 +528,42 @@ START_TEST(test_budget_refuses_before_reading)
 }
 END_TEST
 
+/* A gzip'd push is inflated only within what is left of the budget. */
+START_TEST(test_inflated_push_counts_against_budget)
+{
+	struct pw_kv items[2] = {{"__name__", "process_cpu"}, {"service_name", "svc"}};
+	struct pw_labelset ls = {items, 2};
+	size_t zero_len = 2 << 20, len, zlen, n;
+	uint8_t *zeros = calloc(1, zero_len), *body = NULL, *z = NULL;
+	struct pw_sample smp = {zeros, zero_len, NULL};
+	char head[256], *out;
+	int fd;
+
+	env_init(1 << 20);
+	env_run(NULL);
+	ck_assert_int_eq(pw_proto_encode_push(&ls, &smp, 1, &body, &len), 0);
+	ck_assert_int_eq(standin_gzip(body, len, &z, &zlen), 0);
+	ck_assert_uint_lt(zlen, 64 * 1024);
+	snprintf(head, sizeof(head),
+		 "POST /push.v1.PusherService/Push HTTP/1.1\r\nHost: x\r\nContent-Type: "
+		 "application/proto\r\nContent-Encoding: gzip\r\nConnection: close\r\n"
+		 "Content-Length: %zu\r\n\r\n",
+		 zlen);
+	fd = tcp_connect();
+	send_all(fd, head, strlen(head));
+	send_all(fd, z, zlen);
+	out = recv_all(fd, 5000, &n);
+	close(fd);
+	ck_assert_msg(status_of(out) == 429, "%s", out);
+	ck_assert_ptr_nonnull(strstr(out, "resource_exhausted"));
+	free(out);
+	free(z);
+	free(body);
+	free(zeros);
+	env_fini();
+}
+END_TEST
+
 /* ---- connections ---- */
 
 /* With every connection slot held by idle clients, health checks still
@@ -934,6 +970,7 @@ static Suite *listen_suite(bool slow)
 		tcase_add_test(tc, test_ingest_chunked_and_expect_continue);
 		tcase_add_test(tc, test_oversized_head_and_body);
 		tcase_add_test(tc, test_budget_refuses_before_reading);
+		tcase_add_test(tc, test_inflated_push_counts_against_budget);
 		tcase_add_test(tc, test_conn_limit_keeps_room_for_health);
 		tcase_add_test(tc, test_conn_headroom_is_for_ops_only);
 		tcase_add_test(tc, test_tls_server_and_client_certs);

@@ -787,6 +787,16 @@ const uint8_t *listen_body(const struct listen_request *req, size_t *len)
 	return req->body ? req->body : (const uint8_t *)"";
 }
 
+int listen_reserve(struct listen_request *req, size_t n)
+{
+	if (!budget_take(req->l, (int64_t)n))
+		return -1;
+	pthread_mutex_lock(&req->l->mu);
+	req->reserved += (int64_t)n;
+	pthread_mutex_unlock(&req->l->mu);
+	return 0;
+}
+
 void *listen_get_app(const struct listen_request *req)
 {
 	return req->app;

@@ -141,6 +141,10 @@ void listen_header_each(const struct listen_request *req,
  * been sent, so the handler may lend it to work that ends before it
  * replies. */
 const uint8_t *listen_body(const struct listen_request *req, size_t *len);
+/* Reserves n more bytes of the body budget for this request (memory the
+ * handler derives from the body, such as an inflated copy), given back
+ * when the request is over. 0, or -1 when they do not fit. Thread-safe. */
+int listen_reserve(struct listen_request *req, size_t n);
 /* Per-request pointer for the application (NULL at first). */
 void *listen_get_app(const struct listen_request *req);
 void listen_set_app(struct listen_request *req, void *app);

@@ -411,6 +411,13 @@ static bool push_decode(struct rq *q, int64_t *ms, bool *has_tmo)
 					     "the gzip request body cannot be inflated");
 			return false;
 		}
+		/* The inflated copy is held until the answer: it counts
+		 * against the same budget as the body. */
+		if (listen_reserve(q->req, n) < 0) {
+			answer_connect_error(q, 429, "resource_exhausted",
+					     "the inflated body does not fit the memory budget");
+			return false;
+		}
 		body = q->inflated;
 		body_len = n;
 	} else if (enc && strcasecmp(enc, "identity") != 0) {
