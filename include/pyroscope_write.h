@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 #define PW_RECEIVER_EXPORT "receiver"
-#define PW_RECEIVER_VERSION 2
+#define PW_RECEIVER_VERSION 3
 
 /* No deadline: the delivery runs until every endpoint succeeds or gives up. */
 #define PW_NO_DEADLINE INT64_C(0)
@@ -60,6 +60,11 @@ struct pw_push {
 	uint32_t flags; /* PW_PUSH_* */
 };
 
+/* pw_ingest.flags: ingest_async only. The body stays valid and unchanged
+ * until done has been called, so the component may send it from there
+ * instead of copying it first. (The blocking ingest does this on its own.) */
+#define PW_INGEST_KEEP_UNTIL_DONE UINT32_C(0x1)
+
 /* An SDK request received on /ingest, to be forwarded. */
 struct pw_ingest {
 	uint32_t struct_size; /* sizeof(struct pw_ingest) */
@@ -70,6 +75,9 @@ struct pw_ingest {
 	size_t body_len;
 	const struct pw_label *labels; /* parsed from `name`, see docs/abi.md */
 	size_t nlabels;
+	/* Added in receiver version 3; a caller whose struct_size ends before
+	 * it gets 0. */
+	uint32_t flags; /* PW_INGEST_* */
 };
 
 /*

@@ -8,6 +8,7 @@ PACKAGES=(
 	build-essential g++ meson ninja-build pkg-config clang libclang-rt-14-dev
 	clang-format cppcheck git
 	libcurl4-openssl-dev libssl-dev libjansson-dev zlib1g-dev check
+	libmicrohttpd-dev libgnutls28-dev
 	protobuf-compiler valgrind curl openssl binutils
 	nginx-light tinyproxy prometheus wrk
 )

@@ -189,20 +189,29 @@ static int r_push_async(void *ctx, const struct pw_push *p, int64_t deadline_ns,
 	return push_with(ctx, p, false, deadline_ns, done, user);
 }
 
-static int r_ingest_async(void *ctx, const struct pw_ingest *caller, int64_t deadline_ns,
-			  pw_done_fn done, void *user)
+/* As for pushes: a blocking caller's body outlives the delivery. */
+static int ingest_with(void *ctx, const struct pw_ingest *caller, bool blocking,
+		       int64_t deadline_ns, pw_done_fn done, void *user)
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
 	struct pw_ingest in;
+	bool keep;
 	int rc;
 
 	if (!inst || !done || !ingest_take(caller, &in))
 		return COMPONENT_EINVAL;
+	keep = blocking || (in.flags & PW_INGEST_KEEP_UNTIL_DONE);
 	snap = current(inst);
-	rc = pw_sender_ingest(inst->sender, snap, &in, deadline_ns, done, user);
+	rc = pw_sender_ingest(inst->sender, snap, &in, keep, deadline_ns, done, user);
 	pw_snapshot_unref(snap);
 	return rc;
+}
+
+static int r_ingest_async(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
+			  pw_done_fn done, void *user)
+{
+	return ingest_with(ctx, in, false, deadline_ns, done, user);
 }
 
 static int r_push(void *ctx, const struct pw_push *p, int64_t deadline_ns, struct pw_result *out)
@@ -223,7 +232,7 @@ static int r_ingest(void *ctx, const struct pw_ingest *in, int64_t deadline_ns,
 	if (!out)
 		return COMPONENT_EINVAL;
 	waiter_init(&w, out);
-	return wait_for(&w, r_ingest_async(ctx, in, deadline_ns, waiter_done, &w));
+	return wait_for(&w, ingest_with(ctx, in, true, deadline_ns, waiter_done, &w));
 }
 
 static void r_free_result(struct pw_result *r)

@@ -171,7 +171,7 @@ static char *ingest_request_error(const struct pw_ingest *in)
 }
 
 int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
-		     int64_t deadline_ns, pw_done_fn done, void *user)
+		     bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
 {
 	const struct pw_config *cfg = pw_snapshot_config(snap);
 	struct pw_labelset ls = {0};
@@ -218,8 +218,12 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		}
 	}
 	if (snap->neps > 0 && in->body_len > 0) {
-		/* One copy, shared read-only by every endpoint. */
-		switch (pw_delivery_reserve(d, in->body_len, in->body_len)) {
+		/* A large body the caller keeps alive is sent from its memory;
+		 * anything else is copied once, shared read-only by every
+		 * endpoint. The bytes count against the budget either way. */
+		bool stream = keep && in->body_len >= STREAM_MIN_BYTES;
+
+		switch (pw_delivery_reserve(d, in->body_len, stream ? 0 : in->body_len)) {
 		case PW_RESERVE_OK:
 			break;
 		case PW_RESERVE_OVER:
@@ -227,7 +231,15 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		default:
 			goto oom;
 		}
-		memcpy(d->payload, in->body, in->body_len);
+		if (stream) {
+			d->segs = malloc(sizeof(*d->segs));
+			if (!d->segs)
+				goto oom;
+			d->segs[0] = (struct pw_seg){in->body, in->body_len};
+			d->nsegs = 1;
+		} else {
+			memcpy(d->payload, in->body, in->body_len);
+		}
 		d->len = in->body_len;
 	}
 	return submit(s, d);

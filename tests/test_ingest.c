@@ -5,6 +5,9 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +105,73 @@ START_TEST(pprof_gzip_and_raw)
 	standin_request_free(r);
 	in.rx->free_result(&res);
 	free(gz);
+}
+END_TEST
+
+struct done_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int status, http_status;
+};
+
+static void on_done(void *user, const struct pw_result *res)
+{
+	struct done_wait *w = user;
+
+	pthread_mutex_lock(&w->mu);
+	w->status = res->status;
+	w->http_status = res->http_status;
+	w->done = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* A body the host keeps until the callback (PW_INGEST_KEEP_UNTIL_DONE) is
+ * sent from the host's memory: it arrives intact, and a caller built
+ * before the flag existed (a shorter struct) still gets its body copied. */
+START_TEST(kept_large_body_arrives_intact)
+{
+	struct done_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0};
+	const char *ct[] = {"application/octet-stream"};
+	struct pw_ingest ing = {0};
+	struct pw_result res = {0};
+	struct standin_request *r;
+	size_t len;
+	uint8_t *body = th_big_pprof(1 << 20, 7, &len);
+
+	ck_assert_uint_ge(len, 64 * 1024);
+	ing.struct_size = sizeof(ing);
+	ing.path_query = "/ingest?name=shop&format=pprof";
+	ing.content_types = ct;
+	ing.ncontent_types = 1;
+	ing.body = body;
+	ing.body_len = len;
+	ing.labels = app_labels;
+	ing.nlabels = 2;
+	ing.flags = PW_INGEST_KEEP_UNTIL_DONE;
+	ck_assert_int_eq(in.rx->ingest_async(in.rx->ctx, &ing, th_deadline(5000), on_done, &w),
+			 COMPONENT_OK);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	ck_assert_int_eq(w.status, COMPONENT_OK);
+	ck_assert_int_eq(w.http_status, 200);
+	r = standin_request_get(sink, standin_count(sink) - 1);
+	ck_assert_uint_eq(r->body_len, len);
+	ck_assert_mem_eq(r->body, body, len);
+	standin_request_free(r);
+
+	/* Receiver version 2's struct ends at nlabels. */
+	ing.struct_size = (uint32_t)(offsetof(struct pw_ingest, nlabels) + sizeof(size_t));
+	ck_assert_int_eq(in.rx->ingest(in.rx->ctx, &ing, th_deadline(5000), &res), COMPONENT_OK);
+	ck_assert_int_eq(res.http_status, 200);
+	in.rx->free_result(&res);
+	r = standin_request_get(sink, standin_count(sink) - 1);
+	ck_assert_mem_eq(r->body, body, len);
+	standin_request_free(r);
+	free(body);
 }
 END_TEST
 
@@ -276,6 +346,7 @@ static Suite *ingest_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, pprof_gzip_and_raw);
+	tcase_add_test(tc, kept_large_body_arrives_intact);
 	tcase_add_test(tc, multipart_with_sample_type_config);
 	tcase_add_test(tc, jfr_and_collapsed);
 	tcase_add_test(tc, name_edge_cases);

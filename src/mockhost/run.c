@@ -5,9 +5,10 @@
  * owns the lifecycle: it takes SIGHUP/SIGINT/SIGTERM through a signalfd
  * (the signals are blocked before any thread starts, so no thread ever runs
  * a signal handler) and watches the configuration file's directory with
- * inotify. HTTP requests are served by the stand-in's threaded server; its
- * handlers call into the instance only through a gate, so that destroy() can
- * wait until no other call on the instance is running, as the ABI demands.
+ * inotify. HTTP requests are served by the network listener (src/listen/,
+ * one event-driven thread); its handlers call into the instance only through
+ * a gate, so that destroy() can wait until no other call on the instance is
+ * running, as the ABI demands.
  *
  * The request handlers live in run_http.c.
  */
@@ -32,6 +33,8 @@
 #include <malloc.h>
 #endif
 
+#include <jansson.h>
+
 #include "component_abi.h"
 #include "config.h"
 #include "duration.h"
@@ -39,8 +42,11 @@
 #include "loader.h"
 #include "mockhost.h"
 #include "pyroscope_write.h"
-#include "run_internal.h"
-#include "standin/httpd.h"
+#include "run_http.h"
+#include "run_state.h"
+#include "util/clock.h"
+#include "listen/listen.h"
+#include "standin/httpd.h" /* standin_split_listen() */
 #include "strbuf.h"
 
 #define EXIT_FAIL 1
@@ -51,6 +57,16 @@
 #define DEFAULT_CONN_LIMIT 16384
 #define DEFAULT_REQUEST_TIMEOUT_NS (30 * 1000000000LL)
 #define DEFAULT_DRAIN_TIMEOUT_NS (10 * 1000000000LL)
+/* The listener's limits; see docs/mockhost.md. */
+#define DEFAULT_MAX_CONNS 16384
+#define DEFAULT_HEADER_TIMEOUT_MS 10000
+#define DEFAULT_BODY_TIMEOUT_MS 60000
+#define DEFAULT_IDLE_TIMEOUT_MS 60000
+#define DEFAULT_MAX_HEADER (16 * 1024)
+/* As the component's own default max_inflight_bytes. */
+#define DEFAULT_BUDGET (256LL << 20)
+/* After the drain, how long answers already decided may take to be sent. */
+#define STOP_GRACE_MS 2000
 /* Editors write a file in several steps; settle before re-reading it. */
 #define WATCH_SETTLE_MS 10
 #define WATCH_SETTLE_MAX_MS 200
@@ -58,64 +74,21 @@
  * again until the directory is back. */
 #define WATCH_RETRY_MS 250
 
-/* ---- small helpers ---- */
-
-int64_t run_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void run_log(struct run *r, enum component_log_level level, const char *msg,
-		    const struct component_log_field *fields, size_t n)
-{
-	if (level >= r->level)
-		mockhost_log(NULL, level, msg, fields, n);
-}
-
-void run_log1(struct run *r, enum component_log_level level, const char *msg, const char *k1,
-	      const char *v1, const char *k2, const char *v2)
-{
-	struct component_log_field f[2] = {{k1, v1}, {k2, v2}};
-
-	run_log(r, level, msg, f, k1 ? (k2 ? 2 : 1) : 0);
-}
-
-/* ---- the gate around calls into the instance ---- */
-
-bool run_gate_enter(struct run *r)
-{
-	bool ok;
-
-	pthread_mutex_lock(&r->mu);
-	ok = !r->gate_closed;
-	if (ok)
-		r->gate_active++;
-	pthread_mutex_unlock(&r->mu);
-	return ok;
-}
-
-void run_gate_leave(struct run *r)
-{
-	pthread_mutex_lock(&r->mu);
-	r->gate_active--;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
-
-/* Closes the gate and waits until no call is under way. */
-static void gate_close(struct run *r)
-{
-	pthread_mutex_lock(&r->mu);
-	r->gate_closed = true;
-	while (r->gate_active > 0)
-		pthread_cond_wait(&r->cv, &r->mu);
-	pthread_mutex_unlock(&r->mu);
-}
-
 /* ---- reloads ---- */
+
+/* Request bodies are reserved against the component's max_inflight_bytes
+ * before they are read, so a burst cannot take more memory than the
+ * component would hold for it. */
+static int64_t body_budget(const char *json)
+{
+	json_t *doc = json ? json_loads(json, 0, NULL) : NULL;
+	json_t *v = json_object_get(doc, "max_inflight_bytes");
+	int64_t n = json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v)
+								    : DEFAULT_BUDGET;
+
+	json_decref(doc);
+	return n;
+}
 
 static void set_host_reason(struct run *r, char *reason)
 {
@@ -143,7 +116,7 @@ static void count_reload(struct run *r, bool ok)
  * Returns 1 when nothing changed, 0 when applied, -1 when refused (with a
  * malloc'd *why when why is not NULL).
  */
-int run_reload(struct run *r, const char *source, bool force, char **why)
+static int run_reload(struct run *r, const char *source, bool force, char **why)
 {
 	char *json = NULL, *err = NULL, *reason = NULL;
 	int rc = -1, st;
@@ -182,6 +155,7 @@ int run_reload(struct run *r, const char *source, bool force, char **why)
 	json = NULL;
 	set_host_reason(r, NULL);
 	if (st == COMPONENT_OK) {
+		listen_set_budget(r->listener, body_budget(r->last_json));
 		run_log1(r, COMPONENT_LOG_INFO, "configuration reloaded", "source", source, NULL,
 			 NULL);
 		count_reload(r, true);
@@ -302,39 +276,28 @@ static bool watch_rearm(struct watch *w)
  * a save in several steps is read once, complete. */
 static void watch_settle(struct watch *w)
 {
-	int64_t until = run_now_ns() + WATCH_SETTLE_MAX_MS * 1000000LL;
+	int64_t until = pwx_now_ns() + WATCH_SETTLE_MAX_MS * 1000000LL;
 	struct pollfd p = {.fd = w->fd, .events = POLLIN};
 
-	while (run_now_ns() < until && poll(&p, 1, WATCH_SETTLE_MS) > 0)
+	while (pwx_now_ns() < until && poll(&p, 1, WATCH_SETTLE_MS) > 0)
 		watch_read(w);
-}
-
-static void *stop_httpd_main(void *arg)
-{
-	standin_httpd_stop(arg);
-	return NULL;
 }
 
 static void shutdown_host(struct run *r)
 {
-	int64_t deadline = run_now_ns() + r->drain_timeout_ns;
-	pthread_t stopper;
-	bool have_stopper;
+	int64_t deadline = pwx_now_ns() + r->drain_timeout_ns;
 	char left[32];
 
 	pthread_mutex_lock(&r->mu);
 	r->draining = true;
 	pthread_mutex_unlock(&r->mu);
-	/* Stop accepting at once; requests under way keep their connection
-	 * thread, which the stop joins once they are answered. */
-	have_stopper = pthread_create(&stopper, NULL, stop_httpd_main, r->httpd) == 0;
-	/* Without a thread to spare, the server is stopped after destroy()
-	 * below: new requests are refused by `draining` until then. */
+	/* Stop accepting at once; requests under way are still served. */
+	listen_quiesce(r->listener);
 
 	pthread_mutex_lock(&r->mu);
 	while (r->inflight > 0) {
 		struct timespec ts;
-		int64_t wait = deadline - run_now_ns();
+		int64_t wait = deadline - pwx_now_ns();
 
 		if (wait <= 0)
 			break;
@@ -353,15 +316,12 @@ static void shutdown_host(struct run *r)
 		 NULL, NULL);
 
 	/* destroy() fires the completion of anything still under way, which
-	 * releases the handlers waiting on it. */
-	gate_close(r);
+	 * answers the requests waiting on it: none stays suspended. */
+	run_gate_close(r);
 	r->d->destroy(r->inst);
 	r->inst = NULL;
-	if (have_stopper)
-		pthread_join(stopper, NULL);
-	else
-		standin_httpd_stop(r->httpd);
-	r->httpd = NULL;
+	listen_stop(r->listener, STOP_GRACE_MS);
+	r->listener = NULL;
 }
 
 /*
@@ -438,6 +398,18 @@ static const char run_usage[] =
 	"                           picks a free one; the URL is printed on stdout)\n"
 	"  --conn-limit N           receiver requests served at once (default 16384);\n"
 	"                           more are answered 429\n"
+	"  --max-connections N      TCP connections open at once (default 16384); past\n"
+	"                           it an idle one is closed, or the new one; 16 more\n"
+	"                           are kept for /metrics and /-/ health checks\n"
+	"  --header-timeout DUR     time from accept (or the last answer) to a whole\n"
+	"                           request head, in total (10s)\n"
+	"  --body-timeout DUR       time from the head to the whole body (60s)\n"
+	"  --idle-timeout DUR       keep-alive connection with nothing to do (60s)\n"
+	"  --max-header-size BYTES  request line and headers; larger: 431 (16384)\n"
+	"  --max-body-size BYTES    request body; larger: 413, unread (67108864)\n"
+	"  --tls-cert-file FILE     serve HTTPS with this PEM certificate (chain)...\n"
+	"  --tls-key-file FILE      ...and this PEM private key\n"
+	"  --tls-client-ca-file F   require client certificates signed by this CA\n"
 	"  --request-timeout DUR    deadline of a request without Connect-Timeout-Ms (30s)\n"
 	"  --drain-timeout DUR      how long SIGTERM waits for requests under way (10s)\n"
 	"  --log-level LEVEL        debug, info, warn or error (default info)\n"
@@ -454,6 +426,15 @@ enum {
 	RO_CONN_LIMIT,
 	RO_REQ_TIMEOUT,
 	RO_DRAIN_TIMEOUT,
+	RO_MAX_CONNS,
+	RO_HEADER_TIMEOUT,
+	RO_BODY_TIMEOUT,
+	RO_IDLE_TIMEOUT,
+	RO_MAX_HEADER,
+	RO_MAX_BODY,
+	RO_TLS_CERT,
+	RO_TLS_KEY,
+	RO_TLS_CA,
 	RO_LOG_LEVEL,
 	RO_DEBUG,
 	RO_HELP,
@@ -466,6 +447,15 @@ static const struct option run_options[] = {
 	{"conn-limit", required_argument, NULL, RO_CONN_LIMIT},
 	{"request-timeout", required_argument, NULL, RO_REQ_TIMEOUT},
 	{"drain-timeout", required_argument, NULL, RO_DRAIN_TIMEOUT},
+	{"max-connections", required_argument, NULL, RO_MAX_CONNS},
+	{"header-timeout", required_argument, NULL, RO_HEADER_TIMEOUT},
+	{"body-timeout", required_argument, NULL, RO_BODY_TIMEOUT},
+	{"idle-timeout", required_argument, NULL, RO_IDLE_TIMEOUT},
+	{"max-header-size", required_argument, NULL, RO_MAX_HEADER},
+	{"max-body-size", required_argument, NULL, RO_MAX_BODY},
+	{"tls-cert-file", required_argument, NULL, RO_TLS_CERT},
+	{"tls-key-file", required_argument, NULL, RO_TLS_KEY},
+	{"tls-client-ca-file", required_argument, NULL, RO_TLS_CA},
 	{"log-level", required_argument, NULL, RO_LOG_LEVEL},
 	{"debug", no_argument, NULL, RO_DEBUG},
 	{"help", no_argument, NULL, RO_HELP},
@@ -484,6 +474,75 @@ static int positive_duration(const char *s, int64_t *out)
 	const char *why = NULL;
 
 	return pw_duration_parse(s, out, &why) == 0 && *out > 0 ? 0 : -1;
+}
+
+/* A positive duration in milliseconds. */
+static int positive_ms(const char *s, int64_t *ms)
+{
+	int64_t ns;
+
+	if (positive_duration(s, &ns) < 0 || ns < 1000000)
+		return -1;
+	*ms = ns / 1000000;
+	return 0;
+}
+
+/* A positive number up to max. */
+static int positive_long(const char *s, long max, long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	return errno || *end || end == s || *out < 1 || *out > max ? -1 : 0;
+}
+
+/* The listener's options; 0 when c is one of them, 1 when it is not, or
+ * EXIT_USAGE. */
+static int parse_listener_opt(struct run *r, int c, const char *arg)
+{
+	switch (c) {
+	case RO_MAX_CONNS:
+		if (positive_long(arg, 1000000, &r->max_conns) < 0)
+			return usage_err("--max-connections wants 1 to 1000000, got", arg);
+		return 0;
+	case RO_HEADER_TIMEOUT:
+		if (positive_ms(arg, &r->header_timeout_ms) < 0)
+			return usage_err("--header-timeout wants a duration of 1ms or more, got",
+					 arg);
+		return 0;
+	case RO_BODY_TIMEOUT:
+		if (positive_ms(arg, &r->body_timeout_ms) < 0)
+			return usage_err("--body-timeout wants a duration of 1ms or more, got",
+					 arg);
+		return 0;
+	case RO_IDLE_TIMEOUT:
+		if (positive_ms(arg, &r->idle_timeout_ms) < 0)
+			return usage_err("--idle-timeout wants a duration of 1ms or more, got",
+					 arg);
+		return 0;
+	case RO_MAX_HEADER:
+		if (positive_long(arg, 16L << 20, &r->max_header) < 0 || r->max_header < 1024)
+			return usage_err("--max-header-size wants 1024 to 16777216 bytes, got",
+					 arg);
+		return 0;
+	case RO_MAX_BODY:
+		if (positive_long(arg, 1L << 40, &r->max_body) < 0)
+			return usage_err("--max-body-size wants a positive number of bytes, got",
+					 arg);
+		return 0;
+	case RO_TLS_CERT:
+		r->tls_cert_file = arg;
+		return 0;
+	case RO_TLS_KEY:
+		r->tls_key_file = arg;
+		return 0;
+	case RO_TLS_CA:
+		r->tls_client_ca_file = arg;
+		return 0;
+	default:
+		return 1;
+	}
 }
 
 /* 0 to run, 1 after --help, EXIT_USAGE on errors. */
@@ -535,8 +594,14 @@ static int parse_run_opts(struct run *r, int argc, char **argv)
 		case RO_HELP:
 			fputs(run_usage, stdout);
 			return 1;
-		default:
-			return usage_err("unknown or incomplete option", argv[optind - 1]);
+		default: {
+			int rc = parse_listener_opt(r, c, optarg);
+
+			if (rc == 1)
+				return usage_err("unknown or incomplete option", argv[optind - 1]);
+			if (rc != 0)
+				return rc;
+		}
 		}
 	}
 	if (optind < argc)
@@ -545,6 +610,11 @@ static int parse_run_opts(struct run *r, int argc, char **argv)
 		return usage_err("--config FILE is required", NULL);
 	if (standin_split_listen(listen, &r->listen_addr, &r->listen_port) < 0)
 		return usage_err("--listen wants ADDR:PORT, got", listen);
+	if (!r->tls_cert_file != !r->tls_key_file)
+		return usage_err("--tls-cert-file and --tls-key-file go together", NULL);
+	if (r->tls_client_ca_file && !r->tls_cert_file)
+		return usage_err("--tls-client-ca-file needs --tls-cert-file and --tls-key-file",
+				 NULL);
 	return 0;
 }
 
@@ -585,12 +655,11 @@ static int create_instance(struct run *r)
 }
 
 /*
- * The server runs a thread per connection. glibc gives such threads arenas
- * of their own, up to eight per CPU, and malloc_trim cannot return the top
- * of a thread arena: after a burst of large bodies the process would keep
- * tens of MiB it no longer uses. As many arenas as CPUs is enough for the
- * threads that can run at once. MALLOC_ARENA_MAX or GLIBC_TUNABLES in the
- * environment take precedence.
+ * glibc gives threads arenas of their own, up to eight per CPU, and
+ * malloc_trim cannot return the top of a thread arena: after a burst of
+ * large bodies the process would keep tens of MiB it no longer uses. As
+ * many arenas as CPUs is enough for the threads that can run at once.
+ * MALLOC_ARENA_MAX or GLIBC_TUNABLES in the environment take precedence.
  */
 static void limit_arenas(void)
 {
@@ -607,7 +676,8 @@ static void limit_arenas(void)
 int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 {
 	struct run r;
-	struct standin_httpd_opts ho = {0};
+	static const char *const ops_paths[] = {"/metrics", "/-/healthy", "/-/ready", NULL};
+	struct listen_opts lo = {0};
 	struct watch w = {.fd = -1, .wd = -1};
 	char errbuf[1024], *err = NULL;
 	sigset_t set;
@@ -618,7 +688,14 @@ int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 	r.request_timeout_ns = DEFAULT_REQUEST_TIMEOUT_NS;
 	r.drain_timeout_ns = DEFAULT_DRAIN_TIMEOUT_NS;
 	r.level = COMPONENT_LOG_INFO;
+	r.reload = run_reload;
 	r.last_reload_ok = true;
+	r.max_conns = DEFAULT_MAX_CONNS;
+	r.header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
+	r.body_timeout_ms = DEFAULT_BODY_TIMEOUT_MS;
+	r.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+	r.max_header = DEFAULT_MAX_HEADER;
+	r.max_body = (long)MAX_BODY;
 	rc = parse_run_opts(&r, argc, argv);
 	if (rc != 0) {
 		free(r.listen_addr);
@@ -661,23 +738,32 @@ int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 	if (create_instance(&r) != 0)
 		goto out;
 
-	ho.addr = r.listen_addr;
-	ho.port = r.listen_port;
-	ho.max_body = MAX_BODY;
-	/* Bound the threads as well as the requests (one thread per
-	 * connection), with room left for /metrics and health checks when the
-	 * receivers are at their limit. */
-	ho.max_conns = (size_t)r.conn_limit + OPS_CONN_HEADROOM;
-	ho.handler = run_http_handler;
-	ho.user = &r;
-	r.httpd = standin_httpd_start(&ho, &err);
-	if (!r.httpd) {
+	lo.addr = r.listen_addr;
+	lo.port = r.listen_port;
+	lo.header_timeout_ms = r.header_timeout_ms;
+	lo.body_timeout_ms = r.body_timeout_ms;
+	lo.idle_timeout_ms = r.idle_timeout_ms;
+	lo.max_header = (size_t)r.max_header;
+	lo.max_body = (size_t)r.max_body;
+	lo.max_conns = (size_t)r.max_conns;
+	lo.ops_headroom = OPS_CONN_HEADROOM;
+	lo.ops_paths = ops_paths;
+	lo.body_budget = body_budget(r.last_json);
+	lo.tls_cert_file = r.tls_cert_file;
+	lo.tls_key_file = r.tls_key_file;
+	lo.tls_client_ca_file = r.tls_client_ca_file;
+	lo.head = run_http_head;
+	lo.handler = run_http_handler;
+	lo.done = run_http_done;
+	lo.user = &r;
+	r.listener = listen_start(&lo, &err);
+	if (!r.listener) {
 		fprintf(stderr, "mockhost run: %s\n", err ? err : "cannot listen");
 		goto out;
 	}
-	printf("mockhost run listening on http://%s%s%s:%d\n",
+	printf("mockhost run listening on %s://%s%s%s:%d\n", r.tls_cert_file ? "https" : "http",
 	       strchr(r.listen_addr, ':') ? "[" : "", r.listen_addr,
-	       strchr(r.listen_addr, ':') ? "]" : "", standin_httpd_port(r.httpd));
+	       strchr(r.listen_addr, ':') ? "]" : "", listen_port(r.listener));
 	fflush(stdout);
 	run_log1(&r, COMPONENT_LOG_INFO, "running", "config", r.config_path, "plugin", plugin_path);
 
@@ -687,9 +773,9 @@ int mockhost_run_main(const char *plugin_path, int argc, char **argv)
 	run_log1(&r, COMPONENT_LOG_INFO, "stopped", NULL, NULL, NULL, NULL);
 	rc = 0;
 out:
-	if (r.httpd) {
+	if (r.listener) {
 		/* Failure paths only: nothing can be in flight yet. */
-		standin_httpd_stop(r.httpd);
+		listen_stop(r.listener, 0);
 	}
 	if (r.inst)
 		r.d->destroy(r.inst);

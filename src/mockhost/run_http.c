@@ -25,9 +25,12 @@
 #include "proto_decode.h"
 #include "pw_version.h"
 #include "pyroscope_write.h"
-#include "run_internal.h"
+#include "run_http.h"
+#include "run_state.h"
+#include "util/clock.h"
 #include "sdkname.h"
-#include "standin/httpd.h"
+#include "listen/listen.h"
+#include "util/gzip.h"
 #include "strbuf.h"
 
 #define MAX_METRICS_TEXT ((size_t)64 << 20)
@@ -37,6 +40,36 @@ static const char *const route_paths[R_COUNT] = {
 	"/metrics", "/-/healthy",
 	"/-/ready", "/-/reload",
 	"/debug",   "other",
+};
+
+/*
+ * One request's state, from its head until it is over (the listener's
+ * done callback). A receiver request keeps here what its deliveries
+ * borrow until their callbacks have run.
+ */
+struct rq {
+	struct run *r;
+	struct listen_request *req;
+	enum route rt;
+	bool counted_inflight; /* holds one of --conn-limit's slots */
+	/* The answer being built. */
+	int status;
+	char *body;
+	size_t body_len;
+	bool close;
+	/* Receivers: completions still to come (plus one for the submitter). */
+	pthread_mutex_t mu;
+	size_t pending;
+	int result; /* first failure, or COMPONENT_OK */
+	int http_status; /* ingest: the downstream status */
+	/* The first few error texts, then only a count: one push of many bad
+	 * series must not make an answer (and a log line) of every one. */
+	struct strbuf errors;
+	size_t nerrors;
+	/* What the deliveries borrow. */
+	struct pw_dec_push dec;
+	bool decoded;
+	uint8_t *inflated;
 };
 
 /* ---- HTTP plumbing ---- */
@@ -56,37 +89,59 @@ out:
 	pthread_mutex_unlock(&r->mu);
 }
 
-static void answer_text(struct standin_http_response *resp, int status, const char *text)
+/* Counts and sends the answer built in q. q->req must not be used after. */
+static void answer_send(struct rq *q)
 {
-	resp->status = status;
-	standin_http_add_header(resp, "Content-Type", "text/plain; charset=utf-8");
-	standin_http_set_body(resp, text, strlen(text));
+	struct listen_request *req = q->req;
+	char *body = q->body;
+
+	q->body = NULL;
+	q->req = NULL;
+	count_request(q->r, q->rt, q->status ? q->status : 200);
+	listen_reply(req, q->status ? q->status : 200, body, q->body_len, q->close);
+}
+
+static void set_body(struct rq *q, const char *text, size_t len)
+{
+	free(q->body);
+	q->body = malloc(len + 1);
+	q->body_len = q->body ? len : 0;
+	if (q->body) {
+		memcpy(q->body, text, len);
+		q->body[len] = '\0';
+	}
+}
+
+static void answer_text(struct rq *q, int status, const char *text)
+{
+	q->status = status;
+	listen_add_header(q->req, "Content-Type", "text/plain; charset=utf-8");
+	set_body(q, text, strlen(text));
 }
 
 /* A Connect error: JSON {"code","message"} with its HTTP status. */
-static void answer_connect_error(struct standin_http_response *resp, int status, const char *code,
-				 const char *message)
+static void answer_connect_error(struct rq *q, int status, const char *code, const char *message)
 {
 	json_t *o = json_pack("{s:s, s:s}", "code", code, "message", message ? message : "");
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 
-	resp->status = status;
-	standin_http_add_header(resp, "Content-Type", "application/json");
+	q->status = status;
+	listen_add_header(q->req, "Content-Type", "application/json");
 	if (text)
-		standin_http_set_body(resp, text, strlen(text));
+		set_body(q, text, strlen(text));
 	free(text);
 	json_decref(o);
 }
 
-static bool method_is(const struct standin_http_request *req, const char *m)
+static bool method_is(const struct rq *q, const char *m)
 {
-	return strcmp(req->method, m) == 0;
+	return strcmp(listen_method(q->req), m) == 0;
 }
 
-static void answer_method_not_allowed(struct standin_http_response *resp, const char *allow)
+static void answer_method_not_allowed(struct rq *q, const char *allow)
 {
-	answer_text(resp, 405, "method not allowed\n");
-	standin_http_add_header(resp, "Allow", allow);
+	answer_text(q, 405, "method not allowed\n");
+	listen_add_header(q->req, "Allow", allow);
 }
 
 /* The media type of a Content-Type value, without parameters, lowercased
@@ -111,114 +166,110 @@ static const char *media_type(const char *ct, char *buf, size_t len)
 
 /* ---- completions ---- */
 
-struct waiter {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	size_t pending;
-	int status; /* first failure, or COMPONENT_OK */
-	int http_status; /* ingest: the downstream status */
-	/* The first few error texts, then only a count: one push of many bad
-	 * series must not make an answer (and a log line) of every one. */
-	struct strbuf errors;
-	size_t nerrors;
-};
-
 #define MAX_ERRORS_SHOWN 3
 
-static void waiter_init(struct waiter *w, size_t pending)
+static void fail_locked(struct rq *q, int status, int http_status, const char *error)
 {
-	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->pending = pending;
-	w->status = COMPONENT_OK;
-	w->http_status = 0;
-	w->nerrors = 0;
-	strbuf_init(&w->errors, 64 << 10);
-}
-
-static void waiter_fail(struct waiter *w, int status, int http_status, const char *error)
-{
-	if (w->status == COMPONENT_OK) {
-		w->status = status;
-		w->http_status = http_status;
+	if (q->result == COMPONENT_OK) {
+		q->result = status;
+		q->http_status = http_status;
 	}
-	if (error && *error && w->nerrors++ < MAX_ERRORS_SHOWN) {
-		if (w->errors.len)
-			strbuf_putc(&w->errors, '\n');
-		strbuf_puts(&w->errors, error);
+	if (error && *error && q->nerrors++ < MAX_ERRORS_SHOWN) {
+		if (q->errors.len)
+			strbuf_putc(&q->errors, '\n');
+		strbuf_puts(&q->errors, error);
 	}
 }
 
 /* The errors as one text, with how many were left out. Call after the
  * last completion. */
-static const char *waiter_errors(struct waiter *w, const char *fallback)
+static const char *rq_errors(struct rq *q, const char *fallback)
 {
-	if (w->nerrors > MAX_ERRORS_SHOWN)
-		strbuf_printf(&w->errors, "\n(and %zu more errors)", w->nerrors - MAX_ERRORS_SHOWN);
-	return w->errors.data ? w->errors.data : fallback;
+	if (q->nerrors > MAX_ERRORS_SHOWN) {
+		strbuf_printf(&q->errors, "\n(and %zu more errors)", q->nerrors - MAX_ERRORS_SHOWN);
+		q->nerrors = MAX_ERRORS_SHOWN;
+	}
+	return q->errors.data ? q->errors.data : fallback;
 }
 
-static void waiter_done(void *user, const struct pw_result *res)
-{
-	struct waiter *w = user;
+static void ingest_answer(struct rq *q);
+static void push_answer(struct rq *q);
 
-	pthread_mutex_lock(&w->mu);
-	if (res->status != COMPONENT_OK)
-		waiter_fail(w, res->status, res->http_status, res->error);
-	else if (w->status == COMPONENT_OK)
-		w->http_status = res->http_status;
-	w->pending--;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mu);
+/* One completion less; the last one answers. Any thread. */
+static void rq_settle(struct rq *q, const struct pw_result *res)
+{
+	bool last;
+
+	pthread_mutex_lock(&q->mu);
+	if (res && res->status != COMPONENT_OK)
+		fail_locked(q, res->status, res->http_status, res->error);
+	else if (res && q->result == COMPONENT_OK)
+		q->http_status = res->http_status;
+	last = --q->pending == 0;
+	pthread_mutex_unlock(&q->mu);
+	if (!last)
+		return;
+	if (q->rt == R_INGEST)
+		ingest_answer(q);
+	else
+		push_answer(q);
 }
 
-static void waiter_wait(struct waiter *w)
+static void rq_done(void *user, const struct pw_result *res)
 {
-	pthread_mutex_lock(&w->mu);
-	while (w->pending > 0)
-		pthread_cond_wait(&w->cv, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-}
-
-static void waiter_free(struct waiter *w)
-{
-	strbuf_free(&w->errors);
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mu);
+	rq_settle(user, res);
 }
 
 /* ---- receivers ---- */
 
-static void handle_ingest(struct run *r, const struct standin_http_request *req,
-			  struct standin_http_response *resp)
+static void ingest_answer(struct rq *q)
 {
-	const char **ctypes = calloc(req->nheaders + 1, sizeof(char *));
+	struct run *r = q->r;
+
+	if (q->result == COMPONENT_OK) {
+		q->status = 200;
+	} else {
+		int code = q->http_status > 0		      ? q->http_status
+			   : q->result == COMPONENT_ESHUTDOWN ? 503
+							      : 500;
+		const char *text = q->http_status > 0		      ? listen_status_text(code)
+				   : q->result == COMPONENT_ESHUTDOWN ? "shutting down"
+								      : "Failed to process request";
+		char *body = pw_asprintf("%s\n", text);
+
+		run_log1(r, COMPONENT_LOG_WARN, "ingest failed", "err",
+			 rq_errors(q, r->d->strerror(q->result)), NULL, NULL);
+		answer_text(q, code, body ? body : "error\n");
+		free(body);
+	}
+	answer_send(q);
+}
+
+/* Starts an ingest; the answer is sent when it completes. False when it
+ * was answered at once (q filled). */
+static bool handle_ingest(struct run *r, struct rq *q)
+{
+	const char *ctypes[64];
 	struct pw_label *labels = NULL;
 	struct pw_kv *kv = NULL;
-	size_t nkv = 0, nct = 0;
-	char *path_query = NULL, *name = NULL, *err = NULL;
+	size_t nkv = 0, nct;
+	char *name = NULL, *err = NULL;
 	struct pw_ingest in = {0};
-	struct waiter w;
+	bool started = false;
 	int st;
 
-	waiter_init(&w, 1);
-	if (!method_is(req, "POST")) {
-		answer_method_not_allowed(resp, "POST");
+	if (!method_is(q, "POST")) {
+		answer_method_not_allowed(q, "POST");
 		goto out;
 	}
-	if (req->body_too_large) {
-		answer_text(resp, 413, "request body too large\n");
-		goto out;
-	}
-	path_query =
-		*req->query ? pw_asprintf("%s?%s", req->path, req->query) : pw_strdup(req->path);
-	if (!ctypes || !path_query) {
-		answer_text(resp, 500, "out of memory\n");
+	nct = listen_header_all(q->req, "Content-Type", ctypes, 64);
+	if (nct > 64) {
+		answer_text(q, 400, "too many Content-Type headers\n");
 		goto out;
 	}
 	/* As pyroscope.receive_http: a name that does not parse leaves the
 	 * label set empty and the component refuses the profile. */
-	name = sdk_query_param(path_query, "name");
+	name = sdk_query_param(listen_target(q->req), "name");
 	if (name && sdk_name_labels(name, &kv, &nkv, &err) < 0) {
 		run_log1(r, COMPONENT_LOG_DEBUG, "cannot parse the SDK name", "name", name, "err",
 			 err ? err : "");
@@ -226,61 +277,44 @@ static void handle_ingest(struct run *r, const struct standin_http_request *req,
 	}
 	labels = calloc(nkv + 1, sizeof(*labels));
 	if (!labels) {
-		answer_text(resp, 500, "out of memory\n");
+		answer_text(q, 500, "out of memory\n");
 		goto out;
 	}
 	for (size_t i = 0; i < nkv; i++) {
 		labels[i].name = kv[i].key;
 		labels[i].value = kv[i].value;
 	}
-	for (size_t i = 0; i < req->nheaders; i++)
-		if (strcasecmp(req->headers[i].name, "Content-Type") == 0)
-			ctypes[nct++] = req->headers[i].value;
 	in.struct_size = sizeof(in);
-	in.path_query = path_query;
+	in.path_query = listen_target(q->req);
 	in.content_types = ctypes;
 	in.ncontent_types = nct;
-	in.body = req->body;
-	in.body_len = req->body_len;
+	in.body = listen_body(q->req, &in.body_len);
 	in.labels = labels;
 	in.nlabels = nkv;
+	/* The body stays until the answer, sent after the callback. */
+	in.flags = PW_INGEST_KEEP_UNTIL_DONE;
 
 	if (!run_gate_enter(r)) {
-		answer_text(resp, 503, "shutting down\n");
-		resp->close = true;
+		answer_text(q, 503, "shutting down\n");
+		q->close = true;
 		goto out;
 	}
-	st = r->rx->ingest_async(r->rx->ctx, &in, run_now_ns() + r->request_timeout_ns, waiter_done,
-				 &w);
+	q->pending = 1;
+	q->result = COMPONENT_OK;
+	started = true;
+	st = r->rx->ingest_async(r->rx->ctx, &in, pwx_now_ns() + r->request_timeout_ns, rq_done, q);
 	run_gate_leave(r);
-	if (st != COMPONENT_OK)
-		waiter_fail(&w, st, 0, r->d->strerror(st));
-	else
-		waiter_wait(&w);
-
-	if (w.status == COMPONENT_OK) {
-		resp->status = 200;
-	} else {
-		int code = w.http_status > 0		     ? w.http_status
-			   : w.status == COMPONENT_ESHUTDOWN ? 503
-							     : 500;
-		const char *text = w.http_status > 0		     ? standin_http_reason(code)
-				   : w.status == COMPONENT_ESHUTDOWN ? "shutting down"
-								     : "Failed to process request";
-		char *body = pw_asprintf("%s\n", text);
-
-		run_log1(r, COMPONENT_LOG_WARN, "ingest failed", "err",
-			 waiter_errors(&w, r->d->strerror(w.status)), NULL, NULL);
-		answer_text(resp, code, body ? body : "error\n");
-		free(body);
+	if (st != COMPONENT_OK) {
+		pthread_mutex_lock(&q->mu);
+		fail_locked(q, st, 0, r->d->strerror(st));
+		pthread_mutex_unlock(&q->mu);
+		rq_settle(q, NULL);
 	}
 out:
-	waiter_free(&w);
 	sdk_labels_free(kv, nkv);
 	free(labels);
 	free(name);
-	free(path_query);
-	free(ctypes);
+	return started;
 }
 
 /* Parses Connect-Timeout-Ms: 1 to 10 digits. 0, or -1. */
@@ -306,20 +340,20 @@ static int parse_timeout_ms(const char *s, int64_t *ms)
  * pyroscope.write upstream does not retry. A full max_inflight_bytes is
  * 429, which it retries after backing off.
  */
-static void answer_push_failure(struct standin_http_response *resp, int status, const char *msg)
+static void answer_push_failure(struct rq *q, int status, const char *msg)
 {
 	switch (status) {
 	case COMPONENT_EINVAL:
-		answer_connect_error(resp, 400, "invalid_argument", msg);
+		answer_connect_error(q, 400, "invalid_argument", msg);
 		break;
 	case COMPONENT_EOVERLOAD:
-		answer_connect_error(resp, 429, "resource_exhausted", msg);
+		answer_connect_error(q, 429, "resource_exhausted", msg);
 		break;
 	case COMPONENT_ESHUTDOWN:
-		answer_connect_error(resp, 503, "unavailable", msg);
+		answer_connect_error(q, 503, "unavailable", msg);
 		break;
 	default:
-		answer_connect_error(resp, 500, "internal", msg);
+		answer_connect_error(q, 500, "internal", msg);
 		break;
 	}
 }
@@ -327,7 +361,7 @@ static void answer_push_failure(struct standin_http_response *resp, int status, 
 /* Submits one series; the arrays only need to live for the call, the
  * sample bytes until its callback has run. */
 static int submit_series(struct run *r, const struct pw_dec_series *s, int64_t deadline,
-			 struct waiter *w)
+			 struct rq *q)
 {
 	struct pw_label *labels = calloc(s->nlabels + 1, sizeof(*labels));
 	struct pw_sample *samples = calloc(s->nsamples + 1, sizeof(*samples));
@@ -350,121 +384,131 @@ static int submit_series(struct run *r, const struct pw_dec_series *s, int64_t d
 	p.nlabels = s->nlabels;
 	p.samples = samples;
 	p.nsamples = s->nsamples;
-	/* The samples point into the request body, which handle_push keeps
-	 * until every callback has run: large ones need not be copied. */
+	/* The samples point into the request body (or q->inflated), which
+	 * stay until the answer, sent after every callback: large ones need
+	 * not be copied. */
 	p.flags = PW_PUSH_KEEP_UNTIL_DONE;
-	st = r->rx->push_async(r->rx->ctx, &p, deadline, waiter_done, w);
+	st = r->rx->push_async(r->rx->ctx, &p, deadline, rq_done, q);
 out:
 	free(labels);
 	free(samples);
 	return st;
 }
 
-static void handle_push(struct run *r, const struct standin_http_request *req,
-			struct standin_http_response *resp)
+static void push_answer(struct rq *q)
 {
-	const struct standin_header *h = req->headers;
-	size_t nh = req->nheaders;
-	const char *ct = standin_http_header(h, nh, "Content-Type");
-	const char *ver = standin_http_header(h, nh, "Connect-Protocol-Version");
-	const char *tmo = standin_http_header(h, nh, "Connect-Timeout-Ms");
-	const char *enc = standin_http_header(h, nh, "Content-Encoding");
-	const uint8_t *body = req->body;
-	size_t body_len = req->body_len;
-	uint8_t *inflated = NULL;
-	struct pw_dec_push dec = {0};
-	bool decoded = false;
-	char mt[128], *err = NULL;
-	int64_t deadline, ms = 0;
-	struct waiter w;
+	struct run *r = q->r;
 
-	waiter_init(&w, 0);
-	if (!method_is(req, "POST")) {
-		answer_method_not_allowed(resp, "POST");
-		goto out;
+	if (q->result == COMPONENT_OK) {
+		q->status = 200;
+		listen_add_header(q->req, "Content-Type", "application/proto");
+	} else {
+		const char *msg = rq_errors(q, r->d->strerror(q->result));
+
+		run_log1(r, COMPONENT_LOG_WARN, "push failed", "err", msg, NULL, NULL);
+		answer_push_failure(q, q->result, msg);
+	}
+	answer_send(q);
+}
+
+/* Checks and decodes a push into q->dec. False when answered (q filled). */
+static bool push_decode(struct rq *q, int64_t *ms, bool *has_tmo)
+{
+	const char *ct = listen_header(q->req, "Content-Type");
+	const char *ver = listen_header(q->req, "Connect-Protocol-Version");
+	const char *tmo = listen_header(q->req, "Connect-Timeout-Ms");
+	const char *enc = listen_header(q->req, "Content-Encoding");
+	size_t body_len;
+	const uint8_t *body = listen_body(q->req, &body_len);
+	char mt[128], *err = NULL;
+
+	if (!method_is(q, "POST")) {
+		answer_method_not_allowed(q, "POST");
+		return false;
 	}
 	if (strcmp(media_type(ct, mt, sizeof(mt)), "application/proto") != 0) {
 		/* connect-go answers an unsupported codec with a bare 415. */
-		resp->status = 415;
-		standin_http_add_header(resp, "Accept-Post", "application/proto");
-		goto out;
-	}
-	if (req->body_too_large) {
-		answer_connect_error(resp, 429, "resource_exhausted", "request body too large");
-		goto out;
+		q->status = 415;
+		listen_add_header(q->req, "Accept-Post", "application/proto");
+		return false;
 	}
 	if (ver && strcmp(ver, "1") != 0) {
-		answer_connect_error(resp, 400, "invalid_argument",
+		answer_connect_error(q, 400, "invalid_argument",
 				     "Connect-Protocol-Version must be \"1\"");
-		goto out;
+		return false;
 	}
-	if (tmo && parse_timeout_ms(tmo, &ms) < 0) {
-		answer_connect_error(resp, 400, "invalid_argument",
+	*has_tmo = tmo != NULL;
+	if (tmo && parse_timeout_ms(tmo, ms) < 0) {
+		answer_connect_error(q, 400, "invalid_argument",
 				     "Connect-Timeout-Ms must be 1 to 10 digits");
-		goto out;
+		return false;
 	}
 	if (enc && strcasecmp(enc, "gzip") == 0) {
 		size_t n = 0;
 
-		if (standin_gunzip(body, body_len, MAX_BODY, &inflated, &n) < 0) {
-			answer_connect_error(resp, 400, "invalid_argument",
+		if (pwx_gunzip(body, body_len, (size_t)q->r->max_body, 0, &q->inflated, &n) < 0) {
+			answer_connect_error(q, 400, "invalid_argument",
 					     "the gzip request body cannot be inflated");
-			goto out;
+			return false;
 		}
-		body = inflated;
+		/* The inflated copy is held until the answer: it counts
+		 * against the same budget as the body. */
+		if (listen_reserve(q->req, n) < 0) {
+			answer_connect_error(q, 429, "resource_exhausted",
+					     "the inflated body does not fit the memory budget");
+			return false;
+		}
+		body = q->inflated;
 		body_len = n;
 	} else if (enc && strcasecmp(enc, "identity") != 0) {
-		answer_connect_error(resp, 501, "unimplemented", "unsupported Content-Encoding");
-		goto out;
+		answer_connect_error(q, 501, "unimplemented", "unsupported Content-Encoding");
+		return false;
 	}
-	if (pw_proto_decode_push(body, body_len, &dec, &err) < 0) {
+	if (pw_proto_decode_push(body, body_len, &q->dec, &err) < 0) {
 		char *msg = pw_asprintf("cannot decode the push request: %s", err ? err : "");
 
-		answer_connect_error(resp, 400, "invalid_argument", msg ? msg : "bad request");
+		answer_connect_error(q, 400, "invalid_argument", msg ? msg : "bad request");
 		free(msg);
-		goto out;
+		free(err);
+		return false;
 	}
-	decoded = true;
-	deadline = run_now_ns() + (tmo ? ms * 1000000LL : r->request_timeout_ns);
+	q->decoded = true;
+	return true;
+}
 
-	pthread_mutex_lock(&w.mu);
-	w.pending = dec.nseries;
-	pthread_mutex_unlock(&w.mu);
+/* Starts a push; the answer is sent when every series completes. False
+ * when it was answered at once (q filled). */
+static bool handle_push(struct run *r, struct rq *q)
+{
+	int64_t deadline, ms = 0;
+	bool has_tmo = false;
+
+	if (!push_decode(q, &ms, &has_tmo))
+		return false;
+	deadline = pwx_now_ns() + (has_tmo ? ms * 1000000LL : r->request_timeout_ns);
 	if (!run_gate_enter(r)) {
-		answer_connect_error(resp, 503, "unavailable", "shutting down");
-		resp->close = true;
-		goto out;
+		answer_connect_error(q, 503, "unavailable", "shutting down");
+		q->close = true;
+		return false;
 	}
 	/* One push per series, all under way at once, as Alloy's handler
-	 * appends each series to every target. */
-	for (size_t i = 0; i < dec.nseries; i++) {
-		int st = submit_series(r, &dec.series[i], deadline, &w);
+	 * appends each series to every target. The submitter holds one count
+	 * so that no completion answers before every series is submitted. */
+	q->pending = q->dec.nseries + 1;
+	q->result = COMPONENT_OK;
+	for (size_t i = 0; i < q->dec.nseries; i++) {
+		int st = submit_series(r, &q->dec.series[i], deadline, q);
 
 		if (st != COMPONENT_OK) {
-			pthread_mutex_lock(&w.mu);
-			waiter_fail(&w, st, 0, r->d->strerror(st));
-			w.pending--;
-			pthread_mutex_unlock(&w.mu);
+			pthread_mutex_lock(&q->mu);
+			fail_locked(q, st, 0, r->d->strerror(st));
+			pthread_mutex_unlock(&q->mu);
+			rq_settle(q, NULL);
 		}
 	}
 	run_gate_leave(r);
-	waiter_wait(&w);
-
-	if (w.status == COMPONENT_OK) {
-		resp->status = 200;
-		standin_http_add_header(resp, "Content-Type", "application/proto");
-	} else {
-		const char *msg = waiter_errors(&w, r->d->strerror(w.status));
-
-		run_log1(r, COMPONENT_LOG_WARN, "push failed", "err", msg, NULL, NULL);
-		answer_push_failure(resp, w.status, msg);
-	}
-out:
-	if (decoded)
-		pw_dec_push_free(&dec);
-	waiter_free(&w);
-	free(inflated);
-	free(err);
+	rq_settle(q, NULL);
+	return true;
 }
 
 /* ---- operational endpoints ---- */
@@ -512,24 +556,33 @@ static void host_metrics(struct run *r, struct strbuf *sb)
 		      r->last_reload_ok ? 1 : 0, r->inflight, r->conn_limit,
 		      (unsigned long long)r->limited, PW_VERSION);
 	pthread_mutex_unlock(&r->mu);
-	if (r->httpd)
-		strbuf_printf(sb,
-			      "# HELP mockhost_connections TCP connections open now.\n"
-			      "# TYPE mockhost_connections gauge\n"
-			      "mockhost_connections %zu\n"
-			      "# HELP mockhost_connections_limit The most TCP connections accepted "
-			      "at once (--conn-limit plus room for operational requests).\n"
-			      "# TYPE mockhost_connections_limit gauge\n"
-			      "mockhost_connections_limit %ld\n"
-			      "# HELP mockhost_refused_connections_total Connections answered 503 "
-			      "because the limit was reached.\n"
-			      "# TYPE mockhost_refused_connections_total counter\n"
-			      "mockhost_refused_connections_total %lu\n",
-			      standin_httpd_connections(r->httpd),
-			      r->conn_limit + OPS_CONN_HEADROOM, standin_httpd_refused(r->httpd));
+	if (!r->listener)
+		return;
+	strbuf_printf(sb,
+		      "# HELP mockhost_connections TCP connections open now.\n"
+		      "# TYPE mockhost_connections gauge\n"
+		      "mockhost_connections %zu\n"
+		      "# HELP mockhost_connections_limit The most TCP connections open at once "
+		      "(--max-connections plus room for operational requests).\n"
+		      "# TYPE mockhost_connections_limit gauge\n"
+		      "mockhost_connections_limit %ld\n"
+		      "# HELP mockhost_refused_connections_total Connections closed because the "
+		      "limit was reached.\n"
+		      "# TYPE mockhost_refused_connections_total counter\n"
+		      "mockhost_refused_connections_total %llu\n"
+		      "# HELP mockhost_http_rejected_total Requests and connections the listener "
+		      "refused, by reason.\n"
+		      "# TYPE mockhost_http_rejected_total counter\n",
+		      listen_connections(r->listener), r->max_conns + OPS_CONN_HEADROOM,
+		      (unsigned long long)listen_rejected(r->listener, LISTEN_REJ_CONN_LIMIT));
+	for (int i = 0; i < LISTEN_REJ_COUNT; i++)
+		strbuf_printf(
+			sb, "mockhost_http_rejected_total{reason=\"%s\"} %llu\n",
+			listen_reason_name((enum listen_reason)i),
+			(unsigned long long)listen_rejected(r->listener, (enum listen_reason)i));
 }
 
-static void handle_metrics(struct run *r, struct standin_http_response *resp)
+static void handle_metrics(struct run *r, struct rq *q)
 {
 	struct strbuf sb;
 	char *text;
@@ -546,49 +599,51 @@ static void handle_metrics(struct run *r, struct standin_http_response *resp)
 	host_metrics(r, &sb);
 	if (sb.failed) {
 		strbuf_free(&sb);
-		answer_text(resp, 500, "metrics too large\n");
+		answer_text(q, 500, "metrics too large\n");
 		return;
 	}
 	text = strbuf_detach(&sb, &len);
-	resp->status = 200;
-	standin_http_add_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	resp->body = (uint8_t *)text;
-	resp->body_len = len;
+	q->status = 200;
+	listen_add_header(q->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+	free(q->body);
+	q->body = text;
+	q->body_len = len;
 }
 
-static void handle_debug(struct run *r, struct standin_http_response *resp)
+static void handle_debug(struct run *r, struct rq *q)
 {
 	struct strbuf sb;
 	char *text;
 	size_t len;
 
 	if (!r->d->debug_info) {
-		answer_text(resp, 404, "the plugin has no debug information\n");
+		answer_text(q, 404, "the plugin has no debug information\n");
 		return;
 	}
 	strbuf_init(&sb, MAX_METRICS_TEXT);
 	if (!run_gate_enter(r)) {
 		strbuf_free(&sb);
-		answer_text(resp, 503, "shutting down\n");
+		answer_text(q, 503, "shutting down\n");
 		return;
 	}
 	r->d->debug_info(r->inst, sink_strbuf, &sb);
 	run_gate_leave(r);
 	strbuf_putc(&sb, '\n');
 	text = strbuf_detach(&sb, &len);
-	resp->status = 200;
-	standin_http_add_header(resp, "Content-Type", "application/json");
-	resp->body = (uint8_t *)text;
-	resp->body_len = len;
+	q->status = 200;
+	listen_add_header(q->req, "Content-Type", "application/json");
+	free(q->body);
+	q->body = text;
+	q->body_len = len;
 }
 
-static void handle_healthy(struct run *r, struct standin_http_response *resp)
+static void handle_healthy(struct run *r, struct rq *q)
 {
 	struct component_health *h = calloc(1, sizeof(*h));
 	char *reason = NULL, *body;
 
 	if (!h) {
-		answer_text(resp, 500, "out of memory\n");
+		answer_text(q, 500, "out of memory\n");
 		return;
 	}
 	h->struct_size = sizeof(*h);
@@ -609,31 +664,30 @@ static void handle_healthy(struct run *r, struct standin_http_response *resp)
 		}
 	}
 	if (!reason) {
-		answer_text(resp, 200, "ok\n");
+		answer_text(q, 200, "ok\n");
 	} else {
 		body = pw_asprintf("%s\n", reason);
-		answer_text(resp, 503, body ? body : "unhealthy\n");
+		answer_text(q, 503, body ? body : "unhealthy\n");
 		free(body);
 	}
 	free(reason);
 	free(h);
 }
 
-static void handle_reload(struct run *r, const struct standin_http_request *req,
-			  struct standin_http_response *resp)
+static void handle_reload(struct run *r, struct rq *q)
 {
 	char *why = NULL, *body;
 
-	if (!method_is(req, "POST") && !method_is(req, "PUT")) {
-		answer_method_not_allowed(resp, "POST, PUT");
+	if (!method_is(q, "POST") && !method_is(q, "PUT")) {
+		answer_method_not_allowed(q, "POST, PUT");
 		return;
 	}
-	if (run_reload(r, "http", true, &why) >= 0) {
-		answer_text(resp, 200, "reloaded\n");
+	if (r->reload(r, "http", true, &why) >= 0) {
+		answer_text(q, 200, "reloaded\n");
 		return;
 	}
 	body = pw_asprintf("%s\n", why ? why : "reload failed");
-	answer_text(resp, 400, body ? body : "reload failed\n");
+	answer_text(q, 400, body ? body : "reload failed\n");
 	free(body);
 	free(why);
 }
@@ -646,14 +700,53 @@ static enum route route_of(const char *path)
 	return R_OTHER;
 }
 
-void run_http_handler(void *user, const struct standin_http_request *req,
-		      struct standin_http_response *resp)
+static struct rq *rq_new(struct run *r, struct listen_request *req)
+{
+	struct rq *q = calloc(1, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	q->r = r;
+	q->req = req;
+	q->rt = route_of(listen_path(req));
+	pthread_mutex_init(&q->mu, NULL);
+	strbuf_init(&q->errors, 64 << 10);
+	listen_set_app(req, q);
+	return q;
+}
+
+void run_http_done(void *user, void *app)
 {
 	struct run *r = user;
-	enum route rt = route_of(req->path);
-	bool receiver = rt == R_INGEST || rt == R_PUSH;
-	bool draining, limited = false;
+	struct rq *q = app;
 
+	if (q->counted_inflight) {
+		pthread_mutex_lock(&r->mu);
+		r->inflight--;
+		pthread_cond_broadcast(&r->cv);
+		pthread_mutex_unlock(&r->mu);
+	}
+	if (q->decoded)
+		pw_dec_push_free(&q->dec);
+	free(q->inflated);
+	free(q->body);
+	strbuf_free(&q->errors);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
+/* Refusals that need no body: answered before it is read. */
+void run_http_head(void *user, struct listen_request *req)
+{
+	struct run *r = user;
+	struct rq *q = rq_new(r, req);
+	bool receiver, draining, limited = false;
+
+	if (!q) {
+		listen_reply_text(req, 503, "out of memory", true);
+		return;
+	}
+	receiver = q->rt == R_INGEST || q->rt == R_PUSH;
 	pthread_mutex_lock(&r->mu);
 	draining = r->draining;
 	if (receiver && !draining) {
@@ -662,60 +755,91 @@ void run_http_handler(void *user, const struct standin_http_request *req,
 			r->limited++;
 		} else {
 			r->inflight++;
+			q->counted_inflight = true;
 		}
 	}
 	pthread_mutex_unlock(&r->mu);
 
-	if (draining && rt != R_METRICS && rt != R_HEALTHY) {
-		if (rt == R_PUSH)
-			answer_connect_error(resp, 503, "unavailable", "shutting down");
+	if (draining && q->rt != R_METRICS && q->rt != R_HEALTHY) {
+		if (q->rt == R_PUSH)
+			answer_connect_error(q, 503, "unavailable", "shutting down");
 		else
-			answer_text(resp, 503, "shutting down\n");
-		resp->close = true;
-		goto count;
-	}
-	if (limited) {
+			answer_text(q, 503, "shutting down\n");
+		q->close = true;
+		answer_send(q);
+	} else if (limited) {
 		/* 429 so that a pyroscope.write upstream backs off and retries
 		 * (retry_on_http_429 is on by default). */
-		if (rt == R_PUSH)
-			answer_connect_error(resp, 429, "resource_exhausted",
+		if (q->rt == R_PUSH)
+			answer_connect_error(q, 429, "resource_exhausted",
 					     "too many concurrent requests");
 		else
-			answer_text(resp, 429, "too many concurrent requests\n");
-		goto count;
+			answer_text(q, 429, "too many concurrent requests\n");
+		answer_send(q);
 	}
-	switch (rt) {
+}
+
+/* A request the listener refused (400, 413, 429, 431, 503): the answer in
+ * the route's own shape. */
+static void answer_refused(struct rq *q, int status, const char *why)
+{
+	char *text = pw_asprintf("%s\n", why ? why : listen_status_text(status));
+
+	if (q->rt == R_PUSH)
+		answer_connect_error(q, status,
+				     status == 400   ? "invalid_argument"
+				     : status == 503 ? "unavailable"
+						     : "resource_exhausted",
+				     why);
+	else
+		answer_text(q, status, text ? text : "refused\n");
+	q->close = true;
+	free(text);
+}
+
+void run_http_handler(void *user, struct listen_request *req, int refused, const char *why)
+{
+	struct run *r = user;
+	struct rq *q = listen_get_app(req);
+
+	if (!q)
+		q = rq_new(r, req);
+	if (!q) {
+		listen_reply_text(req, 503, "out of memory", true);
+		return;
+	}
+	if (refused) {
+		answer_refused(q, refused, why);
+		answer_send(q);
+		return;
+	}
+	switch (q->rt) {
 	case R_INGEST:
-		handle_ingest(r, req, resp);
+		if (handle_ingest(r, q))
+			return;
 		break;
 	case R_PUSH:
-		handle_push(r, req, resp);
+		if (handle_push(r, q))
+			return;
 		break;
 	case R_METRICS:
-		handle_metrics(r, resp);
+		handle_metrics(r, q);
 		break;
 	case R_HEALTHY:
-		handle_healthy(r, resp);
+		handle_healthy(r, q);
 		break;
 	case R_READY:
-		answer_text(resp, 200, "ready\n");
+		answer_text(q, 200, "ready\n");
 		break;
 	case R_RELOAD:
-		handle_reload(r, req, resp);
+		handle_reload(r, q);
 		break;
 	case R_DEBUG:
-		handle_debug(r, resp);
+		handle_debug(r, q);
 		break;
 	default:
-		answer_text(resp, 404, "not found\n");
+		answer_text(q, 404, "not found\n");
 		break;
 	}
-	if (receiver) {
-		pthread_mutex_lock(&r->mu);
-		r->inflight--;
-		pthread_cond_broadcast(&r->cv);
-		pthread_mutex_unlock(&r->mu);
-	}
-count:
-	count_request(r, rt, resp->status ? resp->status : 200);
+	answer_send(q);
 }

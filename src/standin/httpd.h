@@ -2,11 +2,12 @@
  * httpd.h - a small HTTP/1.1 server for loopback peers (the Pyroscope
  * stand-in used by the tests and by `mockhost sink`).
  *
- * One thread accepts, one thread serves each connection. Requests on a
- * connection are handled one after the other (keep-alive, no pipelining
- * beyond reading ahead). Request bodies may come with Content-Length or
- * chunked; they are capped. A handler fills a response that can also ask
- * for a delay, a reset instead of an answer, a gzip'd body or a close.
+ * It runs on the network listener (src/listen/, libmicrohttpd), with its
+ * limits and framing checks; httpd_listen.c adapts it. Requests on a
+ * connection are answered in order (keep-alive, pipelining). Request bodies
+ * may come with Content-Length or chunked; they are capped. A handler fills
+ * a response that can also ask for a delay, a reset instead of an answer, a
+ * gzip'd body or a close.
  */
 #ifndef PW_STANDIN_HTTPD_H
 #define PW_STANDIN_HTTPD_H
@@ -58,7 +59,8 @@ struct standin_httpd_opts {
 	int port; /* 0 = ephemeral */
 	size_t max_body; /* 0 = 64 MiB */
 	int idle_timeout_ms; /* idle keep-alive connections are closed after it; 0 = 120 s */
-	standin_http_handler_fn handler; /* called from connection threads, concurrently */
+	standin_http_handler_fn handler; /* called from the listener's threads, concurrently;
+					  must not block */
 	void *user;
 	/* Most connections open at once; a connection past it is answered 503
 	 * with Connection: close right away. 0 = unlimited. */
@@ -67,12 +69,12 @@ struct standin_httpd_opts {
 
 struct standin_httpd;
 
-/* Binds, listens and starts the accept thread. Returns NULL with a
- * malloc'd *err on failure. */
+/* Binds, listens and starts the listener. Returns NULL with a malloc'd
+ * *err on failure. */
 struct standin_httpd *standin_httpd_start(const struct standin_httpd_opts *o, char **err);
 /* The bound port (useful with port 0). */
 int standin_httpd_port(const struct standin_httpd *h);
-/* Stops accepting, wakes and joins every connection thread (delays are cut
+/* Stops accepting, sends every delayed reply at once (delays are cut
  * short), closes everything and frees h. Accepts NULL. */
 void standin_httpd_stop(struct standin_httpd *h);
 
@@ -95,18 +97,5 @@ void standin_http_response_free(struct standin_http_response *r);
 int standin_http_set_body(struct standin_http_response *r, const void *data, size_t len);
 /* The standard reason phrase of a status code ("Unknown" if none). */
 const char *standin_http_reason(int status);
-
-/* The earlier names of pwx_gzip and of a strict pwx_gunzip (util/gzip.h),
- * for callers that have not switched yet. */
-static inline int standin_gzip(const void *in, size_t len, uint8_t **out, size_t *outlen)
-{
-	return pwx_gzip(in, len, out, outlen);
-}
-
-static inline int standin_gunzip(const void *in, size_t len, size_t limit, uint8_t **out,
-				 size_t *outlen)
-{
-	return pwx_gunzip(in, len, limit, 0, out, outlen);
-}
 
 #endif /* PW_STANDIN_HTTPD_H */

@@ -1,11 +1,13 @@
 /*
- * run_internal.h - what the two halves of `mockhost run` share: the host
- * state, and the lifecycle services (clock, logging, the gate around calls
- * into the instance, reloads) that run.c provides to the HTTP handlers in
- * run_http.c. Internal to the mock host.
+ * run_state.h - what the two halves of `mockhost run` share: the host
+ * state, and the services below both of them (logging, the gate around
+ * calls into the instance) in run_state.c. run.c (the lifecycle, above)
+ * and run_http.c (the HTTP handlers, below it) both use it. Reloads reach
+ * the handlers as a function pointer that run.c sets, so that run_http.c
+ * never calls up into run.c. Internal to the mock host.
  */
-#ifndef MOCKHOST_RUN_INTERNAL_H
-#define MOCKHOST_RUN_INTERNAL_H
+#ifndef MOCKHOST_RUN_STATE_H
+#define MOCKHOST_RUN_STATE_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -15,10 +17,10 @@
 #include "component_abi.h"
 #include "loader.h"
 #include "pyroscope_write.h"
-#include "standin/httpd.h"
+#include "listen/listen.h"
 
-/* Connections allowed beyond --conn-limit for /metrics, /-/healthy and
- * friends. */
+/* Connections allowed beyond --max-connections for /metrics, /-/healthy
+ * and friends. */
 #define OPS_CONN_HEADROOM 16
 
 #define MAX_BODY ((size_t)64 << 20)
@@ -42,12 +44,21 @@ struct run {
 	int64_t request_timeout_ns;
 	int64_t drain_timeout_ns;
 	enum component_log_level level;
+	long max_conns;
+	int64_t header_timeout_ms;
+	int64_t body_timeout_ms;
+	int64_t idle_timeout_ms;
+	long max_header;
+	long max_body;
+	const char *tls_cert_file;
+	const char *tls_key_file;
+	const char *tls_client_ca_file;
 
 	struct plugin plugin;
 	const struct component_descriptor *d;
 	struct component_instance *inst;
 	const struct pw_receiver *rx;
-	struct standin_httpd *httpd;
+	struct listen *listener;
 
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t cv; /* signalled when a counter below drops */
@@ -63,12 +74,13 @@ struct run {
 	struct stat_row rows[MAX_STAT_ROWS];
 	size_t nrows;
 
+	/* Re-reads the configuration file and applies it (run.c sets it).
+	 * Returns 1 (unchanged), 0 (applied) or -1 (refused, with a malloc'd
+	 * *why). */
+	int (*reload)(struct run *r, const char *source, bool force, char **why);
 	pthread_mutex_t reload_mu; /* one reload at a time */
 	char *last_json; /* the document last handed to update() */
 };
-
-/* CLOCK_MONOTONIC in nanoseconds. */
-int64_t run_now_ns(void);
 
 /* Logs msg with up to two key/value fields (k1 or k2 NULL for fewer) when
  * level is at or above the configured one. */
@@ -79,13 +91,7 @@ void run_log1(struct run *r, enum component_log_level level, const char *msg, co
  * once shutdown has closed the gate: make no call) and run_gate_leave(). */
 bool run_gate_enter(struct run *r);
 void run_gate_leave(struct run *r);
+/* Closes the gate and waits until no call is under way. */
+void run_gate_close(struct run *r);
 
-/* Re-reads the configuration file and applies it; see run.c. Returns 1
- * (unchanged), 0 (applied) or -1 (refused, with a malloc'd *why). */
-int run_reload(struct run *r, const char *source, bool force, char **why);
-
-/* The stand-in server's request handler; user is the struct run. */
-void run_http_handler(void *user, const struct standin_http_request *req,
-		      struct standin_http_response *resp);
-
-#endif /* MOCKHOST_RUN_INTERNAL_H */
+#endif /* MOCKHOST_RUN_STATE_H */
