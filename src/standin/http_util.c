@@ -1,9 +1,9 @@
 /*
  * http_util.c - the helpers around the stand-in's HTTP server: header
- * lookup, response building, reason phrases, gzip, and listen addresses.
+ * lookup, response building, reason phrases and listen addresses.
  */
 #define _GNU_SOURCE
-#include "standin/httpd.h"
+#include "standin/http_util.h"
 
 #include <errno.h>
 #include <stdio.h>

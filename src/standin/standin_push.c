@@ -4,6 +4,7 @@
  * and the checks Pyroscope's distributor applies to it.
  */
 #define _GNU_SOURCE
+#include "util/gzip.h"
 #include "standin/standin_push.h"
 
 #include <jansson.h>

@@ -1,5 +1,5 @@
 /*
- * httpd_listen.c - the stand-in's HTTP server (httpd.h) on the network
+ * httpd.c - the stand-in's HTTP server (httpd.h) on the network
  * listener (src/listen/), the same server `mockhost run` uses.
  *
  * The stand-in's handlers answer at once; what a scripted reply adds on top
