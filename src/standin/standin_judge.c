@@ -1,7 +1,7 @@
 /*
  * standin_judge.c - the helpers every route's judgement uses: turning an
  * outcome into a rejection, reading a request header and checking the
- * tenant. Below the route files: it calls only httpd.c's header lookup.
+ * tenant. Below the route files: it calls only http_util.c's header lookup.
  */
 #define _GNU_SOURCE
 #include "standin/standin_judge.h"
