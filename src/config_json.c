@@ -82,18 +82,31 @@ static int cmp_kvlist(const void *a, const void *b)
 
 static void emit_block(struct strbuf *sb, const struct block *b, const char *base, bool redact);
 
-static void emit_map(struct strbuf *sb, const struct pw_kvmap *m)
+/* Pointers to the n items of size `size` at items, sorted with cmp (which
+ * compares two pointers); NULL when out of memory (sb marked failed). */
+static const void **sorted_ptrs(struct strbuf *sb, const void *items, size_t n, size_t size,
+				int (*cmp)(const void *, const void *))
 {
-	const struct pw_kv **sorted = calloc(m->n + 1, sizeof(*sorted));
-	bool first = true;
+	const void **sorted = calloc(n + 1, sizeof(*sorted));
 
 	if (!sorted) {
 		sb->failed = true;
-		return;
+		return NULL;
 	}
-	for (size_t i = 0; i < m->n; i++)
-		sorted[i] = &m->items[i];
-	qsort(sorted, m->n, sizeof(*sorted), cmp_kv);
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = (const char *)items + i * size;
+	qsort(sorted, n, sizeof(*sorted), cmp);
+	return sorted;
+}
+
+static void emit_map(struct strbuf *sb, const struct pw_kvmap *m)
+{
+	const struct pw_kv **sorted =
+		(const struct pw_kv **)sorted_ptrs(sb, m->items, m->n, sizeof(*m->items), cmp_kv);
+	bool first = true;
+
+	if (!sorted)
+		return;
 	strbuf_putc(sb, '{');
 	for (size_t i = 0; i < m->n; i++) {
 		put_key(sb, &first, sorted[i]->key);
@@ -105,16 +118,12 @@ static void emit_map(struct strbuf *sb, const struct pw_kvmap *m)
 
 static void emit_map_list(struct strbuf *sb, const struct pw_kvlistmap *m, bool redact)
 {
-	const struct pw_kvlist **sorted = calloc(m->n + 1, sizeof(*sorted));
+	const struct pw_kvlist **sorted = (const struct pw_kvlist **)sorted_ptrs(
+		sb, m->items, m->n, sizeof(*m->items), cmp_kvlist);
 	bool first = true;
 
-	if (!sorted) {
-		sb->failed = true;
+	if (!sorted)
 		return;
-	}
-	for (size_t i = 0; i < m->n; i++)
-		sorted[i] = &m->items[i];
-	qsort(sorted, m->n, sizeof(*sorted), cmp_kvlist);
 	strbuf_putc(sb, '{');
 	for (size_t i = 0; i < m->n; i++) {
 		put_key(sb, &first, sorted[i]->key);

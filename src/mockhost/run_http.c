@@ -582,11 +582,22 @@ static void host_metrics(struct run *r, struct strbuf *sb)
 			(unsigned long long)listen_rejected(r->listener, (enum listen_reason)i));
 }
 
+/* Answers 200 with the text built in sb, which the answer takes over. */
+static void answer_200(struct rq *q, const char *content_type, struct strbuf *sb)
+{
+	size_t len;
+	char *text = strbuf_detach(sb, &len);
+
+	q->status = 200;
+	listen_add_header(q->req, "Content-Type", content_type);
+	free(q->body);
+	q->body = text;
+	q->body_len = len;
+}
+
 static void handle_metrics(struct run *r, struct rq *q)
 {
 	struct strbuf sb;
-	char *text;
-	size_t len;
 
 	strbuf_init(&sb, MAX_METRICS_TEXT);
 	if (run_gate_enter(r)) {
@@ -602,19 +613,12 @@ static void handle_metrics(struct run *r, struct rq *q)
 		answer_text(q, 500, "metrics too large\n");
 		return;
 	}
-	text = strbuf_detach(&sb, &len);
-	q->status = 200;
-	listen_add_header(q->req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	free(q->body);
-	q->body = text;
-	q->body_len = len;
+	answer_200(q, "text/plain; version=0.0.4; charset=utf-8", &sb);
 }
 
 static void handle_debug(struct run *r, struct rq *q)
 {
 	struct strbuf sb;
-	char *text;
-	size_t len;
 
 	if (!r->d->debug_info) {
 		answer_text(q, 404, "the plugin has no debug information\n");
@@ -629,12 +633,7 @@ static void handle_debug(struct run *r, struct rq *q)
 	r->d->debug_info(r->inst, sink_strbuf, &sb);
 	run_gate_leave(r);
 	strbuf_putc(&sb, '\n');
-	text = strbuf_detach(&sb, &len);
-	q->status = 200;
-	listen_add_header(q->req, "Content-Type", "application/json");
-	free(q->body);
-	q->body = text;
-	q->body_len = len;
+	answer_200(q, "application/json", &sb);
 }
 
 static void handle_healthy(struct run *r, struct rq *q)
