@@ -28,6 +28,7 @@
 #include "run_http.h"
 #include "run_state.h"
 #include "util/clock.h"
+#include "util/connect_error.h"
 #include "sdkname.h"
 #include "listen/listen.h"
 #include "util/gzip.h"
@@ -122,15 +123,13 @@ static void answer_text(struct rq *q, int status, const char *text)
 /* A Connect error: JSON {"code","message"} with its HTTP status. */
 static void answer_connect_error(struct rq *q, int status, const char *code, const char *message)
 {
-	json_t *o = json_pack("{s:s, s:s}", "code", code, "message", message ? message : "");
-	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	char *text = pwx_connect_error_body(code, message);
 
 	q->status = status;
 	listen_add_header(q->req, "Content-Type", "application/json");
 	if (text)
 		set_body(q, text, strlen(text));
 	free(text);
-	json_decref(o);
 }
 
 static bool method_is(const struct rq *q, const char *m)
