@@ -18,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "component_abi.h"
 #include "proto.h"
 #include "proto_decode.h"
