@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,11 +40,22 @@
 #define MAX_LOOPS 4
 /* How often overdue connections are looked for, at most. */
 #define SCAN_MS 200
-/* libmicrohttpd's per-connection memory: the head must fit in it, beside
- * the read buffer it keeps for the body. Over 32 KiB in all, libmicrohttpd
- * maps it rather than taking it from malloc, so that the memory of closed
- * connections goes back to the system at once. */
-#define POOL_SLACK (20 * 1024)
+/*
+ * libmicrohttpd's per-connection memory (its pool): the head must fit in
+ * it, with a record per header field, the answer's head and the read
+ * buffer for the body. Once a connection has served a request every page
+ * of it is touched (libmicrohttpd clears the pool between requests), so
+ * an idle keep-alive connection costs the whole pool: keep the slack small,
+ * yet large enough for the records of a head at the limit made of short
+ * fields (about 150 in 8 KiB; test_head_of_many_fields_within_limit).
+ * A pool of 32 KiB or less comes from malloc, which keeps what is freed:
+ * see GIVE_BACK_BYTES.
+ */
+#define POOL_SLACK (8 * 1024)
+/* Once the pools of closed connections add up to this much, the heap's
+ * free pages are handed back to the system (malloc_trim), so that RSS
+ * falls back after a crowd of connections is gone. */
+#define GIVE_BACK_BYTES ((size_t)8 << 20)
 #define MAX_TLS_FILE (1 << 20)
 
 enum phase {
@@ -122,6 +134,7 @@ struct listen {
 	atomic_size_t nconns;
 	atomic_uint_least64_t rejected[LISTEN_REJ_COUNT];
 	atomic_long busy; /* requests past their head, not yet answered */
+	atomic_size_t freed; /* pool bytes of connections closed since the last give-back */
 	pthread_mutex_t mu; /* replies */
 };
 
@@ -223,6 +236,11 @@ static bool evict_idle(struct loop *lp, const struct conn *except)
 	return false;
 }
 
+static size_t pool_bytes(const struct listen *l)
+{
+	return l->o.max_header + POOL_SLACK;
+}
+
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
 {
 	struct listen *l = ((struct loop *)cls)->l;
@@ -280,8 +298,19 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_ct
 	else
 		lp->tail = c->prev;
 	atomic_fetch_sub(&l->nconns, 1);
+	atomic_fetch_add(&l->freed, pool_bytes(l));
 	free(c);
 	*socket_ctx = NULL;
+}
+
+/* After many connections closed: their memory back to the system. One
+ * loop does it; the others go on. */
+static void give_back(struct listen *l)
+{
+	if (atomic_load(&l->freed) < GIVE_BACK_BYTES)
+		return;
+	if (atomic_exchange(&l->freed, 0) >= GIVE_BACK_BYTES)
+		malloc_trim(0);
 }
 
 static struct conn *conn_of(struct MHD_Connection *mc)
@@ -945,6 +974,7 @@ static void *loop_main(void *arg)
 	while (!atomic_load(&l->stopping)) {
 		loop_turn(lp);
 		scan_deadlines(lp);
+		give_back(l);
 		/* On this thread: the daemon must not be accepting on the socket
 		 * while it lets go of it. The socket is closed once every loop
 		 * has. */
@@ -1085,9 +1115,9 @@ static struct MHD_Daemon *start_daemon(struct loop *lp)
 		flags, 0, on_accept, lp, on_request, lp, MHD_OPTION_LISTEN_SOCKET, l->fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(l->o.max_conns + l->o.ops_headroom + 1),
 		MHD_OPTION_CONNECTION_TIMEOUT, idle_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)(l->o.max_header + POOL_SLACK), MHD_OPTION_URI_LOG_CALLBACK, on_uri, lp,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, lp, MHD_OPTION_NOTIFY_CONNECTION,
-		on_connection, lp, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+		pool_bytes(l), MHD_OPTION_URI_LOG_CALLBACK, on_uri, lp, MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, lp, MHD_OPTION_NOTIFY_CONNECTION, on_connection, lp, MHD_OPTION_ARRAY,
+		tls, MHD_OPTION_END);
 }
 
 static int loops_count(const struct listen_opts *o)

@@ -23,6 +23,7 @@
 #include "proto_decode.h"
 #include "pw_version.h"
 #include "pyroscope_write.h"
+#include "reqparse.h"
 #include "run_http.h"
 #include "run_state.h"
 #include "util/clock.h"
@@ -139,26 +140,6 @@ static void answer_method_not_allowed(struct rq *q, const char *allow)
 {
 	answer_text(q, 405, "method not allowed\n");
 	listen_add_header(q->req, "Allow", allow);
-}
-
-/* The media type of a Content-Type value, without parameters, lowercased
- * into buf. */
-static const char *media_type(const char *ct, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	if (!ct)
-		ct = "";
-	while (*ct == ' ' || *ct == '\t')
-		ct++;
-	while (ct[n] && ct[n] != ';' && ct[n] != ' ' && n + 1 < len) {
-		char c = ct[n];
-
-		buf[n] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-		n++;
-	}
-	buf[n] = '\0';
-	return buf;
 }
 
 /* ---- completions ---- */
@@ -314,23 +295,6 @@ out:
 	return started;
 }
 
-/* Parses Connect-Timeout-Ms: 1 to 10 digits. 0, or -1. */
-static int parse_timeout_ms(const char *s, int64_t *ms)
-{
-	size_t n = strlen(s);
-	int64_t v = 0;
-
-	if (n == 0 || n > 10)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	*ms = v;
-	return 0;
-}
-
 /*
  * A failed push as a Connect error. What the component refused before
  * sending (invalid labels) is the client's mistake: 400, which a
@@ -423,7 +387,7 @@ static bool push_decode(struct rq *q, int64_t *ms, bool *has_tmo)
 		answer_method_not_allowed(q, "POST");
 		return false;
 	}
-	if (strcmp(media_type(ct, mt, sizeof(mt)), "application/proto") != 0) {
+	if (strcmp(reqparse_media_type(ct, mt, sizeof(mt)), "application/proto") != 0) {
 		/* connect-go answers an unsupported codec with a bare 415. */
 		q->status = 415;
 		listen_add_header(q->req, "Accept-Post", "application/proto");
@@ -435,12 +399,12 @@ static bool push_decode(struct rq *q, int64_t *ms, bool *has_tmo)
 		return false;
 	}
 	*has_tmo = tmo != NULL;
-	if (tmo && parse_timeout_ms(tmo, ms) < 0) {
+	if (tmo && reqparse_timeout_ms(tmo, ms) < 0) {
 		answer_connect_error(q, 400, "invalid_argument",
 				     "Connect-Timeout-Ms must be 1 to 10 digits");
 		return false;
 	}
-	if (enc && strcasecmp(enc, "gzip") == 0) {
+	if (reqparse_encoding(enc) == REQPARSE_ENC_GZIP) {
 		size_t n = 0;
 
 		if (pwx_gunzip(body, body_len, (size_t)q->r->max_body, 0, &q->inflated, &n) < 0) {
@@ -457,7 +421,7 @@ static bool push_decode(struct rq *q, int64_t *ms, bool *has_tmo)
 		}
 		body = q->inflated;
 		body_len = n;
-	} else if (enc && strcasecmp(enc, "identity") != 0) {
+	} else if (reqparse_encoding(enc) == REQPARSE_ENC_OTHER) {
 		answer_connect_error(q, 501, "unimplemented", "unsupported Content-Encoding");
 		return false;
 	}
