@@ -383,6 +383,14 @@ static const struct opt endpoint_opts[] = {
 			"uses fewer while more would only queue.",
 	},
 	{
+		.name = "tenant_label",
+		.type = OT_STRING,
+		.off = EP(tenant_label),
+		.flags = OPT_LABEL_NAME,
+		.desc = "Extension: the label whose value (after external_labels) becomes the "
+			"request's X-Scope-OrgID for this endpoint, replacing a configured one.",
+	},
+	{
 		.name = "authorization",
 		.type = OT_BLOCK,
 		.off = EP(authorization),

@@ -102,6 +102,9 @@ struct pw_endpoint_config {
 	bool enable_http2; /* default true */
 	bool follow_redirects; /* default true */
 	int64_t max_connections; /* per-endpoint request bound, default 32 */
+	/* The label whose value becomes a profile's X-Scope-OrgID; NULL when
+	 * unset. */
+	char *tenant_label;
 	struct pw_kvmap headers;
 	struct pw_kvlistmap http_headers; /* values are secrets */
 	char *bearer_token; /* secret */

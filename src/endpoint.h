@@ -60,6 +60,10 @@ struct pw_endpoint {
 	char *push_url;
 	struct curl_slist *push_hdrs; /* static part of a push request's headers */
 	struct curl_slist *ingest_hdrs; /* static part of an ingest request's headers */
+	/* With tenant_label: the same without a configured X-Scope-OrgID, for
+	 * profiles that carry their own tenant. NULL otherwise. */
+	struct curl_slist *push_hdrs_tenant;
+	struct curl_slist *ingest_hdrs_tenant;
 	bool user_content_type; /* `headers` sets Content-Type */
 	struct pw_auth *auth;
 	int max_running; /* max_connections */

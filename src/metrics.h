@@ -47,7 +47,7 @@ void pw_metrics_last_success(struct pw_ep_metrics *e, double unix_seconds);
 
 /* Instance-wide series. */
 /* A profile refused before sending; reason is a static string:
- * "invalid_labels" or "invalid_request". */
+ * "invalid_labels", "invalid_tenant" or "invalid_request". */
 void pw_metrics_rejected(struct pw_metrics *m, const char *path, const char *reason,
 			 uint64_t profiles);
 void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);

@@ -497,8 +497,8 @@ static bool start_token_request(struct pw_loop *s, struct pw_endpoint *ep, char 
 }
 
 /*
- * This attempt's headers: Connect-Timeout-Ms (a list node inside the task),
- * then the few allocated per attempt (credentials, an ingest's content
+ * This attempt's headers: Connect-Timeout-Ms and the profile's tenant (list
+ * nodes inside the task), then the few allocated per attempt (credentials, an ingest's content
  * types), then the endpoint's static list, which is shared rather than
  * copied (libcurl only reads it). pw_task_free_headers() frees the
  * allocated part only.
@@ -508,8 +508,12 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
 	struct curl_slist *l = NULL, *n, *tail, *head;
+	bool tenant = t->tenant_line[0] != '\0';
 
-	t->hdrs_shared = d->ingest ? ep->ingest_hdrs : ep->push_hdrs;
+	if (tenant)
+		t->hdrs_shared = d->ingest ? ep->ingest_hdrs_tenant : ep->push_hdrs_tenant;
+	else
+		t->hdrs_shared = d->ingest ? ep->ingest_hdrs : ep->push_hdrs;
 	if (d->ingest) {
 		for (size_t i = 0; i < d->nctypes; i++) {
 			if (!(n = pw_slist_add(l, "Content-Type", d->ctypes[i])))
@@ -544,6 +548,11 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 			;
 		tail->next = t->hdrs_shared;
 		head = l;
+	}
+	if (tenant) {
+		t->tenant_node.data = t->tenant_line;
+		t->tenant_node.next = head;
+		head = &t->tenant_node;
 	}
 	/* The protocol allows at most 10 digits; a longer budget is simply
 	 * not announced. */

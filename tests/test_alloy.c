@@ -364,6 +364,12 @@ START_TEST(nested_blocks)
 	   "\"one\"}},"
 	   "{\"url\":\"https://two\",\"basic_auth\":{\"username\":\"u\"},\"authorization\":{}}],"
 	   "\"tracing\":{}}");
+	/* The extensions beyond Alloy are ordinary attributes and blocks. */
+	ok("pyroscope.write \"a\" { endpoint {\n"
+	   "  url = \"u\"\n"
+	   "  tenant_label = \"__tenant__\"\n"
+	   "} }",
+	   "{\"endpoint\":[{\"url\":\"u\",\"tenant_label\":\"__tenant__\"}]}");
 	/* One endpoint is still an array. */
 	ok("pyroscope.write \"a\" { endpoint { url = \"u\" } }",
 	   "{\"endpoint\":[{\"url\":\"u\"}]}");

@@ -365,6 +365,9 @@ static const struct {
 	 "external_label: unknown attribute; did you mean \"external_labels\"?"},
 	{"{\"endpoints\": []}", "endpoints: unknown attribute; did you mean \"endpoint\"?"},
 	{EP1("\"zzzz\": 1"), "endpoint[0].zzzz: unknown attribute"},
+	{EP1("\"tenant_label\": \"team-id\""),
+	 "endpoint[0].tenant_label: invalid label name \"team-id\": use letters, digits, \"_\" "
+	 "and \".\" only (or exactly \"__name__\")"},
 	{EP1("\"basic_auth\": {\"pasword\": \"x\"}"),
 	 "endpoint[0].basic_auth.pasword: unknown attribute; did you mean \"password\"?"},
 	{EP1("\"tls_config\": {\"ca\": \"x\"}"), "endpoint[0].tls_config.ca: unknown attribute"},
