@@ -66,7 +66,18 @@ struct task {
 	 * delivery's deadline, when it has one. */
 	struct pw_timer timer;
 	struct strbuf body;
-	size_t rd_seg, rd_off; /* read position in d->segs */
+	/* Read position of a body sent from pieces: a piece (rd_seg) of the
+	 * task rd_task, this task or a member of its batch. */
+	struct task *rd_task;
+	size_t rd_seg, rd_off;
+	/* Batching (a push to an endpoint with `batch`). Queued: when the task
+	 * joined its endpoint's queue. Leading a request: the other members
+	 * (linked through bnext, each T_RUNNING without a handle of its own),
+	 * how many profiles and bytes the request holds. */
+	int64_t queued_ns;
+	struct task *bnext;
+	size_t bcount;
+	size_t blen;
 	/* The last response's Retry-After (an HTTP date or a number of seconds
 	 * fits; anything longer is not a valid value and is cut). */
 	char retry_after[64];

@@ -89,6 +89,12 @@ struct pw_endpoint {
 	 * doubly linked, so a task whose deadline passes leaves in O(1). */
 	struct task *waitq_head, *waitq_tail;
 	struct task *authq_head, *authq_tail;
+	/* With `batch`: the pushes waiting in waitq and their bytes. */
+	size_t waitq_n;
+	uint64_t waitq_bytes;
+	/* On the sender's list of endpoints to pump (holding a reference). */
+	bool pump_pending;
+	struct pw_endpoint *pump_next;
 	struct token_xfer token;
 	struct pw_endpoint *token_next; /* sender's list of token requests */
 

@@ -370,6 +370,15 @@ START_TEST(nested_blocks)
 	   "  tenant_label = \"__tenant__\"\n"
 	   "} }",
 	   "{\"endpoint\":[{\"url\":\"u\",\"tenant_label\":\"__tenant__\"}]}");
+	ok("pyroscope.write \"a\" { endpoint {\n"
+	   "  url = \"u\"\n"
+	   "  batch {\n"
+	   "    max_profiles = 100\n"
+	   "    max_wait = \"50ms\"\n"
+	   "  }\n"
+	   "} }",
+	   "{\"endpoint\":[{\"url\":\"u\",\"batch\":{\"max_profiles\":100,\"max_wait\":\"50ms\"}}]"
+	   "}");
 	/* One endpoint is still an array. */
 	ok("pyroscope.write \"a\" { endpoint { url = \"u\" } }",
 	   "{\"endpoint\":[{\"url\":\"u\"}]}");
