@@ -994,7 +994,7 @@ static void after_batch(struct pw_loop *s, struct task *t, enum pw_verdict v, ch
 		m->attempts++;
 		m->last_http = t->last_http;
 		memcpy(m->retry_after, t->retry_after, sizeof(m->retry_after));
-		settle(s, m, v, pw_strdup(err ? err : "unknown"), now, &shared);
+		settle(s, m, v, err ? pw_strdup(err) : NULL, now, &shared);
 		m = next;
 	}
 	settle(s, t, v, err, now, &shared);
