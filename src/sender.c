@@ -10,6 +10,12 @@
  * waiting for a connection slot or a token), and the completion callback
  * fires when the last task of a delivery ends. No thread ever sleeps per request.
  *
+ * Pushes to an endpoint with `batch` always queue first; the endpoint's
+ * pump sends the oldest with the same tenant's pushes behind it as one
+ * request (pump_endpoint(): gather(), then one transfer whose body is the
+ * members' encoded bodies back to back), and the outcome is applied to
+ * every member (after_batch()).
+ *
  * Layer: engine, top, beside the producer side (submit.c), which it never
  * calls: it takes deliveries from the handoff (handoff.c) and ends them
  * through the delivery object (delivery.c). Below it: endpoints, the
@@ -765,7 +771,7 @@ static void dispatch(struct pw_loop *s, struct task *t, int64_t now)
 		return;
 	}
 	/* A push that may be batched always queues first: the pump takes
-	 * everything this pass queued together (pump_batches()). */
+	 * everything this pass queued together (pump_endpoint()). */
 	if (batching(t)) {
 		park(s, t, T_QUEUED, now);
 		want_pump(s, ep);
