@@ -17,7 +17,7 @@
 #   --batch      instead of the tables: 2 KiB profiles, 64 in flight
 #                (callback form) and 64 threads (blocking form), 1 and 3
 #                endpoints, without and with each endpoint's `batch` block
-#                (JSON; default {"max_profiles":100,"max_wait":"5ms"})
+#                (JSON; default {}, the defaults)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
 	--curl8) curl8=1 ;;
 	--endpoints) endpoints="$2"; shift ;;
 	--batch)
-		batch='{"max_profiles":100,"max_wait":"5ms"}'
+		batch='{}'
 		if [ $# -gt 1 ] && [ "${2#\{}" != "$2" ]; then
 			batch="$2"
 			shift

@@ -281,12 +281,12 @@ static const struct opt batch_opts[] = {
 	{
 		.name = "max_wait",
 		.type = OT_DURATION,
-		.def = "100ms",
+		.def = "0s",
 		.off = BATCH(max_wait_ns),
 		.flags = OPT_RANGE,
 		.min = 0,
 		.max = 10 * NS_SEC,
-		.desc = "How long the first profile of a batch waits for more (0s to 10s; 0s: "
+		.desc = "How long the first profile of a batch may wait for more (0s to 10s; 0s: "
 			"combine only what waits for a connection anyway).",
 	},
 	{.name = NULL},

@@ -95,7 +95,7 @@ struct pw_batch_config {
 	bool set;
 	int64_t max_profiles; /* 1 to 10000, default 100 */
 	int64_t max_bytes; /* 1 KiB to 64 MiB, default 4 MiB */
-	int64_t max_wait_ns; /* 0s to 10s, default 100ms */
+	int64_t max_wait_ns; /* 0s to 10s, default 0s */
 };
 
 struct pw_endpoint_config {
