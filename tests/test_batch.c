@@ -438,6 +438,50 @@ START_TEST(member_deadline_applies)
 }
 END_TEST
 
+/* An attempt cannot outlive the earliest deadline of its members: when
+ * the server is slow, the member whose deadline passes fails, and the
+ * other is retried without it. */
+START_TEST(attempt_bounded_by_earliest_member)
+{
+	struct standin_reply slow = {
+		.status = 200, .content_type = "application/proto", .delay_ms = 3000};
+	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+				     "\"min_backoff_period\":\"10ms\","
+				     "\"batch\":{\"max_wait\":\"100ms\"}}]}");
+	struct burst *b = calloc(1, sizeof(*b));
+	double t0 = th_now_s();
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &slow);
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	b->n = 2;
+	push_one(&in, b, 0, 0, NULL, 0, 20000);
+	push_one(&in, b, 1, 0, NULL, 0, 900);
+	burst_wait(b);
+	ck_assert_int_eq(b->status[1], COMPONENT_EDELIVERY);
+	ck_assert_double_lt(b->done_s[1] - t0, 2.0);
+	ck_assert_int_eq(b->status[0], COMPONENT_OK);
+	ck_assert_double_lt(b->done_s[0] - t0, 2.5);
+	ck_assert_uint_eq(standin_wait(sink, 2, 5000), 0);
+	/* In either order (the stand-in records the slow one when it answers
+	 * or gives up): the batch of both, then push 0 alone. */
+	{
+		struct standin_request *q0 = standin_request_get(sink, 0);
+		struct standin_request *q1 = standin_request_get(sink, 1);
+		struct standin_request *both = q0->nseries == 2 ? q0 : q1;
+		struct standin_request *alone = both == q0 ? q1 : q0;
+
+		ck_assert_uint_eq(both->nseries, 2);
+		ck_assert_uint_eq(alone->nseries, 1);
+		ck_assert_int_eq(label_int(alone->series_labels[0], "i"), 0);
+		standin_request_free(q0);
+		standin_request_free(q1);
+	}
+	burst_free(b);
+	th_destroy(&in);
+}
+END_TEST
+
 /* ---- producers racing reloads that add and remove `batch` ---- */
 
 #define PRODUCERS 32
@@ -543,6 +587,7 @@ static Suite *batch_suite(void)
 	tcase_add_test(tc, unbatched_endpoint_unaffected);
 	tcase_add_test(tc, batches_never_mix_tenants);
 	tcase_add_test(tc, member_deadline_applies);
+	tcase_add_test(tc, attempt_bounded_by_earliest_member);
 	tcase_add_test(tc, producers_race_batch_reloads);
 	suite_add_tcase(s, tc);
 	return s;
