@@ -173,7 +173,8 @@ static void normalise_endpoints(json_t *doc)
 START_TEST(examples_match_json)
 {
 	static const char *const names[] = {
-		"one-endpoint", "tenants", "basic-auth", "demo", "mtls", "oauth2", "proxy",
+		"one-endpoint", "tenants", "basic-auth", "demo",
+		"mtls",		"oauth2",  "proxy",	 "tenant-routing",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
