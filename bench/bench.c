@@ -68,6 +68,7 @@ struct opts {
 	bool copy; /* callback form without PW_PUSH_KEEP_UNTIL_DONE */
 	const char *single; /* "KIND,ENDPOINTS,SIZE,CONCURRENCY": one kind of run, repeated */
 	int rows; /* throughput rows: the first `rows` of ep_counts */
+	const char *batch; /* JSON of each endpoint's batch block, NULL: none */
 };
 
 struct payload {
@@ -314,7 +315,7 @@ struct plugin {
 
 static char *config_json(int neps, const char *gen)
 {
-	size_t cap = 256 + (size_t)neps * 160;
+	size_t cap = 256 + (size_t)neps * (160 + (o.batch ? strlen(o.batch) + 16 : 0));
 	char *buf = xmalloc(cap);
 	size_t n = 0;
 
@@ -322,10 +323,11 @@ static char *config_json(int neps, const char *gen)
 	for (int i = 0; i < neps; i++)
 		n += (size_t)snprintf(
 			buf + n, cap - n,
-			"%s{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e%d\"%s%s%s%s%s}",
+			"%s{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e%d\"%s%s%s%s%s%s%s}",
 			i ? "," : "", o.port + i, i, gen ? ",\"headers\":{\"X-Bench-Gen\":\"" : "",
 			gen ? gen : "", gen ? "\"}" : "",
-			o.max_conns ? ",\"max_connections\":" : "", o.max_conns ? o.max_conns : "");
+			o.max_conns ? ",\"max_connections\":" : "", o.max_conns ? o.max_conns : "",
+			o.batch ? ",\"batch\":" : "", o.batch ? o.batch : "");
 	snprintf(buf + n, cap - n, "]}");
 	return buf;
 }
@@ -1116,6 +1118,7 @@ static void usage(void)
 			"                [--single "
 			"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
 			"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
+			"                [--batch JSON]  (each endpoint's batch block)\n"
 			"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
 	exit(2);
 }
@@ -1164,6 +1167,7 @@ static void parse_args(int argc, char **argv)
 		{"refill", required_argument, NULL, 'R'},
 		{"copy", no_argument, NULL, 'C'},
 		{"endpoints", required_argument, NULL, 'E'},
+		{"batch", required_argument, NULL, 'B'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -1207,6 +1211,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'E':
 			o.rows = endpoint_rows(optarg);
+			break;
+		case 'B':
+			o.batch = optarg;
 			break;
 		default:
 			usage();

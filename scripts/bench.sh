@@ -5,7 +5,7 @@
 #
 # usage: scripts/bench.sh [--quick] [--build DIR] [--seconds S]
 #                         [--profiles DIR] [--port BASE] [--curl8]
-#                         [--endpoints 1|3|10]
+#                         [--endpoints 1|3|10] [--batch [JSON]]
 #   --quick      short runs (the whole script finishes in under a minute)
 #   --build DIR  a configured build directory (default: build-bench, set
 #                up here with --buildtype=release when missing)
@@ -14,6 +14,10 @@
 #                libcurl 8 from bookworm-backports (scripts/curl8.sh), the
 #                same binaries loading it through LD_LIBRARY_PATH
 #   --endpoints  throughput rows up to this many endpoints (default 10)
+#   --batch      instead of the tables: 2 KiB profiles, 64 in flight
+#                (callback form) and 64 threads (blocking form), 1 and 3
+#                endpoints, without and with each endpoint's `batch` block
+#                (JSON; default {}, the defaults)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,6 +28,7 @@ profiles=""
 port=18080
 curl8=0
 endpoints=""
+batch=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) quick=1 ;;
@@ -33,7 +38,14 @@ while [ $# -gt 0 ]; do
 	--port) port="$2"; shift ;;
 	--curl8) curl8=1 ;;
 	--endpoints) endpoints="$2"; shift ;;
-	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	--batch)
+		batch='{}'
+		if [ $# -gt 1 ] && [ "${2#\{}" != "$2" ]; then
+			batch="$2"
+			shift
+		fi
+		;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -94,6 +106,24 @@ grep -q listening "$tmp/recv.log" || { cat "$tmp/recv.log" >&2; exit 1; }
 args=(--plugin "$plugin" --port "$port")
 [ "$quick" = 1 ] && args+=(--quick)
 [ -n "$seconds" ] && args+=(--seconds "$seconds")
+if [ -n "$batch" ]; then
+	# Five runs of each; the lines give profiles/s, CPU per 1000 profiles
+	# and the latency of each push (callback: until done; blocking: the call).
+	echo "## Batching: 2 KiB profiles, batch = $batch"
+	echo
+	for eps in 1 3; do
+		for kind in cb blk; do
+			for mode in unbatched batched; do
+				echo "### $eps endpoint(s), $kind, $mode"
+				extra=()
+				[ "$mode" = batched ] && extra=(--batch "$batch")
+				TMPDIR="$tmp" "${on_curl[@]}" "$bench" "${args[@]}" "${extra[@]}" \
+					--single "$kind,$eps,0,64"
+			done
+		done
+	done
+	exit 0
+fi
 [ -n "$profiles" ] && args+=(--profiles "$profiles")
 [ -n "$endpoints" ] && args+=(--endpoints "$endpoints")
 if command -v wrk >/dev/null; then

@@ -427,6 +427,16 @@ void pw_cfg_check_string(struct pw_cfg_diag *d, const struct opt *o, const char 
 		pw_cfg_err_at(d, path,
 			      "must not contain CR, LF or other control characters (it is sent in "
 			      "a header)");
+	if ((o->flags & OPT_LABEL_NAME) && !label_name_ok(s)) {
+		char shown[SHOW_BUF];
+
+		pw_cfg_show(shown, sizeof(shown), s, strlen(s));
+		pw_cfg_err_at(
+			d, path,
+			"invalid label name \"%s\": use letters, digits, \"_\" and \".\" only "
+			"(or exactly \"__name__\")",
+			shown);
+	}
 }
 
 bool pw_cfg_check_tls_version(struct pw_cfg_diag *d, const char *path, const char *s,

@@ -24,6 +24,7 @@
 #define OAUTH2(field) offsetof(struct pw_oauth2, field)
 #define EP(field) offsetof(struct pw_endpoint_config, field)
 #define TOP(field) offsetof(struct pw_config, field)
+#define BATCH(field) offsetof(struct pw_batch_config, field)
 
 /*
  * The proxy options of the endpoint and oauth2 blocks, which both embed a
@@ -255,6 +256,46 @@ static const struct block oauth2_block = {
 	.validate = pw_cfg_validate_oauth2,
 };
 
+static const struct opt batch_opts[] = {
+	{
+		.name = "max_profiles",
+		.type = OT_INT,
+		.def = "100",
+		.off = BATCH(max_profiles),
+		.flags = OPT_RANGE,
+		.min = 1,
+		.max = 10000,
+		.desc = "Most profiles in one request (1 to 10000).",
+	},
+	{
+		.name = "max_bytes",
+		.type = OT_INT,
+		.def = "4194304",
+		.off = BATCH(max_bytes),
+		.flags = OPT_RANGE,
+		.min = 1024,
+		.max = INT64_C(64) << 20,
+		.desc = "Most encoded bytes in one request (1 KiB to 64 MiB); a larger profile "
+			"goes alone.",
+	},
+	{
+		.name = "max_wait",
+		.type = OT_DURATION,
+		.def = "0s",
+		.off = BATCH(max_wait_ns),
+		.flags = OPT_RANGE,
+		.min = 0,
+		.max = 10 * NS_SEC,
+		.desc = "How long the first profile of a batch may wait for more (0s to 10s; 0s: "
+			"combine only what waits for a connection anyway).",
+	},
+	{.name = NULL},
+};
+static const struct block batch_block = {
+	.name = "batch",
+	.opts = batch_opts,
+};
+
 static const struct opt endpoint_opts[] = {
 	{
 		.name = "url",
@@ -383,6 +424,23 @@ static const struct opt endpoint_opts[] = {
 			"uses fewer while more would only queue.",
 	},
 	{
+		.name = "tenant_label",
+		.type = OT_STRING,
+		.off = EP(tenant_label),
+		.flags = OPT_LABEL_NAME,
+		.desc = "Extension: the label whose value (after external_labels) becomes the "
+			"request's X-Scope-OrgID for this endpoint, replacing a configured one.",
+	},
+	{
+		.name = "batch",
+		.type = OT_BLOCK,
+		.off = EP(batch),
+		.off2 = EP(batch.set),
+		.sub = &batch_block,
+		.desc = "Extension: combine pushes to this endpoint into one request of several "
+			"series.",
+	},
+	{
 		.name = "authorization",
 		.type = OT_BLOCK,
 		.off = EP(authorization),
@@ -479,6 +537,7 @@ const struct block *pw_cfg_find_block(const char *name)
 	static const struct block *const blocks[] = {
 		&pw_cfg_top_block,    &pw_cfg_endpoint_block, &basic_auth_block,
 		&authorization_block, &oauth2_block,	      &tls_block,
+		&batch_block,
 	};
 
 	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)

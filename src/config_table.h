@@ -52,6 +52,7 @@ enum opt_type {
 #define OPT_IGNORED (1u << 9) /* accepted, not acted on; logs a notice */
 #define OPT_RANGE (1u << 10) /* min/max apply */
 #define OPT_HEADER_VALUE (1u << 11) /* sent in a header as it is: no control bytes */
+#define OPT_LABEL_NAME (1u << 12) /* the value is a label name */
 
 struct block;
 struct pw_cfg_diag;

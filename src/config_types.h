@@ -90,6 +90,14 @@ struct pw_oauth2 {
 	struct pw_tls_config tls;
 };
 
+/* Pushes combined into one request; an extension beyond Alloy. */
+struct pw_batch_config {
+	bool set;
+	int64_t max_profiles; /* 1 to 10000, default 100 */
+	int64_t max_bytes; /* 1 KiB to 64 MiB, default 4 MiB */
+	int64_t max_wait_ns; /* 0s to 10s, default 0s */
+};
+
 struct pw_endpoint_config {
 	char *url;
 	char *name;
@@ -102,6 +110,10 @@ struct pw_endpoint_config {
 	bool enable_http2; /* default true */
 	bool follow_redirects; /* default true */
 	int64_t max_connections; /* per-endpoint request bound, default 32 */
+	/* The label whose value becomes a profile's X-Scope-OrgID; NULL when
+	 * unset. */
+	char *tenant_label;
+	struct pw_batch_config batch;
 	struct pw_kvmap headers;
 	struct pw_kvlistmap http_headers; /* values are secrets */
 	char *bearer_token; /* secret */

@@ -6,6 +6,7 @@
  */
 #include "delivery.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "util/clock.h"
@@ -132,6 +133,18 @@ void pw_delivery_free(struct delivery *d)
 	strbuf_free(&d->errors);
 	pw_snapshot_unref(d->snap);
 	free(d);
+}
+
+#define TENANT_PREFIX "X-Scope-OrgID: "
+
+void pw_task_set_tenant(struct task *t, const char *tenant)
+{
+	snprintf(t->tenant_line, sizeof(t->tenant_line), TENANT_PREFIX "%s", tenant);
+}
+
+const char *pw_task_tenant(const struct task *t)
+{
+	return t->tenant_line[0] ? t->tenant_line + sizeof(TENANT_PREFIX) - 1 : "";
 }
 
 void pw_delivery_report(struct delivery *d, int status, const char *error, int http_status)

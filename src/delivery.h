@@ -22,6 +22,7 @@
 #include "retry.h"
 #include "strbuf.h"
 #include "timerheap.h"
+#include "util/tenant.h"
 
 #define RESPONSE_BODY_CAP (64 * 1024)
 /* max_inflight_bytes when the configuration leaves it at 0. */
@@ -54,6 +55,10 @@ struct task {
 	/* Connect-Timeout-Ms lives in the task itself: no allocation per attempt. */
 	struct curl_slist tmo_node;
 	char tmo_line[48];
+	/* The profile's tenant (its endpoint's tenant_label), sent instead of
+	 * a configured X-Scope-OrgID; tenant_line[0] is 0 when there is none. */
+	struct curl_slist tenant_node;
+	char tenant_line[sizeof("X-Scope-OrgID: ") + PWX_TENANT_MAX_LEN];
 	char *url; /* owned for ingest, borrowed from the endpoint for push */
 	bool url_owned;
 	int64_t ep_start_ns, attempt_start_ns;
@@ -61,7 +66,18 @@ struct task {
 	 * delivery's deadline, when it has one. */
 	struct pw_timer timer;
 	struct strbuf body;
-	size_t rd_seg, rd_off; /* read position in d->segs */
+	/* Read position of a body sent from pieces: a piece (rd_seg) of the
+	 * task rd_task, this task or a member of its batch. */
+	struct task *rd_task;
+	size_t rd_seg, rd_off;
+	/* Batching (a push to an endpoint with `batch`). Queued: when the task
+	 * joined its endpoint's queue. Leading a request: the other members
+	 * (linked through bnext, each T_RUNNING without a handle of its own),
+	 * how many profiles and bytes the request holds. */
+	int64_t queued_ns;
+	struct task *bnext;
+	size_t bcount;
+	size_t blen;
 	/* The last response's Retry-After (an HTTP date or a number of seconds
 	 * fits; anything longer is not a valid value and is cut). */
 	char retry_after[64];
@@ -122,6 +138,11 @@ enum pw_reserve { PW_RESERVE_OK, PW_RESERVE_OVER, PW_RESERVE_NOMEM };
 enum pw_reserve pw_delivery_reserve(struct delivery *d, size_t bytes, size_t buf_len);
 /* Gives the payload buffer and its bytes back. Idempotent; any thread. */
 void pw_delivery_release(struct delivery *d);
+
+/* Sets the tenant a task sends; tenant is a valid tenant ID. */
+void pw_task_set_tenant(struct task *t, const char *tenant);
+/* The task's tenant, or "" for none. */
+const char *pw_task_tenant(const struct task *t);
 
 /* Forgets the last response (body, Retry-After, error text). */
 void pw_task_reset_response(struct task *t);

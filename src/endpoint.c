@@ -41,6 +41,8 @@ void pw_endpoint_unref(struct pw_endpoint *ep)
 	pw_auth_free(ep->auth);
 	pw_slist_free_wipe(ep->push_hdrs);
 	pw_slist_free_wipe(ep->ingest_hdrs);
+	pw_slist_free_wipe(ep->push_hdrs_tenant);
+	pw_slist_free_wipe(ep->ingest_hdrs_tenant);
 	free(ep->push_url);
 	free(ep->last_error);
 	pthread_mutex_destroy(&ep->dbg_lock);
@@ -69,8 +71,10 @@ static bool push_reserved(const char *name)
 	return false;
 }
 
+/* The header lists of every request of ep. With `tenant`, a configured
+ * X-Scope-OrgID is left out: the request carries the profile's own. */
 static int build_static_headers(const struct pw_identity *id, struct pw_endpoint *ep, bool ingest,
-				struct curl_slist **out)
+				bool tenant, struct curl_slist **out)
 {
 	const struct pw_endpoint_config *c = ep->cfg;
 	struct curl_slist *l = NULL, *n;
@@ -98,13 +102,20 @@ static int build_static_headers(const struct pw_identity *id, struct pw_endpoint
 			continue;
 		if (own_id && name_is(k, "X-Alloy-Id"))
 			continue;
+		if (tenant && name_is(k, "X-Scope-OrgID"))
+			continue;
 		if (name_is(k, "User-Agent"))
 			have_ua = true;
 		ADD(k, c->headers.items[i].value);
 	}
-	for (size_t i = 0; i < c->http_headers.n; i++)
-		for (size_t j = 0; j < c->http_headers.items[i].nvalues; j++)
-			ADD(c->http_headers.items[i].key, c->http_headers.items[i].values[j]);
+	for (size_t i = 0; i < c->http_headers.n; i++) {
+		const struct pw_kvlist *h = &c->http_headers.items[i];
+
+		if (tenant && name_is(h->key, "X-Scope-OrgID"))
+			continue;
+		for (size_t j = 0; j < h->nvalues; j++)
+			ADD(h->key, h->values[j]);
+	}
 	if (!ingest) {
 		ADD("Content-Type", "application/proto");
 		ADD("Connect-Protocol-Version", "1");
@@ -159,8 +170,12 @@ static struct pw_endpoint *endpoint_new(const struct pw_identity *id, struct pw_
 	if (!ep->push_url)
 		goto oom;
 	ep->user_content_type = pw_kvmap_has(&c->headers, "Content-Type");
-	if (build_static_headers(id, ep, false, &ep->push_hdrs) < 0 ||
-	    build_static_headers(id, ep, true, &ep->ingest_hdrs) < 0)
+	if (build_static_headers(id, ep, false, false, &ep->push_hdrs) < 0 ||
+	    build_static_headers(id, ep, true, false, &ep->ingest_hdrs) < 0)
+		goto oom;
+	if (c->tenant_label &&
+	    (build_static_headers(id, ep, false, true, &ep->push_hdrs_tenant) < 0 ||
+	     build_static_headers(id, ep, true, true, &ep->ingest_hdrs_tenant) < 0))
 		goto oom;
 	ep->auth = pw_auth_new(c, err);
 	if (!ep->auth) {

@@ -60,6 +60,10 @@ struct pw_endpoint {
 	char *push_url;
 	struct curl_slist *push_hdrs; /* static part of a push request's headers */
 	struct curl_slist *ingest_hdrs; /* static part of an ingest request's headers */
+	/* With tenant_label: the same without a configured X-Scope-OrgID, for
+	 * profiles that carry their own tenant. NULL otherwise. */
+	struct curl_slist *push_hdrs_tenant;
+	struct curl_slist *ingest_hdrs_tenant;
 	bool user_content_type; /* `headers` sets Content-Type */
 	struct pw_auth *auth;
 	int max_running; /* max_connections */
@@ -85,6 +89,12 @@ struct pw_endpoint {
 	 * doubly linked, so a task whose deadline passes leaves in O(1). */
 	struct task *waitq_head, *waitq_tail;
 	struct task *authq_head, *authq_tail;
+	/* With `batch`: the pushes waiting in waitq and their bytes. */
+	size_t waitq_n;
+	uint64_t waitq_bytes;
+	/* On the sender's list of endpoints to pump (holding a reference). */
+	bool pump_pending;
+	struct pw_endpoint *pump_next;
 	struct token_xfer token;
 	struct pw_endpoint *token_next; /* sender's list of token requests */
 

@@ -207,6 +207,42 @@ static bool keep_on_push(const char *name)
 	       strcmp(name, DELTA_LABEL) == 0;
 }
 
+bool pw_label_forwarded(const char *name)
+{
+	return keep_on_push(name);
+}
+
+const char *pw_labels_lookup(const struct pw_label *in, size_t n, const struct pw_kvmap *external,
+			     const char *name)
+{
+	const char *v = NULL;
+
+	for (size_t i = 0; external && i < external->n; i++)
+		if (external->items[i].key && strcmp(external->items[i].key, name) == 0)
+			return external->items[i].value && *external->items[i].value
+				       ? external->items[i].value
+				       : NULL;
+	for (size_t i = 0; i < n && !v; i++)
+		if (in[i].name && strcmp(in[i].name, name) == 0)
+			v = in[i].value;
+	return v && *v ? v : NULL;
+}
+
+void pw_labelset_remove(struct pw_labelset *ls, const char *name)
+{
+	size_t w = 0;
+
+	for (size_t r = 0; r < ls->n; r++) {
+		if (strcmp(ls->items[r].key, name) == 0) {
+			free(ls->items[r].key);
+			free(ls->items[r].value);
+			continue;
+		}
+		ls->items[w++] = ls->items[r];
+	}
+	ls->n = w;
+}
+
 /* Where the two pipelines differ: ingest takes __name__ from service_name
  * before validating; push drops reserved labels after. */
 enum pipeline { PIPELINE_PUSH, PIPELINE_INGEST };

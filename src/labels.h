@@ -61,4 +61,20 @@ char *pw_query_unescape(const char *s, size_t n, size_t *outn, bool *malformed);
 
 void pw_labelset_free(struct pw_labelset *ls);
 
+/*
+ * The value label `name` has once the external labels are applied (an
+ * external label wins; an empty value means none), read from the incoming
+ * labels before reserved ones are dropped. Borrowed from `in` or
+ * `external`; NULL when the label is absent or empty.
+ */
+const char *pw_labels_lookup(const struct pw_label *in, size_t n, const struct pw_kvmap *external,
+			     const char *name);
+
+/* Whether the push path forwards a label of this name: not starting with
+ * "__", or __name__ or __delta__. */
+bool pw_label_forwarded(const char *name);
+
+/* Removes label `name` from ls, if there. */
+void pw_labelset_remove(struct pw_labelset *ls, const char *name);
+
 #endif /* PW_LABELS_H */

@@ -20,6 +20,11 @@ static const double latency_buckets[PW_LATENCY_NBUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 
+/* Profiles per request of a batching endpoint: powers of two. */
+static const double batch_buckets[PW_LATENCY_NBUCKETS] = {
+	1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024,
+};
+
 static const char *const latency_type_names[PW_LAT_NTYPES] = {
 	"push_total",	"push_endpoint",   "push_downstream",
 	"ingest_total", "ingest_endpoint", "ingest_downstream",
@@ -38,6 +43,8 @@ struct pw_ep_metrics {
 	_Atomic uint64_t last_success_bits;
 	_Atomic bool used[PW_LAT_NTYPES];
 	struct histogram lat[PW_LAT_NTYPES];
+	_Atomic bool batch_used;
+	struct histogram batch; /* profiles per request */
 	struct pw_ep_metrics *next;
 };
 
@@ -159,26 +166,33 @@ void pw_metrics_retry(struct pw_ep_metrics *e)
 	atomic_fetch_add(&e->retries, 1);
 }
 
-void pw_metrics_observe(struct pw_ep_metrics *e, enum pw_latency_type type, double seconds)
+static void hist_add(struct histogram *h, const double *bounds, double v)
 {
-	struct histogram *h;
-	size_t i;
-
-	if ((unsigned)type >= PW_LAT_NTYPES)
-		return;
-	if (!(seconds >= 0))
-		seconds = 0;
-	h = &e->lat[type];
-	for (i = 0; i < PW_LATENCY_NBUCKETS; i++) {
-		if (seconds <= latency_buckets[i]) {
+	for (size_t i = 0; i < PW_LATENCY_NBUCKETS; i++) {
+		if (v <= bounds[i]) {
 			atomic_fetch_add(&h->buckets[i], 1);
 			break;
 		}
 	}
-	atomic_add_double(&h->sum_bits, seconds);
+	atomic_add_double(&h->sum_bits, v);
 	/* count last: a scrape never sees more bucket hits than count says. */
 	atomic_fetch_add(&h->count, 1);
+}
+
+void pw_metrics_observe(struct pw_ep_metrics *e, enum pw_latency_type type, double seconds)
+{
+	if ((unsigned)type >= PW_LAT_NTYPES)
+		return;
+	if (!(seconds >= 0))
+		seconds = 0;
+	hist_add(&e->lat[type], latency_buckets, seconds);
 	atomic_store(&e->used[type], true);
+}
+
+void pw_metrics_batch(struct pw_ep_metrics *e, uint64_t profiles)
+{
+	hist_add(&e->batch, batch_buckets, (double)profiles);
+	atomic_store(&e->batch_used, true);
 }
 
 void pw_metrics_inflight_add(struct pw_ep_metrics *e, int64_t delta)
@@ -328,42 +342,57 @@ static const struct counter_desc counters[] = {
 	 offsetof(struct pw_ep_metrics, retries)},
 };
 
+/* The opening of one series of histogram `name`: its endpoint label and,
+ * when given, its type label. */
+static void put_series(struct strbuf *sb, const char *name, const char *suffix,
+		       const struct pw_ep_metrics *e, const char *type)
+{
+	strbuf_printf(sb, "%s%s{endpoint=\"", name, suffix);
+	put_label(sb, e->label);
+	strbuf_putc(sb, '"');
+	if (type)
+		strbuf_printf(sb, ",type=\"%s\"", type);
+}
+
+static void write_histogram(struct strbuf *sb, const char *name, const struct pw_ep_metrics *e,
+			    const char *type, const struct histogram *h, const double *bounds)
+{
+	uint64_t count = atomic_load(&h->count), cum = 0;
+
+	for (int b = 0; b < PW_LATENCY_NBUCKETS; b++) {
+		cum += atomic_load(&h->buckets[b]);
+		if (cum > count)
+			cum = count;
+		put_series(sb, name, "_bucket", e, type);
+		strbuf_puts(sb, ",le=\"");
+		put_double(sb, bounds[b]);
+		strbuf_printf(sb, "\"} %llu\n", (unsigned long long)cum);
+	}
+	put_series(sb, name, "_bucket", e, type);
+	strbuf_printf(sb, ",le=\"+Inf\"} %llu\n", (unsigned long long)count);
+	put_series(sb, name, "_sum", e, type);
+	strbuf_puts(sb, "} ");
+	put_double(sb, bits_dbl(atomic_load(&h->sum_bits)));
+	strbuf_putc(sb, '\n');
+	put_series(sb, name, "_count", e, type);
+	strbuf_printf(sb, "} %llu\n", (unsigned long long)count);
+}
+
 static void write_histograms_locked(struct pw_metrics *m, struct strbuf *sb)
 {
 	put_header(sb, "pyroscope_write_latency", "histogram",
 		   "Write latency for sending profiles to Pyroscope endpoints.");
-	for (struct pw_ep_metrics *e = m->eps; e; e = e->next) {
-		for (int t = 0; t < PW_LAT_NTYPES; t++) {
-			struct histogram *h = &e->lat[t];
-			uint64_t count, cum = 0;
-
-			if (!atomic_load(&e->used[t]))
-				continue;
-			count = atomic_load(&h->count);
-			for (int b = 0; b < PW_LATENCY_NBUCKETS; b++) {
-				cum += atomic_load(&h->buckets[b]);
-				if (cum > count)
-					cum = count;
-				strbuf_puts(sb, "pyroscope_write_latency_bucket{endpoint=\"");
-				put_label(sb, e->label);
-				strbuf_printf(sb, "\",type=\"%s\",le=\"", latency_type_names[t]);
-				put_double(sb, latency_buckets[b]);
-				strbuf_printf(sb, "\"} %llu\n", (unsigned long long)cum);
-			}
-			strbuf_puts(sb, "pyroscope_write_latency_bucket{endpoint=\"");
-			put_label(sb, e->label);
-			strbuf_printf(sb, "\",type=\"%s\",le=\"+Inf\"} %llu\n",
-				      latency_type_names[t], (unsigned long long)count);
-			strbuf_puts(sb, "pyroscope_write_latency_sum{endpoint=\"");
-			put_label(sb, e->label);
-			strbuf_printf(sb, "\",type=\"%s\"} ", latency_type_names[t]);
-			put_double(sb, bits_dbl(atomic_load(&h->sum_bits)));
-			strbuf_puts(sb, "\npyroscope_write_latency_count{endpoint=\"");
-			put_label(sb, e->label);
-			strbuf_printf(sb, "\",type=\"%s\"} %llu\n", latency_type_names[t],
-				      (unsigned long long)count);
-		}
-	}
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next)
+		for (int t = 0; t < PW_LAT_NTYPES; t++)
+			if (atomic_load(&e->used[t]))
+				write_histogram(sb, "pyroscope_write_latency", e,
+						latency_type_names[t], &e->lat[t], latency_buckets);
+	put_header(sb, "pyroscope_write_batch_profiles", "histogram",
+		   "Profiles per push request of endpoints with batch.");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next)
+		if (atomic_load(&e->batch_used))
+			write_histogram(sb, "pyroscope_write_batch_profiles", e, NULL, &e->batch,
+					batch_buckets);
 }
 
 static void write_extras_locked(struct pw_metrics *m, struct strbuf *sb)

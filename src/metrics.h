@@ -42,12 +42,14 @@ void pw_metrics_sent(struct pw_ep_metrics *e, uint64_t bytes, uint64_t profiles)
 void pw_metrics_dropped(struct pw_ep_metrics *e, uint64_t bytes, uint64_t profiles);
 void pw_metrics_retry(struct pw_ep_metrics *e);
 void pw_metrics_observe(struct pw_ep_metrics *e, enum pw_latency_type type, double seconds);
+/* One push request of an endpoint with batch, holding `profiles`. */
+void pw_metrics_batch(struct pw_ep_metrics *e, uint64_t profiles);
 void pw_metrics_inflight_add(struct pw_ep_metrics *e, int64_t delta);
 void pw_metrics_last_success(struct pw_ep_metrics *e, double unix_seconds);
 
 /* Instance-wide series. */
 /* A profile refused before sending; reason is a static string:
- * "invalid_labels" or "invalid_request". */
+ * "invalid_labels", "invalid_tenant" or "invalid_request". */
 void pw_metrics_rejected(struct pw_metrics *m, const char *path, const char *reason,
 			 uint64_t profiles);
 void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);

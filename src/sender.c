@@ -10,6 +10,12 @@
  * waiting for a connection slot or a token), and the completion callback
  * fires when the last task of a delivery ends. No thread ever sleeps per request.
  *
+ * Pushes to an endpoint with `batch` always queue first; the endpoint's
+ * pump sends the oldest with the same tenant's pushes behind it as one
+ * request (pump_endpoint(): gather(), then one transfer whose body is the
+ * members' encoded bodies back to back), and the outcome is applied to
+ * every member (after_batch()).
+ *
  * Layer: engine, top, beside the producer side (submit.c), which it never
  * calls: it takes deliveries from the handoff (handoff.c) and ends them
  * through the delivery object (delivery.c). Below it: endpoints, the
@@ -71,6 +77,8 @@ struct pw_loop {
 	struct pw_endpoint *token_eps; /* endpoints with a token request under way */
 	bool defer_done; /* completions wait in done_list for flush_done() */
 	struct delivery *done_list;
+	struct pw_endpoint *pump_eps; /* endpoints to pump at the end of this pass */
+	bool flushing; /* stopping: batches go without waiting for max_wait */
 };
 
 static uint64_t rng_next(struct pw_loop *s)
@@ -246,33 +254,71 @@ static void tq_unlink(struct task **head, struct task **tail, struct task *t)
 	t->next = t->prev = NULL;
 }
 
-/* Parks t on its endpoint's queue for a connection slot (T_QUEUED) or a
+/* Whether t is combined with others into one request: a push to an
+ * endpoint with `batch`. */
+static bool batching(const struct task *t)
+{
+	return t->ep->cfg->batch.set && !t->d->ingest;
+}
+
+/*
+ * Parks t on its endpoint's queue for a connection slot (T_QUEUED) or a
  * token (T_AUTH). Its deadline goes on the timer heap, so a task that
- * waits too long leaves without a walk of the queue. */
-static void park(struct pw_loop *s, struct task *t, enum task_state st)
+ * waits too long leaves without a walk of the queue. A push waiting for a
+ * batch also wakes up when it has waited max_wait: its batch is due then.
+ * A retried one is due at once: it has waited already.
+ */
+static void park(struct pw_loop *s, struct task *t, enum task_state st, int64_t now)
 {
 	struct pw_endpoint *ep = t->ep;
+	int64_t due = t->d->deadline_ns;
 
 	t->state = st;
 	if (st == T_QUEUED)
 		tq_push(&ep->waitq_head, &ep->waitq_tail, t);
 	else
 		tq_push(&ep->authq_head, &ep->authq_tail, t);
-	if (t->d->deadline_ns)
-		pw_timerheap_add(&s->timers, &t->timer, t->d->deadline_ns);
+	if (st == T_QUEUED && batching(t)) {
+		int64_t wait = ep->cfg->batch.max_wait_ns;
+
+		ep->waitq_n++;
+		ep->waitq_bytes += t->d->len;
+		t->queued_ns = t->attempts > 0 ? now - wait : now;
+		if (wait > 0 && t->attempts == 0 && (!due || now + wait < due))
+			due = now + wait;
+	}
+	if (due)
+		pw_timerheap_add(&s->timers, &t->timer, due);
 }
 
-/* Takes a parked task off its queue and its deadline off the heap. */
+/* Takes a parked task off its queue and its timer off the heap. */
 static void unpark(struct pw_loop *s, struct task *t)
 {
 	struct pw_endpoint *ep = t->ep;
 
-	if (t->state == T_QUEUED)
+	if (t->state == T_QUEUED) {
 		tq_unlink(&ep->waitq_head, &ep->waitq_tail, t);
-	else
+		if (batching(t)) {
+			ep->waitq_n--;
+			ep->waitq_bytes -= t->d->len;
+		}
+	} else {
 		tq_unlink(&ep->authq_head, &ep->authq_tail, t);
+	}
 	pw_timerheap_remove(&s->timers, &t->timer);
 	t->state = T_NEW;
+}
+
+/* Asks for ep's queue to be looked at once this pass has queued what it
+ * brings (run_pumps()): then a batch takes all of it at once. */
+static void want_pump(struct pw_loop *s, struct pw_endpoint *ep)
+{
+	if (ep->pump_pending)
+		return;
+	ep->pump_pending = true;
+	pw_endpoint_ref(ep);
+	ep->pump_next = s->pump_eps;
+	s->pump_eps = ep;
 }
 
 /* An easy handle for an attempt on ep; *configured tells whether it still
@@ -367,24 +413,53 @@ static void release_idle_memory(struct pw_loop *s)
 #endif
 }
 
-/* The request body when it is sent from pieces (struct delivery.segs). */
+/* Piece i of m's body: one of its segments, or its whole payload. False
+ * past the last one. */
+static bool body_piece(const struct task *m, size_t i, struct pw_seg *g)
+{
+	const struct delivery *d = m->d;
+
+	if (d->segs) {
+		if (i >= d->nsegs)
+			return false;
+		*g = d->segs[i];
+		return true;
+	}
+	if (i > 0)
+		return false;
+	g->p = d->payload;
+	g->n = d->len;
+	return true;
+}
+
+/* The request body when it is sent from pieces: the segments of one
+ * delivery (struct delivery.segs), or the bodies of a batch's members one
+ * after the other. Encoded PushRequests hold only repeated series, so
+ * their concatenation is one PushRequest with every member's series. */
 static size_t on_read(char *buf, size_t size, size_t nitems, void *user)
 {
 	struct task *t = user;
-	const struct delivery *d = t->d;
 	size_t room = size * nitems, done = 0;
+	struct pw_seg g;
 
-	while (room > 0 && t->rd_seg < d->nsegs) {
-		const struct pw_seg *g = &d->segs[t->rd_seg];
-		size_t n = g->n - t->rd_off;
+	while (room > 0 && t->rd_task) {
+		size_t n;
 
+		if (!body_piece(t->rd_task, t->rd_seg, &g)) {
+			t->rd_task = t->rd_task->bnext;
+			t->rd_seg = 0;
+			t->rd_off = 0;
+			continue;
+		}
+		n = g.n - t->rd_off;
 		if (n > room)
 			n = room;
-		memcpy(buf + done, g->p + t->rd_off, n);
+		if (n)
+			memcpy(buf + done, g.p + t->rd_off, n);
 		done += n;
 		room -= n;
 		t->rd_off += n;
-		if (t->rd_off == g->n) {
+		if (t->rd_off == g.n) {
 			t->rd_seg++;
 			t->rd_off = 0;
 		}
@@ -397,16 +472,24 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *user)
 static int on_seek(void *user, curl_off_t offset, int origin)
 {
 	struct task *t = user;
-	const struct delivery *d = t->d;
 	size_t off;
+	struct pw_seg g;
 
-	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > d->len)
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > t->blen)
 		return CURL_SEEKFUNC_FAIL;
 	off = (size_t)offset;
+	t->rd_task = t;
 	t->rd_seg = 0;
 	t->rd_off = 0;
-	while (t->rd_seg < d->nsegs && off >= d->segs[t->rd_seg].n) {
-		off -= d->segs[t->rd_seg].n;
+	while (t->rd_task) {
+		if (!body_piece(t->rd_task, t->rd_seg, &g)) {
+			t->rd_task = t->rd_task->bnext;
+			t->rd_seg = 0;
+			continue;
+		}
+		if (off < g.n)
+			break;
+		off -= g.n;
 		t->rd_seg++;
 	}
 	t->rd_off = off;
@@ -497,8 +580,8 @@ static bool start_token_request(struct pw_loop *s, struct pw_endpoint *ep, char 
 }
 
 /*
- * This attempt's headers: Connect-Timeout-Ms (a list node inside the task),
- * then the few allocated per attempt (credentials, an ingest's content
+ * This attempt's headers: Connect-Timeout-Ms and the profile's tenant (list
+ * nodes inside the task), then the few allocated per attempt (credentials, an ingest's content
  * types), then the endpoint's static list, which is shared rather than
  * copied (libcurl only reads it). pw_task_free_headers() frees the
  * allocated part only.
@@ -508,8 +591,12 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
 	struct curl_slist *l = NULL, *n, *tail, *head;
+	bool tenant = t->tenant_line[0] != '\0';
 
-	t->hdrs_shared = d->ingest ? ep->ingest_hdrs : ep->push_hdrs;
+	if (tenant)
+		t->hdrs_shared = d->ingest ? ep->ingest_hdrs_tenant : ep->push_hdrs_tenant;
+	else
+		t->hdrs_shared = d->ingest ? ep->ingest_hdrs : ep->push_hdrs;
 	if (d->ingest) {
 		for (size_t i = 0; i < d->nctypes; i++) {
 			if (!(n = pw_slist_add(l, "Content-Type", d->ctypes[i])))
@@ -545,6 +632,11 @@ static struct curl_slist *attempt_headers(struct task *t, const char *auth, long
 		tail->next = t->hdrs_shared;
 		head = l;
 	}
+	if (tenant) {
+		t->tenant_node.data = t->tenant_line;
+		t->tenant_node.next = head;
+		head = &t->tenant_node;
+	}
 	/* The protocol allows at most 10 digits; a longer budget is simply
 	 * not announced. */
 	if (!d->ingest && timeout_ms <= 9999999999L) {
@@ -572,33 +664,46 @@ static void ep_publish(struct pw_endpoint *ep)
 		atomic_store(&ep->full, full);
 }
 
+static void after_batch(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
+			int64_t now);
+
+/* How long this attempt may take: remote_timeout, cut to the earliest
+ * deadline of the profiles it carries (a batch cannot outlive any of its
+ * members: their callers may free the samples it reads once told). */
+static int64_t attempt_budget(const struct task *t, int64_t now)
+{
+	int64_t budget = t->ep->cfg->remote_timeout_ns;
+
+	for (const struct task *m = t; m; m = m->bnext)
+		if (m->d->deadline_ns && m->d->deadline_ns - now < budget)
+			budget = m->d->deadline_ns - now;
+	return budget;
+}
+
 static void start_attempt(struct pw_loop *s, struct task *t, const char *auth, int64_t now)
 {
 	struct pw_endpoint *ep = t->ep;
 	struct delivery *d = t->d;
-	int64_t budget = ep->cfg->remote_timeout_ns;
-	long timeout_ms;
+	long timeout_ms = (long)(attempt_budget(t, now) / 1000000);
 	char *err = NULL;
 	bool configured;
 	CURL *e;
 
-	if (d->deadline_ns && d->deadline_ns - now < budget)
-		budget = d->deadline_ns - now;
-	timeout_ms = (long)(budget / 1000000);
 	if (timeout_ms < 1)
 		timeout_ms = 1;
-
+	if (!t->bnext)
+		t->blen = d->len;
 	e = easy_get(s, ep, &configured);
 	if (!e) {
-		after_attempt(s, t, PW_VERDICT_RETRY, pw_strdup("unavailable: out of memory"), now);
+		after_batch(s, t, PW_VERDICT_RETRY, pw_strdup("unavailable: out of memory"), now);
 		return;
 	}
 	pw_task_free_headers(t);
 	t->hdrs = attempt_headers(t, auth, timeout_ms);
 	if (!t->hdrs || (!configured && pw_http_apply(e, ep->cfg, t->url, &err) < 0)) {
 		easy_put(s, NULL, e);
-		after_attempt(s, t, PW_VERDICT_RETRY,
-			      err ? err : pw_strdup("unavailable: cannot build the request"), now);
+		after_batch(s, t, PW_VERDICT_RETRY,
+			    err ? err : pw_strdup("unavailable: cannot build the request"), now);
 		return;
 	}
 	/* A reused handle keeps the endpoint's settings; only the URL varies
@@ -607,8 +712,10 @@ static void start_attempt(struct pw_loop *s, struct task *t, const char *auth, i
 		curl_easy_setopt(e, CURLOPT_URL, t->url);
 	pw_task_reset_response(t);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	if (d->segs) {
-		/* Large samples the caller keeps alive: read from where they are. */
+	if (d->segs || t->bnext) {
+		/* Large samples the caller keeps alive: read from where they are.
+		 * A batch: every member's body in turn, never copied together. */
+		t->rd_task = t;
 		t->rd_seg = 0;
 		t->rd_off = 0;
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
@@ -619,7 +726,7 @@ static void start_attempt(struct pw_loop *s, struct task *t, const char *auth, i
 	} else {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, d->payload ? (char *)d->payload : "");
 	}
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)d->len);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->blen);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -642,8 +749,8 @@ static void start_attempt(struct pw_loop *s, struct task *t, const char *auth, i
 	if (curl_multi_add_handle(s->multi, e) != CURLM_OK) {
 		t->easy = NULL;
 		easy_put(s, ep, e);
-		after_attempt(s, t, PW_VERDICT_RETRY,
-			      pw_strdup("unavailable: cannot start the request"), now);
+		after_batch(s, t, PW_VERDICT_RETRY,
+			    pw_strdup("unavailable: cannot start the request"), now);
 		return;
 	}
 	t->state = T_RUNNING;
@@ -663,8 +770,15 @@ static void dispatch(struct pw_loop *s, struct task *t, int64_t now)
 		finish_task(s, t, false);
 		return;
 	}
+	/* A push that may be batched always queues first: the pump takes
+	 * everything this pass queued together (pump_endpoint()). */
+	if (batching(t)) {
+		park(s, t, T_QUEUED, now);
+		want_pump(s, ep);
+		return;
+	}
 	if (ep->running >= pw_climit_get(&ep->climit)) {
-		park(s, t, T_QUEUED);
+		park(s, t, T_QUEUED, now);
 		return;
 	}
 	switch (pw_auth_header(ep->auth, now, &auth, &err)) {
@@ -680,7 +794,7 @@ static void dispatch(struct pw_loop *s, struct task *t, int64_t now)
 			after_attempt(s, t, PW_VERDICT_RETRY, err, now);
 			return;
 		}
-		park(s, t, T_AUTH);
+		park(s, t, T_AUTH, now);
 		return;
 	case PW_AUTH_ERROR:
 	default:
@@ -692,19 +806,123 @@ static void dispatch(struct pw_loop *s, struct task *t, int64_t now)
 	}
 }
 
-/* Starts queued tasks of an endpoint while it has free slots. */
+/* Whether the batch that would start with head is due: head has waited
+ * max_wait, or what waits reaches a limit, or the engine is stopping. */
+static bool batch_due(const struct pw_loop *s, const struct pw_endpoint *ep,
+		      const struct task *head, int64_t now)
+{
+	const struct pw_batch_config *b = &ep->cfg->batch;
+
+	return s->flushing || now - head->queued_ns >= b->max_wait_ns ||
+	       ep->waitq_n >= (size_t)b->max_profiles || ep->waitq_bytes >= (uint64_t)b->max_bytes;
+}
+
+/*
+ * Makes head the leader of a request and adds the pushes queued behind it
+ * for the same tenant, in order, while the batch stays within max_profiles
+ * and max_bytes. Members whose deadline has passed are left for their
+ * timer to end.
+ */
+static void gather(struct pw_loop *s, struct pw_endpoint *ep, struct task *head, int64_t now)
+{
+	const struct pw_batch_config *b = &ep->cfg->batch;
+	const char *tenant = pw_task_tenant(head);
+	struct task **tail = &head->bnext, *next;
+
+	unpark(s, head);
+	head->bnext = NULL;
+	head->bcount = 1;
+	head->blen = head->d->len;
+	for (struct task *m = ep->waitq_head; m && head->bcount < (size_t)b->max_profiles;
+	     m = next) {
+		next = m->next;
+		if (!batching(m) || strcmp(pw_task_tenant(m), tenant) != 0 ||
+		    (m->d->deadline_ns && now >= m->d->deadline_ns))
+			continue;
+		if (head->blen + m->d->len > (uint64_t)b->max_bytes)
+			break;
+		unpark(s, m);
+		m->state = T_RUNNING;
+		m->bnext = NULL;
+		*tail = m;
+		tail = &m->bnext;
+		head->bcount++;
+		head->blen += m->d->len;
+	}
+	pw_metrics_batch(ep->m, head->bcount);
+}
+
+/* Sends the batch led by the queue's head. False when it has to wait for
+ * an OAuth2 token (the token's arrival pumps the queue again). */
+static bool send_batch(struct pw_loop *s, struct pw_endpoint *ep, int64_t now)
+{
+	struct task *head = ep->waitq_head;
+	char *auth = NULL, *err = NULL;
+
+	switch (pw_auth_header(ep->auth, now, &auth, &err)) {
+	case PW_AUTH_READY:
+		gather(s, ep, head, now);
+		start_attempt(s, head, auth, now);
+		if (auth) {
+			pw_memzero(auth, strlen(auth));
+			free(auth);
+		}
+		return true;
+	case PW_AUTH_PENDING:
+		if (start_token_request(s, ep, &err))
+			return false;
+		break;
+	case PW_AUTH_ERROR:
+	default:
+		if (!err)
+			err = pw_strdup("unauthenticated: credentials unavailable");
+		break;
+	}
+	unpark(s, head);
+	head->attempts++;
+	after_attempt(s, head, PW_VERDICT_RETRY, err, now);
+	return true;
+}
+
+/* Starts queued tasks of an endpoint while it has free slots: with
+ * `batch`, pushes go as batches once due; anything else one by one. */
 static void pump_endpoint(struct pw_loop *s, struct pw_endpoint *ep, int64_t now)
 {
 	while (ep->waitq_head && ep->running < pw_climit_get(&ep->climit)) {
 		struct task *t = ep->waitq_head;
 
+		if (batching(t)) {
+			if (!batch_due(s, ep, t, now) || !send_batch(s, ep, now))
+				return;
+			continue;
+		}
 		unpark(s, t);
 		dispatch(s, t, now);
 	}
 }
 
-static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
-			  int64_t now)
+/* Pumps the endpoints want_pump() listed. */
+static void run_pumps(struct pw_loop *s, int64_t now)
+{
+	while (s->pump_eps) {
+		struct pw_endpoint *ep = s->pump_eps;
+
+		s->pump_eps = ep->pump_next;
+		ep->pump_next = NULL;
+		ep->pump_pending = false;
+		pump_endpoint(s, ep, now);
+		pw_endpoint_unref(ep);
+	}
+}
+
+/*
+ * What follows an attempt of t. *shared, when given, makes the members of
+ * a batch wait alike: the first to be retried sets it (from its backoff
+ * and the answer's Retry-After), the others take it, so they come back
+ * together and go out as one request again.
+ */
+static void settle(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err, int64_t now,
+		   int64_t *shared)
 {
 	struct delivery *d = t->d;
 	const struct pw_endpoint_config *c = t->ep->cfg;
@@ -733,10 +951,16 @@ static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, 
 		finish_task(s, t, false);
 		return;
 	}
-	if ((t->last_http == 429 || t->last_http == 503) && t->retry_after[0]) {
-		ra = pw_retry_after_parse(t->retry_after, (int64_t)time(NULL));
-		if (ra > 0)
-			delay = ra < c->max_backoff_ns ? ra : c->max_backoff_ns;
+	if (shared && *shared >= 0) {
+		delay = *shared;
+	} else {
+		if ((t->last_http == 429 || t->last_http == 503) && t->retry_after[0]) {
+			ra = pw_retry_after_parse(t->retry_after, (int64_t)time(NULL));
+			if (ra > 0)
+				delay = ra < c->max_backoff_ns ? ra : c->max_backoff_ns;
+		}
+		if (shared)
+			*shared = delay;
 	}
 	/* A wait that would outlive the caller's deadline ends the loop now:
 	 * the outcome is the same, the caller just learns it sooner. */
@@ -745,6 +969,41 @@ static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, 
 		return;
 	}
 	timer_add(s, t, now + delay);
+}
+
+static void after_attempt(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
+			  int64_t now)
+{
+	settle(s, t, v, err, now, NULL);
+}
+
+/*
+ * What follows an attempt of t and of every member of its batch: the
+ * request's outcome is each one's. Delivered: all are sent. Refused: all
+ * fail with the server's message. Retryable: all wait the same time, so
+ * the batch goes out again whole (each member still ends on its own when
+ * its retries or its deadline run out).
+ */
+static void after_batch(struct pw_loop *s, struct task *t, enum pw_verdict v, char *err,
+			int64_t now)
+{
+	struct task *m = t->bnext;
+	int64_t shared = -1;
+
+	t->bnext = NULL;
+	t->rd_task = NULL;
+	while (m) {
+		struct task *next = m->bnext;
+
+		m->bnext = NULL;
+		m->state = T_NEW;
+		m->attempts++;
+		m->last_http = t->last_http;
+		memcpy(m->retry_after, t->retry_after, sizeof(m->retry_after));
+		settle(s, m, v, err ? pw_strdup(err) : NULL, now, &shared);
+		m = next;
+	}
+	settle(s, t, v, err, now, &shared);
 }
 
 static void on_transfer_done(struct pw_loop *s, struct task *t, CURLcode rc)
@@ -798,7 +1057,7 @@ static void on_transfer_done(struct pw_loop *s, struct task *t, CURLcode rc)
 	/* The task's delivery may end here and take the last reference to an
 	 * endpoint that a reload removed: keep it alive for the pump. */
 	atomic_fetch_add(&ep->refs, 1);
-	after_attempt(s, t, v, err, now);
+	after_batch(s, t, v, err, now);
 	pump_endpoint(s, ep, now);
 	pw_endpoint_unref(ep);
 }
@@ -841,6 +1100,9 @@ static void on_token_done(struct pw_loop *s, struct pw_endpoint *ep, CURLcode rc
 		}
 	}
 	free(err);
+	/* Batches wait for the token in the connection queue. */
+	if (ep->cfg->batch.set)
+		want_pump(s, ep);
 	pw_endpoint_unref(ep);
 }
 
@@ -872,6 +1134,7 @@ static void take_incoming(struct pw_loop *s, int64_t now)
 		for (size_t i = 0, n = d->ntasks; i < n; i++)
 			dispatch(s, &d->tasks[i], now);
 	}
+	run_pumps(s, now);
 }
 
 /* A task that waited for a connection slot or a token until its
@@ -897,6 +1160,14 @@ static int64_t fire_timers(struct pw_loop *s, int64_t now)
 	while ((tm = pw_timerheap_pop_due(&s->timers, now))) {
 		struct task *t = TASK_OF_TIMER(tm);
 
+		if (t->state == T_QUEUED && batching(t) &&
+		    !(t->d->deadline_ns && now >= t->d->deadline_ns)) {
+			/* Waited max_wait: its batch is due. */
+			if (t->d->deadline_ns)
+				pw_timerheap_add(&s->timers, &t->timer, t->d->deadline_ns);
+			want_pump(s, t->ep);
+			continue;
+		}
 		if (t->state != T_WAIT) {
 			expire_parked(s, t);
 			continue;
@@ -914,8 +1185,21 @@ static int64_t fire_timers(struct pw_loop *s, int64_t now)
 		pw_metrics_retry(t->ep->m);
 		dispatch(s, t, now);
 	}
+	run_pumps(s, now);
 	tm = pw_timerheap_min(&s->timers);
 	return tm ? tm->due_ns : INT64_MAX;
+}
+
+/* Once stopping: batches still gathering go now, without waiting for
+ * max_wait. */
+static void flush_batches(struct pw_loop *s, int64_t now)
+{
+	s->flushing = true;
+	for (struct delivery *d = s->active; d; d = d->next)
+		for (size_t i = 0; i < d->ntasks; i++)
+			if (d->tasks[i].state == T_QUEUED && batching(&d->tasks[i]))
+				want_pump(s, d->tasks[i].ep);
+	run_pumps(s, now);
 }
 
 /* Ends every delivery still under way: used when the drain time is up. */
@@ -934,7 +1218,10 @@ static void cancel_all(struct pw_loop *s)
 				continue;
 			t->ep->waitq_head = t->ep->waitq_tail = NULL;
 			t->ep->authq_head = t->ep->authq_tail = NULL;
+			t->ep->waitq_n = 0;
+			t->ep->waitq_bytes = 0;
 			t->next = t->prev = NULL;
+			t->bnext = NULL;
 			t->timer.armed = false;
 			if (t->state == T_RUNNING && t->easy) {
 				curl_multi_remove_handle(s->multi, t->easy);
@@ -974,6 +1261,7 @@ static void drain_messages(struct pw_loop *s)
 			on_token_done(s, ((struct token_xfer *)kind)->ep, msg->data.result);
 		}
 	}
+	run_pumps(s, pwx_now_ns());
 	flush_done(s);
 }
 
@@ -1014,6 +1302,8 @@ static void *io_main(void *arg)
 		if (stopping) {
 			if (!s->active && !incoming)
 				break;
+			if (!s->flushing)
+				flush_batches(s, pwx_now_ns());
 			if (pwx_now_ns() >= drain_deadline) {
 				take_incoming(s, pwx_now_ns());
 				cancel_all(s);
@@ -1062,6 +1352,13 @@ static void *io_main(void *arg)
 		curl_multi_remove_handle(s->multi, e);
 		ep->token.easy = NULL;
 		pw_auth_token_done(ep->auth, e, CURLE_ABORTED_BY_CALLBACK, pwx_now_ns(), NULL);
+		pw_endpoint_unref(ep);
+	}
+	while (s->pump_eps) {
+		struct pw_endpoint *ep = s->pump_eps;
+
+		s->pump_eps = ep->pump_next;
+		ep->pump_pending = false;
 		pw_endpoint_unref(ep);
 	}
 	release_pools(s, true);

@@ -18,7 +18,9 @@
 #include "util/clock.h"
 #include "engine.h"
 #include "http.h"
+#include "labels.h"
 #include "proto.h"
+#include "util/tenant.h"
 
 /* Samples at least this large are sent from the caller's memory when it
  * keeps them alive; smaller ones are cheaper to copy (libcurl then sends
@@ -100,6 +102,42 @@ static enum pw_reserve build_push_body(struct delivery *d, const struct pw_label
 	return rc == 0 ? PW_RESERVE_OK : PW_RESERVE_NOMEM;
 }
 
+/*
+ * Gives each task whose endpoint has a tenant_label the tenant its profile
+ * names. A profile without the label keeps the endpoint's configured
+ * X-Scope-OrgID. Returns NULL, or a malloc'd error when a tenant is not
+ * one Pyroscope would accept: nothing is sent then.
+ */
+static char *set_tenants(struct delivery *d, const struct pw_label *in, size_t n,
+			 const struct pw_kvmap *external)
+{
+	for (size_t i = 0; i < d->ntasks; i++) {
+		const char *label = d->tasks[i].ep->cfg->tenant_label, *tenant, *why;
+
+		if (!label || !(tenant = pw_labels_lookup(in, n, external, label)))
+			continue;
+		why = pwx_tenant_error(tenant);
+		if (why)
+			return pw_asprintf("invalid tenant in profile: label %s=\"%.160s\": %s",
+					   label, tenant, why);
+		pw_task_set_tenant(&d->tasks[i], tenant);
+	}
+	return NULL;
+}
+
+/* A tenant label with the reserved prefix is not forwarded on push, also
+ * when external_labels set it: the encoded request is the same for every
+ * endpoint, so this holds for all of them. */
+static void drop_tenant_labels(const struct pw_snapshot *snap, struct pw_labelset *ls)
+{
+	for (size_t i = 0; i < snap->neps; i++) {
+		const char *label = snap->eps[i]->cfg->tenant_label;
+
+		if (label && !pw_label_forwarded(label))
+			pw_labelset_remove(ls, label);
+	}
+}
+
 /* Hands d to the I/O loop, or frees it when the engine is stopping. */
 static int submit(struct pw_sender *s, struct delivery *d)
 {
@@ -126,6 +164,13 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 	d = pw_delivery_new(&s->budget, snap, false, deadline_ns, done, user);
 	if (!d)
 		goto oom;
+	err = set_tenants(d, p->labels, p->nlabels, &cfg->external_labels);
+	if (err) {
+		pw_delivery_free(d);
+		pw_labelset_free(&ls);
+		return refuse_profile(s, "push", "invalid_tenant", p->nsamples, err, 0, done, user);
+	}
+	drop_tenant_labels(snap, &ls);
 	d->size = size;
 	d->nprofiles = p->nsamples;
 	if (snap->neps > 0) {
@@ -170,6 +215,30 @@ static char *ingest_request_error(const struct pw_ingest *in)
 	return NULL;
 }
 
+/* The URL an ingest request goes to on endpoint c. The rewritten name
+ * leaves out a tenant label with the reserved prefix, as push does. */
+static char *ingest_url(const struct pw_endpoint_config *c, const char *path_query,
+			const struct pw_labelset *ls, char **err)
+{
+	struct pw_labelset view = {0};
+	char *url;
+
+	if (!c->tenant_label || pw_label_forwarded(c->tenant_label))
+		return pw_ingest_url(c->url, path_query, ls, err);
+	/* A view of ls without the label: borrowed strings, own array. */
+	view.items = calloc(ls->n ? ls->n : 1, sizeof(*view.items));
+	if (!view.items) {
+		*err = pw_strdup("out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < ls->n; i++)
+		if (strcmp(ls->items[i].key, c->tenant_label) != 0)
+			view.items[view.n++] = ls->items[i];
+	url = pw_ingest_url(c->url, path_query, &view, err);
+	free(view.items);
+	return url;
+}
+
 int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
 		     bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
 {
@@ -188,10 +257,16 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		goto oom;
 	d->size = in->body_len;
 	d->nprofiles = 1;
+	err = set_tenants(d, in->labels, in->nlabels, &cfg->external_labels);
+	if (err) {
+		pw_delivery_free(d);
+		pw_labelset_free(&ls);
+		return refuse_profile(s, "ingest", "invalid_tenant", 1, err, 400, done, user);
+	}
 	for (size_t i = 0; i < snap->neps; i++) {
 		struct task *t = &d->tasks[i];
 
-		t->url = pw_ingest_url(snap->eps[i]->cfg->url, in->path_query, &ls, &err);
+		t->url = ingest_url(snap->eps[i]->cfg, in->path_query, &ls, &err);
 		if (!t->url) {
 			/* A request that cannot be built is a bad request from the
 			 * SDK, not an endpoint failure. */

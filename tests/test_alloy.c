@@ -173,7 +173,8 @@ static void normalise_endpoints(json_t *doc)
 START_TEST(examples_match_json)
 {
 	static const char *const names[] = {
-		"one-endpoint", "tenants", "basic-auth", "demo", "mtls", "oauth2", "proxy",
+		"one-endpoint", "tenants", "basic-auth", "demo",
+		"mtls",		"oauth2",  "proxy",	 "tenant-routing",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -364,6 +365,21 @@ START_TEST(nested_blocks)
 	   "\"one\"}},"
 	   "{\"url\":\"https://two\",\"basic_auth\":{\"username\":\"u\"},\"authorization\":{}}],"
 	   "\"tracing\":{}}");
+	/* The extensions beyond Alloy are ordinary attributes and blocks. */
+	ok("pyroscope.write \"a\" { endpoint {\n"
+	   "  url = \"u\"\n"
+	   "  tenant_label = \"__tenant__\"\n"
+	   "} }",
+	   "{\"endpoint\":[{\"url\":\"u\",\"tenant_label\":\"__tenant__\"}]}");
+	ok("pyroscope.write \"a\" { endpoint {\n"
+	   "  url = \"u\"\n"
+	   "  batch {\n"
+	   "    max_profiles = 100\n"
+	   "    max_wait = \"50ms\"\n"
+	   "  }\n"
+	   "} }",
+	   "{\"endpoint\":[{\"url\":\"u\",\"batch\":{\"max_profiles\":100,\"max_wait\":\"50ms\"}}]"
+	   "}");
 	/* One endpoint is still an array. */
 	ok("pyroscope.write \"a\" { endpoint { url = \"u\" } }",
 	   "{\"endpoint\":[{\"url\":\"u\"}]}");

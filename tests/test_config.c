@@ -270,6 +270,10 @@ static const char *const valid_docs[] = {
 	"{\"endpoint\": []}",
 	/* single object form */
 	"{\"endpoint\": {\"url\": \"http://pyroscope:4040\"}}",
+	/* the extensions: an empty batch block takes the defaults */
+	"{\"endpoint\": [{\"url\": \"http://h\", \"batch\": {}, \"tenant_label\": \"team\"}]}",
+	"{\"endpoint\": [{\"url\": \"http://h\", \"tenant_label\": \"__name__\", \"batch\": "
+	"{\"max_profiles\": 10000, \"max_bytes\": 67108864, \"max_wait\": \"0s\"}}]}",
 	/* null means unset */
 	"{\"endpoint\": [{\"url\": \"http://h\", \"name\": null, \"tls_config\": null}], "
 	"\"external_labels\": null}",
@@ -365,6 +369,23 @@ static const struct {
 	 "external_label: unknown attribute; did you mean \"external_labels\"?"},
 	{"{\"endpoints\": []}", "endpoints: unknown attribute; did you mean \"endpoint\"?"},
 	{EP1("\"zzzz\": 1"), "endpoint[0].zzzz: unknown attribute"},
+	{EP1("\"batch\": {\"max_profiles\": 0}"),
+	 "endpoint[0].batch.max_profiles: must be between 1 and 10000, got 0"},
+	{EP1("\"batch\": {\"max_profiles\": 10001}"),
+	 "endpoint[0].batch.max_profiles: must be between 1 and 10000, got 10001"},
+	{EP1("\"batch\": {\"max_bytes\": 1023}"),
+	 "endpoint[0].batch.max_bytes: must be between 1024 and 67108864, got 1023"},
+	{EP1("\"batch\": {\"max_bytes\": 67108865}"),
+	 "endpoint[0].batch.max_bytes: must be between 1024 and 67108864, got 67108865"},
+	{EP1("\"batch\": {\"max_wait\": \"11s\"}"),
+	 "endpoint[0].batch.max_wait: must be between 0s and 10s, got 11s"},
+	{EP1("\"batch\": {\"max_wait\": \"-1s\"}"), "endpoint[0].batch.max_wait: "},
+	{EP1("\"batch\": {\"max_wiat\": \"1s\"}"),
+	 "endpoint[0].batch.max_wiat: unknown attribute; did you mean \"max_wait\"?"},
+	{EP1("\"batch\": 1"), "endpoint[0].batch: expected an object (a batch block), got "},
+	{EP1("\"tenant_label\": \"team-id\""),
+	 "endpoint[0].tenant_label: invalid label name \"team-id\": use letters, digits, \"_\" "
+	 "and \".\" only (or exactly \"__name__\")"},
 	{EP1("\"basic_auth\": {\"pasword\": \"x\"}"),
 	 "endpoint[0].basic_auth.pasword: unknown attribute; did you mean \"password\"?"},
 	{EP1("\"tls_config\": {\"ca\": \"x\"}"), "endpoint[0].tls_config.ca: unknown attribute"},
@@ -1153,8 +1174,8 @@ static char *read_source(const char *rel)
 
 START_TEST(docs_tables_match_options)
 {
-	static const char *const blocks[] = {"",       "endpoint",  "basic_auth", "authorization",
-					     "oauth2", "tls_config"};
+	static const char *const blocks[] = {"",       "endpoint",   "basic_auth", "authorization",
+					     "oauth2", "tls_config", "batch"};
 	char *doc;
 
 	if (!getenv("PW_SOURCE_ROOT"))
@@ -1179,9 +1200,10 @@ END_TEST
 START_TEST(examples_load)
 {
 	static const char *const examples[] = {
-		"examples/one-endpoint.json", "examples/tenants.json", "examples/basic-auth.json",
-		"examples/oauth2.json",	      "examples/mtls.json",    "examples/proxy.json",
-		"examples/demo.json",
+		"examples/one-endpoint.json", "examples/tenants.json",
+		"examples/basic-auth.json",   "examples/oauth2.json",
+		"examples/mtls.json",	      "examples/proxy.json",
+		"examples/demo.json",	      "examples/tenant-routing.json",
 	};
 
 	if (!getenv("PW_SOURCE_ROOT"))

@@ -173,6 +173,35 @@ START_TEST(test_push_external)
 }
 END_TEST
 
+/* The value a tenant label has after external labels: an external label
+ * wins, an empty value is no value. */
+START_TEST(test_lookup_after_external)
+{
+	struct pw_label in[] = {{"service_name", "s"}, {"__tenant__", "t1"}, {"org", ""}};
+	struct pw_kv ext_items[] = {{"team", "ext"}, {"__tenant__", ""}, {"zone", "z"}};
+	struct pw_kvmap ext = {ext_items, 3};
+	struct pw_labelset ls = {0};
+	char *err = NULL;
+
+	ck_assert_str_eq(pw_labels_lookup(in, 3, NULL, "__tenant__"), "t1");
+	ck_assert_ptr_null(pw_labels_lookup(in, 3, NULL, "org"));
+	ck_assert_ptr_null(pw_labels_lookup(in, 3, NULL, "missing"));
+	ck_assert_ptr_null(pw_labels_lookup(in, 3, &ext, "__tenant__"));
+	ck_assert_str_eq(pw_labels_lookup(in, 3, &ext, "team"), "ext");
+	ck_assert_str_eq(pw_labels_lookup(in, 3, &ext, "zone"), "z");
+	ck_assert(pw_label_forwarded("team"));
+	ck_assert(pw_label_forwarded("__name__"));
+	ck_assert(!pw_label_forwarded("__tenant__"));
+	ck_assert_int_eq(pw_labels_push(in, 3, &ext, &ls, &err), 0);
+	pw_labelset_remove(&ls, "team");
+	pw_labelset_remove(&ls, "absent");
+	ck_assert_uint_eq(ls.n, 2);
+	ck_assert_str_eq(ls.items[0].key, "service_name");
+	ck_assert_str_eq(ls.items[1].key, "zone");
+	pw_labelset_free(&ls);
+}
+END_TEST
+
 START_TEST(test_push_sort_and_empty_values)
 {
 	const struct pw_label in[] = {L("b", "1"), L("B", "2"),	   L("a", "3"), L("_x", "4"),
@@ -378,6 +407,7 @@ static Suite *labels_suite(void)
 	tc = tcase_create("push");
 	tcase_add_test(tc, test_push_drops_reserved);
 	tcase_add_test(tc, test_push_external);
+	tcase_add_test(tc, test_lookup_after_external);
 	tcase_add_test(tc, test_push_sort_and_empty_values);
 	suite_add_tcase(s, tc);
 

@@ -1652,6 +1652,49 @@ START_TEST(test_push_invalid_labels_are_invalid_argument)
 }
 END_TEST
 
+/* A series whose tenant label holds an invalid tenant ID is refused as
+ * invalid_argument too; a valid one is accepted. */
+START_TEST(test_push_invalid_tenant_is_invalid_argument)
+{
+	struct pw_kv bad[] = {{"__tenant__", "a/b"}, {"service_name", "a"}};
+	struct pw_kv good[] = {{"__tenant__", "team-a"}, {"service_name", "a"}};
+	const struct pw_labelset sets[] = {{bad, 2}, {good, 2}};
+	size_t plen;
+	struct pw_sample smp = {th_pprof_gz(&plen), 0, NULL};
+	char *cfg;
+
+	smp.len = plen;
+	env_init();
+	env_sinks(1);
+	cfg = pw_asprintf("{\"endpoint\":[{\"name\":\"primary\",\"url\":\"%s\","
+			  "\"tenant_label\":\"__tenant__\"}]}",
+			  E.endpoint_url[0]);
+	write_file(E.cfg, cfg, false);
+	free(cfg);
+	env_run(NULL);
+	for (size_t i = 0; i < 2; i++) {
+		uint8_t *body = NULL;
+		size_t len;
+		struct resp r;
+
+		ck_assert_int_eq(pw_proto_encode_push(&sets[i], &smp, 1, &body, &len), 0);
+		ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers,
+					   body, len, &r),
+				 i == 0 ? 400 : 200);
+		if (i == 0) {
+			ck_assert_msg(strstr(r.body, "\"code\":\"invalid_argument\"") != NULL, "%s",
+				      r.body);
+			ck_assert_msg(strstr(r.body, "invalid tenant in profile") != NULL, "%s",
+				      r.body);
+		}
+		resp_free(&r);
+		free(body);
+	}
+	ck_assert_int_eq(sink_stat(E.sink[0].url, "push", "accepted"), 1);
+	env_fini();
+}
+END_TEST
+
 static size_t log_lines(void)
 {
 	size_t len, n;
@@ -1751,6 +1794,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_ingest_nul_in_name_refused);
 	tcase_add_test(tc, test_push_bomb_refused_small);
 	tcase_add_test(tc, test_push_invalid_labels_are_invalid_argument);
+	tcase_add_test(tc, test_push_invalid_tenant_is_invalid_argument);
 	tcase_add_test(tc, test_bad_push_logs_bounded);
 	suite_add_tcase(s, tc);
 	return s;

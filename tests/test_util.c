@@ -3,6 +3,7 @@
  * size-capped gunzip, the clocks, the Connect error body.
  */
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,32 @@
 #include "util/gzip.h"
 #include "util/hex.h"
 #include "util/jsonstr.h"
+#include "util/tenant.h"
+
+/* Pyroscope's tenant ID rules: length, character set, "." and "..". */
+START_TEST(test_tenant_id)
+{
+	static const struct {
+		const char *id;
+		bool ok;
+	} cases[] = {
+		{"a", true},	{"team-1", true}, {"A.b_c!-*'()", true}, {"...", true},
+		{"", false},	{".", false},	  {"..", false},	 {"a/b", false},
+		{"a b", false}, {"a:b", false},	  {"t\xc3\xa9", false},	 {"a\nb", false},
+	};
+	char id[152];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg((pwx_tenant_error(cases[i].id) == NULL) == cases[i].ok, "%s",
+			      cases[i].id);
+	memset(id, 'x', sizeof(id) - 1);
+	id[150] = '\0';
+	ck_assert_ptr_null(pwx_tenant_error(id));
+	id[150] = 'x';
+	id[151] = '\0';
+	ck_assert_str_eq(pwx_tenant_error(id), "tenant ID is longer than 150 characters");
+}
+END_TEST
 
 START_TEST(test_hex_val)
 {
@@ -179,6 +206,7 @@ static Suite *util_suite(void)
 	TCase *tc = tcase_create("util");
 
 	tcase_add_test(tc, test_hex_val);
+	tcase_add_test(tc, test_tenant_id);
 	tcase_add_test(tc, test_json_quote);
 	tcase_add_test(tc, test_gunzip_round_trip);
 	tcase_add_test(tc, test_gunzip_limit);
