@@ -1118,7 +1118,8 @@ static void usage(void)
 			"                [--single "
 			"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
 			"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
-			"                [--batch JSON]  (each endpoint's batch block)\n"
+			"                [--batch JSON]  (each endpoint's batch block; without\n"
+			"                --single: 2 KiB, batched against unbatched side by side)\n"
 			"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
 	exit(2);
 }
@@ -1276,6 +1277,164 @@ static int single_main(struct plugin *pl, struct payload *pay)
 	return 0;
 }
 
+/* ---- batched against unbatched ---- */
+
+/* Sums pyroscope_write_batch_profiles_sum and _count over the endpoints. */
+struct batch_stats {
+	double sum, count;
+};
+
+static int batch_sink(void *user, const char *data, size_t len)
+{
+	struct batch_stats *bs = user;
+	const char *p = data, *end = data + len;
+
+	/* The text comes in chunks of whole lines. */
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *sp;
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		sp = memrchr(p, ' ', n);
+		if (sp && strncmp(p, "pyroscope_write_batch_profiles_sum{", 35) == 0)
+			bs->sum += strtod(sp + 1, NULL);
+		else if (sp && strncmp(p, "pyroscope_write_batch_profiles_count{", 37) == 0)
+			bs->count += strtod(sp + 1, NULL);
+		p += n + 1;
+	}
+	return 0;
+}
+
+static double profiles_per_request(struct plugin *pl)
+{
+	struct batch_stats bs = {0};
+
+	pl->d->metrics(pl->inst, batch_sink, &bs);
+	return bs.count > 0 ? bs.sum / bs.count : NAN;
+}
+
+/* Medians over the alternating runs of one form, without and with batch. */
+struct batch_cell {
+	double rate[2], cpu[2], p99[2];
+};
+
+static void batch_pair(struct plugin *pl, const struct payload *p, bool blk, struct batch_cell *c)
+{
+	double r[2][MAX_REPS], cpu[2][MAX_REPS], p99[2][MAX_REPS];
+	int n = o.quick ? 1 : MAX_REPS;
+
+	for (int i = 0; i < n; i++) {
+		for (int m = 0; m < 2; m++) {
+			struct run run;
+
+			run_init(&run, true);
+			if (blk)
+				plugin_blk_run(&pl[m], p, INFLIGHT, o.secs, &run);
+			else
+				plugin_cb_run(&pl[m], p, INFLIGHT, o.secs, &run);
+			check_run(m ? "batched" : "unbatched", &run);
+			r[m][i] = rate(&run);
+			cpu[m][i] = cpu_per_1000(&run);
+			p99[m][i] = blk ? pct_ms(&run, 0.99) : NAN;
+			run_free(&run);
+		}
+	}
+	for (int m = 0; m < 2; m++) {
+		c->rate[m] = median(r[m], n);
+		c->cpu[m] = median(cpu[m], n);
+		c->p99[m] = blk ? median(p99[m], n) : NAN;
+	}
+}
+
+/*
+ * --batch JSON without --single: 2 KiB profiles through two instances, one
+ * without and one with the batch block, runs alternating, so every ratio
+ * compares runs seconds apart. wrk's request rate for the same request
+ * bytes (one profile per request) runs between them.
+ */
+static int batch_main(struct plugin *pl0, struct payload *pay)
+{
+	static const int eps[] = {1, 3};
+	const char *batch = o.batch;
+	struct batch_cell cells[2][2];
+	double ppr[2];
+	struct wrk_result w = {0};
+	int n = o.quick ? 1 : MAX_REPS;
+
+	printf("# pw-bench: batch = %s, %s profiles (%zu B request), %d in flight / %d threads, "
+	       "%.1f s per run, medians of %d alternating runs, libcurl %s\n",
+	       batch, size_names[0], pay[0].wlen, INFLIGHT, INFLIGHT, o.secs, n,
+	       curl_version_info(CURLVERSION_NOW)->version);
+	for (int e = 0; e < 2; e++) {
+		struct plugin pl[2] = {*pl0, *pl0};
+
+		for (int m = 0; m < 2; m++) {
+			char *cfg;
+			struct run warm;
+
+			o.batch = m ? batch : NULL;
+			cfg = config_json(eps[e], NULL);
+			plugin_create(&pl[m], cfg);
+			free(cfg);
+			run_init(&warm, false);
+			plugin_cb_run(&pl[m], &pay[0], INFLIGHT, 0.2, &warm);
+			run_free(&warm);
+		}
+		o.batch = batch;
+		fprintf(stderr, "== %d endpoint(s)\n", eps[e]);
+		batch_pair(pl, &pay[0], false, &cells[e][0]);
+		if (e == 0) {
+			w = wrk_run(&pay[0], INFLIGHT);
+			if (w.ok)
+				fprintf(stderr, "  wrk %d connections: %.0f requests/s\n", INFLIGHT,
+					w.rps);
+		}
+		batch_pair(pl, &pay[0], true, &cells[e][1]);
+		ppr[e] = profiles_per_request(&pl[1]);
+		plugin_destroy(&pl[0]);
+		plugin_destroy(&pl[1]);
+	}
+
+	printf("\n## Batched against unbatched (profiles/s; CPU s per 1000 profiles; p99 of a "
+	       "blocking push, ms)\n\n");
+	printf("| endpoints | form | unbatched | batched | batched/unbatched | CPU unbatched | "
+	       "CPU batched | CPU batched/unbatched | p99 unbatched | p99 batched | p99 added | "
+	       "profiles per request | batched/wrk c64 |\n");
+	printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+	for (int e = 0; e < 2; e++) {
+		for (int k = 0; k < 2; k++) {
+			struct batch_cell *c = &cells[e][k];
+
+			printf("| %d | %s | %.0f | %.0f | %.2f | %.4f | %.4f | %.2f |", eps[e],
+			       k ? "blocking, 64 threads" : "callback, 64 in flight", c->rate[0],
+			       c->rate[1], c->rate[1] / c->rate[0], c->cpu[0], c->cpu[1],
+			       c->cpu[1] / c->cpu[0]);
+			if (k)
+				printf(" %.2f | %.2f | %+.2f |", c->p99[0], c->p99[1],
+				       c->p99[1] - c->p99[0]);
+			else
+				printf(" - | - | - |");
+			printf(" %.1f |", ppr[e]);
+			if (w.ok)
+				printf(" %.2f |\n", c->rate[1] / w.rps);
+			else
+				printf(" - |\n");
+		}
+	}
+	printf("\n(profiles per request: the mean of pyroscope_write_batch_profiles over all of "
+	       "the batched instance's runs)\n");
+	if (w.ok)
+		printf("\nwrk c64, 1 endpoint, the same %zu B request: %.0f requests/s "
+		       "(p50 %.2f ms, p99 %.2f ms)\n",
+		       pay[0].wlen, w.rps, w.p50_ms, w.p99_ms);
+	printf("\n## Blocking form (64 threads) against callback form (64 in flight)\n\n");
+	printf("| endpoints | unbatched blk/cb | batched blk/cb |\n|---|---|---|\n");
+	for (int e = 0; e < 2; e++)
+		printf("| %d | %.2f | %.2f |\n", eps[e], cells[e][1].rate[0] / cells[e][0].rate[0],
+		       cells[e][1].rate[1] / cells[e][0].rate[1]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const int sweep_full[] = {8, 16, 24, 28, 32, 48, 64};
@@ -1296,8 +1455,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NSIZES; i++)
 		payload_build(&pay[i], nominal_sizes[i]);
 	plugin_load(&pl);
-	if (o.single) {
-		int rc = single_main(&pl, pay);
+	if (o.single || o.batch) {
+		int rc = o.single ? single_main(&pl, pay) : batch_main(&pl, pay);
 
 		for (int i = 0; i < NSIZES; i++)
 			payload_free(&pay[i]);

@@ -17,7 +17,8 @@
 #   --batch      instead of the tables: 2 KiB profiles, 64 in flight
 #                (callback form) and 64 threads (blocking form), 1 and 3
 #                endpoints, without and with each endpoint's `batch` block
-#                (JSON; default {}, the defaults)
+#                (JSON; default {}, the defaults), alternating runs, and
+#                wrk's request rate for the same 2 KiB request
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
 			shift
 		fi
 		;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -106,31 +107,21 @@ grep -q listening "$tmp/recv.log" || { cat "$tmp/recv.log" >&2; exit 1; }
 args=(--plugin "$plugin" --port "$port")
 [ "$quick" = 1 ] && args+=(--quick)
 [ -n "$seconds" ] && args+=(--seconds "$seconds")
-if [ -n "$batch" ]; then
-	# Five runs of each; the lines give profiles/s, CPU per 1000 profiles
-	# and the latency of each push (callback: until done; blocking: the call).
-	echo "## Batching: 2 KiB profiles, batch = $batch"
-	echo
-	for eps in 1 3; do
-		for kind in cb blk; do
-			for mode in unbatched batched; do
-				echo "### $eps endpoint(s), $kind, $mode"
-				extra=()
-				[ "$mode" = batched ] && extra=(--batch "$batch")
-				TMPDIR="$tmp" "${on_curl[@]}" "$bench" "${args[@]}" "${extra[@]}" \
-					--single "$kind,$eps,0,64"
-			done
-		done
-	done
-	exit 0
-fi
 [ -n "$profiles" ] && args+=(--profiles "$profiles")
-[ -n "$endpoints" ] && args+=(--endpoints "$endpoints")
 if command -v wrk >/dev/null; then
 	args+=(--wrk "$(command -v wrk)")
 else
 	echo "(wrk not found: its columns stay empty)"
 fi
+if [ -n "$batch" ]; then
+	# One instance without and one with the batch block, runs alternating;
+	# medians of five runs each, with wrk's rate for the same request.
+	TMPDIR="$tmp" "${on_curl[@]}" "$bench" "${args[@]}" --batch "$batch"
+	echo
+	echo "- load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
+[ -n "$endpoints" ] && args+=(--endpoints "$endpoints")
 TMPDIR="$tmp" "${on_curl[@]}" "$bench" "${args[@]}"
 
 # Idle cost of a host process: `mockhost run` with 3 endpoints, nothing
