@@ -1292,10 +1292,13 @@ static int batch_sink(void *user, const char *data, size_t len)
 	/* The text comes in chunks of whole lines. */
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *sp;
+		const char *sp = NULL;
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 
-		sp = memrchr(p, ' ', n);
+		/* The value is after the line's last space. */
+		for (size_t i = n; i > 0 && !sp; i--)
+			if (p[i - 1] == ' ')
+				sp = p + i - 1;
 		if (sp && strncmp(p, "pyroscope_write_batch_profiles_sum{", 35) == 0)
 			bs->sum += strtod(sp + 1, NULL);
 		else if (sp && strncmp(p, "pyroscope_write_batch_profiles_count{", 37) == 0)
