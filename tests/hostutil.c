@@ -295,3 +295,11 @@ uint8_t *th_big_pprof(size_t size, unsigned seed, size_t *len)
 	*len = n;
 	return p;
 }
+
+double th_ep_metric(struct th_instance *in, const char *name, const char *ep)
+{
+	char series[256];
+
+	snprintf(series, sizeof(series), "%s{endpoint=\"%s\"}", name, ep);
+	return th_metric(in, series);
+}

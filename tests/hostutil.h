@@ -46,6 +46,8 @@ char *th_debug_info(struct th_instance *in);
 /* The value of one sample line, e.g.
  * th_metric(in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}"); -1 if absent. */
 double th_metric(struct th_instance *in, const char *series);
+/* th_metric of name{endpoint="ep"}. */
+double th_ep_metric(struct th_instance *in, const char *name, const char *ep);
 
 /* A blocking push of one label set (NULL-terminated name, value pairs) and
  * one sample. Returns the status; *error (if not NULL) gets the malloc'd text. */

@@ -59,14 +59,6 @@ static struct th_instance make(const char *tmpl)
 	return in;
 }
 
-static double metric(struct th_instance *in, const char *name, const char *ep)
-{
-	char series[256];
-
-	snprintf(series, sizeof(series), "%s{endpoint=\"%s\"}", name, ep);
-	return th_metric(in, series);
-}
-
 /* A burst of async pushes and their outcomes. */
 struct burst {
 	pthread_mutex_t lock;
@@ -225,9 +217,10 @@ START_TEST(concurrent_pushes_share_requests)
 	/* Pushed within far less than max_wait: very few requests. */
 	ck_assert_uint_le(reqs, 4);
 	ck_assert_uint_eq(reqs, standin_count(sink));
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 200);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_batch_profiles_count", "a"), (double)reqs);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_batch_profiles_sum", "a"), 200);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 200);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_batch_profiles_count", "a"),
+			    (double)reqs);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_batch_profiles_sum", "a"), 200);
 	burst_free(b);
 	th_destroy(&in);
 }
@@ -309,8 +302,8 @@ START_TEST(retryable_failure_retries_whole_batch)
 		ck_assert_uint_eq(q->nseries, 40);
 		standin_request_free(q);
 	}
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 40);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 40);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "a"), 40);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 40);
 	burst_free(b);
 	th_destroy(&in);
 }
@@ -338,8 +331,8 @@ START_TEST(refusal_fails_every_member)
 					      "invalid_argument: bad batch");
 	}
 	ck_assert_uint_eq(standin_count(sink), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 25);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 0);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 25);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "a"), 0);
 	burst_free(b);
 	th_destroy(&in);
 }
@@ -359,7 +352,7 @@ START_TEST(unbatched_endpoint_unaffected)
 	ck_assert_uint_le(check_arrivals(sink, 30, &max_series), 3);
 	ck_assert_uint_eq(check_arrivals(sink2, 30, &max_series), 30);
 	ck_assert_uint_eq(max_series, 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_batch_profiles_count", "b"), -1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_batch_profiles_count", "b"), -1);
 	burst_free(b);
 	th_destroy(&in);
 }
@@ -566,7 +559,7 @@ START_TEST(producers_race_batch_reloads)
 	ck_assert_int_eq(atomic_load(&r.failed), 0);
 	ck_assert_int_eq(atomic_load(&r.ok), total);
 	check_arrivals(sink, total, &max_series);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), total);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), total);
 	th_destroy(&in);
 	for (int i = 0; i < 3; i++)
 		free(r.cfg[i]);

@@ -62,14 +62,6 @@ static struct th_instance make(const char *tmpl)
 	return in;
 }
 
-static double metric(struct th_instance *in, const char *name, const char *ep)
-{
-	char series[256];
-
-	snprintf(series, sizeof(series), "%s{endpoint=\"%s\"}", name, ep);
-	return th_metric(in, series);
-}
-
 static const char *const labels_basic[] = {"service_name", "svc", "__name__", "process_cpu", NULL};
 
 START_TEST(push_wire_format_labels_and_headers)
@@ -124,8 +116,9 @@ START_TEST(push_wire_format_labels_and_headers)
 	}
 	ck_assert_str_eq(r->tenant, "tenant-1");
 	standin_request_free(r);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_bytes_total", "a"), (double)len);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_bytes_total", "a"),
+			    (double)len);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
 	th_destroy(&in);
 }
 END_TEST
@@ -154,12 +147,13 @@ START_TEST(fanout_one_failing)
 	ck_assert_int_eq(standin_count(sink), 1);
 	ck_assert_int_eq(standin_count(sink2), 3);
 	ck_assert_int_eq(standin_count(sink3), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "c"), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "b"), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_bytes_total", "b"), (double)len);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "b"), 2);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 0);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "c"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "b"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_bytes_total", "b"),
+			    (double)len);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "b"), 2);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "a"), 0);
 	ck_assert(th_logs_contain("debug failed to push to endpoint endpoint=b"));
 	ck_assert(th_logs_contain("warn Push"));
 	th_destroy(&in);
@@ -249,7 +243,7 @@ START_TEST(rate_limit_respects_retry_on_429)
 	standin_script(sink, STANDIN_ROUTE_PUSH, &rl);
 	ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, NULL), COMPONENT_OK);
 	ck_assert_int_eq(standin_count(sink), 5);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 2);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "a"), 2);
 	th_destroy(&in);
 }
 END_TEST
@@ -296,7 +290,7 @@ START_TEST(remote_timeout_cuts_attempt)
 	r = standin_request_get(sink, 0);
 	ck_assert_int_le(strtol(standin_request_header(r, "Connect-Timeout-Ms"), NULL, 10), 300);
 	standin_request_free(r);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "a"), 1);
 	th_destroy(&in);
 }
 END_TEST
@@ -319,7 +313,7 @@ START_TEST(caller_deadline_ends_retries)
 	ck_assert_str_eq(
 		err, "failed to push to endpoint a (1 retries): unavailable: Service Unavailable");
 	free(err);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
 	th_destroy(&in);
 }
 END_TEST
@@ -340,7 +334,7 @@ START_TEST(connection_refused_is_retried)
 		"%s", err);
 	free(err);
 	ck_assert_int_eq(standin_count(sink), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
 	th_destroy(&in);
 }
 END_TEST
@@ -427,8 +421,9 @@ START_TEST(ingest_forwarding)
 	ck_assert_int_eq(r->body_len, len);
 	ck_assert_mem_eq(r->body, prof, len);
 	standin_request_free(r);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_bytes_total", "a"), (double)len);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_bytes_total", "a"),
+			    (double)len);
 	th_destroy(&in);
 }
 END_TEST
@@ -548,7 +543,7 @@ START_TEST(push_async_keeps_caller_samples)
 	expect_samples(sink, 0, want, lens, 2);
 	ck_assert_int_eq(standin_count(sink2), 2);
 	expect_samples(sink2, 1, want, lens, 2);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_bytes_total", "a"),
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_bytes_total", "a"),
 			    (double)(big_len + small_len));
 
 	/* The blocking push does the same on its own. */
@@ -792,9 +787,9 @@ START_TEST(concurrent_producers_and_updates)
 	ck_assert_msg(atomic_load(&c.failed) == 0, "%d pushes failed, first: %s",
 		      atomic_load(&c.failed), c.first_error);
 	ck_assert_int_eq(atomic_load(&c.ok), nthreads * c.per_thread);
-	sent = metric(&in, "pyroscope_write_sent_profiles_total", "a") +
-	       (metric(&in, "pyroscope_write_sent_profiles_total", "b") > 0
-			? metric(&in, "pyroscope_write_sent_profiles_total", "b")
+	sent = th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a") +
+	       (th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "b") > 0
+			? th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "b")
 			: 0);
 	ck_assert_double_eq(sent, nthreads * c.per_thread);
 	ck_assert_int_eq(standin_count(sink), (size_t)(nthreads * c.per_thread));

@@ -64,30 +64,23 @@ static struct th_instance make(const char *tmpl)
 	return make_url(tmpl, NULL);
 }
 
-static double metric(struct th_instance *in, const char *name, const char *ep)
-{
-	char series[256];
-
-	snprintf(series, sizeof(series), "%s{endpoint=\"%s\"}", name, ep);
-	return th_metric(in, series);
-}
-
 /* The counters an endpoint must show after one profile it gave up on. */
 static void assert_dropped_once(struct th_instance *in, const char *ep, double retries, size_t len)
 {
-	ck_assert_double_eq(metric(in, "pyroscope_write_sent_profiles_total", ep), 0);
-	ck_assert_double_eq(metric(in, "pyroscope_write_dropped_profiles_total", ep), 1);
-	ck_assert_double_eq(metric(in, "pyroscope_write_dropped_bytes_total", ep), (double)len);
-	ck_assert_double_eq(metric(in, "pyroscope_write_retries_total", ep), retries);
-	ck_assert_double_eq(metric(in, "pyroscope_write_inflight_requests", ep), 0);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_sent_profiles_total", ep), 0);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_dropped_profiles_total", ep), 1);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_dropped_bytes_total", ep),
+			    (double)len);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_retries_total", ep), retries);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_inflight_requests", ep), 0);
 }
 
 static void assert_sent_once(struct th_instance *in, const char *ep, double retries, size_t len)
 {
-	ck_assert_double_eq(metric(in, "pyroscope_write_sent_profiles_total", ep), 1);
-	ck_assert_double_eq(metric(in, "pyroscope_write_sent_bytes_total", ep), (double)len);
-	ck_assert_double_eq(metric(in, "pyroscope_write_dropped_profiles_total", ep), 0);
-	ck_assert_double_eq(metric(in, "pyroscope_write_retries_total", ep), retries);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_sent_profiles_total", ep), 1);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_sent_bytes_total", ep), (double)len);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_dropped_profiles_total", ep), 0);
+	ck_assert_double_eq(th_ep_metric(in, "pyroscope_write_retries_total", ep), retries);
 }
 
 /* Number of "failed to push" debug lines logged for an endpoint. */
@@ -551,8 +544,8 @@ START_TEST(fault_keepalive_closed_by_server)
 		usleep(30000);
 	}
 	ck_assert_int_eq(standin_count(sink), 8);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 8);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "a"), 0);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 8);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "a"), 0);
 	th_destroy(&in);
 
 	raw_start(&raw, RAW_HANGUP);
@@ -563,8 +556,8 @@ START_TEST(fault_keepalive_closed_by_server)
 		ck_assert_int_eq(th_push(&in, labels_basic, prof, len, 5000, NULL), COMPONENT_OK);
 		usleep(i % 2 ? 50000 : 0);
 	}
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "raw"), 8);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "raw"), 0);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "raw"), 8);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "raw"), 0);
 	ck_assert_int_eq(atomic_load(&raw.requests), 8);
 	ck_assert_int_eq(atomic_load(&raw.connections), 8);
 	th_destroy(&in);
@@ -708,10 +701,10 @@ START_TEST(healthy_endpoint_beside_failing_one)
 		ck_assert_int_eq(push_async(&in, prof, len, 20000, count_done, &cc), COMPONENT_OK);
 	/* All of them are delivered to the healthy endpoint well inside one
 	 * attempt of the stalled one. */
-	while (metric(&in, "pyroscope_write_sent_profiles_total", "good") < n &&
+	while (th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "good") < n &&
 	       th_now_s() - t0 < 10)
 		usleep(2000);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
 	ck_assert_msg(th_now_s() - t0 < (th_under_valgrind() ? 5.0 : 0.35),
 		      "healthy endpoint took %.3fs", th_now_s() - t0);
 	ck_assert_int_eq(atomic_load(&cc.calls), 0);
@@ -720,11 +713,11 @@ START_TEST(healthy_endpoint_beside_failing_one)
 	ck_assert_str_eq(cc.last_error,
 			 "failed to push to endpoint bad (3 retries): deadline_exceeded: "
 			 "context deadline exceeded");
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "good"), 0);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "bad"), n);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "bad"), 0);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_retries_total", "bad"), 2 * n);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "good"), n);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "good"), 0);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "bad"), n);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "bad"), 0);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_retries_total", "bad"), 2 * n);
 	th_destroy(&in);
 	cb_count_free(&cc);
 }
@@ -764,8 +757,8 @@ START_TEST(queued_push_leaves_at_its_deadline)
 	ck_assert_int_eq(wait_calls(&last.calls, 1, 20000), 0);
 	ck_assert_int_eq(atomic_load(&first.ok), 1);
 	ck_assert_int_eq(atomic_load(&last.ok), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 2);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 2);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
 	th_destroy(&in);
 	cb_count_free(&first);
 	cb_count_free(&mid);
@@ -945,11 +938,11 @@ START_TEST(nothing_lost_through_random_faults)
 		ck_assert_int_eq(atomic_load(&t.per_call[i]), 1);
 
 	for (int e = 0; e < 2; e++) {
-		double sent = metric(&in, "pyroscope_write_sent_profiles_total", ep[e]);
-		double dropped = metric(&in, "pyroscope_write_dropped_profiles_total", ep[e]);
-		double retries = metric(&in, "pyroscope_write_retries_total", ep[e]);
-		double sent_b = metric(&in, "pyroscope_write_sent_bytes_total", ep[e]);
-		double dropped_b = metric(&in, "pyroscope_write_dropped_bytes_total", ep[e]);
+		double sent = th_ep_metric(&in, "pyroscope_write_sent_profiles_total", ep[e]);
+		double dropped = th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", ep[e]);
+		double retries = th_ep_metric(&in, "pyroscope_write_retries_total", ep[e]);
+		double sent_b = th_ep_metric(&in, "pyroscope_write_sent_bytes_total", ep[e]);
+		double dropped_b = th_ep_metric(&in, "pyroscope_write_dropped_bytes_total", ep[e]);
 		int cb_dropped = atomic_load(e == 0 ? &t.dropped_a : &t.dropped_b);
 		size_t requests = standin_count(sk[e]);
 		int resets = e == 0 ? resets_a : resets_b;
@@ -964,7 +957,8 @@ START_TEST(nothing_lost_through_random_faults)
 		 * per reset connection. */
 		ck_assert_double_ge((double)requests, n + retries);
 		ck_assert_double_le((double)requests, n + retries + resets);
-		ck_assert_double_eq(metric(&in, "pyroscope_write_inflight_requests", ep[e]), 0);
+		ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_inflight_requests", ep[e]),
+				    0);
 		ck_assert_msg(sent > 0 && dropped > 0,
 			      "endpoint %s: sent %g dropped %g: the faults "
 			      "should produce both",
@@ -1005,8 +999,9 @@ START_TEST(inflight_bytes_are_bounded)
 	ck_assert_ptr_nonnull(strstr(cc.last_error, "max_inflight_bytes"));
 	ck_assert_ptr_nonnull(strstr(cc.last_error, "(4096)"));
 	ck_assert(th_logs_contain("warn profile dropped err=profile dropped: "));
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_bytes_total", "a"), sizeof(big));
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "a"), 1);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_bytes_total", "a"),
+			    sizeof(big));
 
 	/* Once the two under way finish, the room is back. The reservation
 	 * is released just after the completion callback returns, so give
@@ -1020,7 +1015,7 @@ START_TEST(inflight_bytes_are_bounded)
 	ck_assert_int_eq(push_async(&in, big, sizeof(big), 10000, count_done, &cc), COMPONENT_OK);
 	ck_assert_int_eq(wait_calls(&cc.calls, 4, 10000), 0);
 	ck_assert_msg(atomic_load(&cc.ok) == 3, "%s", cc.last_error);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_sent_profiles_total", "a"), 3);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 3);
 	th_destroy(&in);
 	cb_count_free(&cc);
 }
@@ -1050,14 +1045,16 @@ START_TEST(outage_does_not_grow_memory)
 	ck_assert_int_le(accepted, 16);
 	ck_assert_int_ge(accepted, 10);
 	ck_assert_int_eq(atomic_load(&cc.calls), n - accepted);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_dropped_profiles_total", "down"),
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "down"),
 			    n - accepted);
 	/* The I/O thread counts a delivery in flight once it has picked it up;
 	 * give it time to (valgrind slows it down a lot). */
 	for (int i = 0;
-	     i < 1000 && metric(&in, "pyroscope_write_inflight_requests", "down") != accepted; i++)
+	     i < 1000 && th_ep_metric(&in, "pyroscope_write_inflight_requests", "down") != accepted;
+	     i++)
 		usleep(10000);
-	ck_assert_double_eq(metric(&in, "pyroscope_write_inflight_requests", "down"), accepted);
+	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_inflight_requests", "down"),
+			    accepted);
 	th_destroy(&in);
 	/* The ones held were cancelled at destroy and counted too. */
 	ck_assert_int_eq(atomic_load(&cc.calls), n);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "logfmt.h"
+#include "util/hex.h"
 #include "strbuf.h"
 
 #define MAX_PAIRS 8
@@ -31,17 +32,6 @@ static void record_free(struct record *r)
 		free(r->p[i].value);
 	}
 	r->n = 0;
-}
-
-static int hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Appends code point cp as UTF-8. */
@@ -79,9 +69,9 @@ static bool unescape(const char *p, const char *end, struct strbuf *sb)
 			if (end - p < 5)
 				return false;
 			for (int i = 1; i <= 4; i++) {
-				if (hex(p[i]) < 0)
+				if (pwx_hex_val(p[i]) < 0)
 					return false;
-				cp = cp * 16 + (unsigned)hex(p[i]);
+				cp = cp * 16 + (unsigned)pwx_hex_val(p[i]);
 			}
 			put_utf8(sb, cp);
 			p += 5;
