@@ -11,6 +11,8 @@
 
 #include "util/clock.h"
 #include "http.h"
+#include "labels.h"
+#include "util/tenant.h"
 
 void pw_budget_init(struct pw_budget *b)
 {
@@ -78,10 +80,24 @@ void pw_delivery_release(struct delivery *d)
 	d->reserved = 0;
 }
 
-struct delivery *pw_delivery_new(struct pw_budget *b, struct pw_snapshot *snap, bool ingest,
-				 int64_t deadline_ns, pw_done_fn done, void *user)
+static void task_init(struct delivery *d, struct task *t, struct pw_endpoint *ep)
 {
-	struct delivery *d = calloc(1, sizeof(*d) + snap->neps * sizeof(struct task));
+	const struct pw_endpoint_config *c = ep->cfg;
+
+	t->kind = XFER_TASK;
+	t->d = d;
+	t->ep = ep;
+	t->url = ep->push_url;
+	strbuf_init(&t->body, RESPONSE_BODY_CAP);
+	/* A queued profile is retried until it expires, not a number of times. */
+	pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns,
+			d->durable ? 0 : c->max_backoff_retries);
+}
+
+static struct delivery *delivery_alloc(struct pw_budget *b, struct pw_snapshot *snap, size_t ntasks,
+				       bool ingest, pw_done_fn done, void *user)
+{
+	struct delivery *d = calloc(1, sizeof(*d) + ntasks * sizeof(struct task));
 
 	if (!d)
 		return NULL;
@@ -89,25 +105,39 @@ struct delivery *pw_delivery_new(struct pw_budget *b, struct pw_snapshot *snap, 
 	d->ingest = ingest;
 	pw_snapshot_ref(snap);
 	d->snap = snap;
-	d->deadline_ns = deadline_ns;
 	d->start_ns = pwx_now_ns();
 	d->done = done;
 	d->user = user;
-	d->ntasks = snap->neps;
-	d->remaining = snap->neps;
+	d->ntasks = ntasks;
+	d->remaining = ntasks;
 	strbuf_init(&d->errors, 1 << 20);
-	for (size_t i = 0; i < snap->neps; i++) {
-		struct task *t = &d->tasks[i];
-		const struct pw_endpoint_config *c = snap->eps[i]->cfg;
+	return d;
+}
 
-		t->kind = XFER_TASK;
-		t->d = d;
-		t->ep = snap->eps[i];
-		t->url = t->ep->push_url;
-		strbuf_init(&t->body, RESPONSE_BODY_CAP);
-		pw_backoff_init(&t->bo, c->min_backoff_ns, c->max_backoff_ns,
-				c->max_backoff_retries);
-	}
+struct delivery *pw_delivery_new(struct pw_budget *b, struct pw_snapshot *snap, bool ingest,
+				 int64_t deadline_ns, pw_done_fn done, void *user)
+{
+	struct delivery *d = delivery_alloc(b, snap, snap->neps, ingest, done, user);
+
+	if (!d)
+		return NULL;
+	d->deadline_ns = deadline_ns;
+	for (size_t i = 0; i < snap->neps; i++)
+		task_init(d, &d->tasks[i], snap->eps[i]);
+	return d;
+}
+
+struct delivery *pw_delivery_new_durable(struct pw_budget *b, struct pw_snapshot *snap,
+					 size_t ep_index, bool ingest, int64_t expire_ms,
+					 pw_done_fn done, void *user)
+{
+	struct delivery *d = delivery_alloc(b, snap, 1, ingest, done, user);
+
+	if (!d)
+		return NULL;
+	d->durable = true;
+	d->expire_ms = expire_ms;
+	task_init(d, &d->tasks[0], snap->eps[ep_index]);
 	return d;
 }
 
@@ -133,6 +163,53 @@ void pw_delivery_free(struct delivery *d)
 	strbuf_free(&d->errors);
 	pw_snapshot_unref(d->snap);
 	free(d);
+}
+
+/*
+ * Gives each task whose endpoint has a tenant_label the tenant its profile
+ * names. A profile without the label keeps the endpoint's configured
+ * X-Scope-OrgID. Returns NULL, or a malloc'd error when a tenant is not
+ * one Pyroscope would accept: nothing is sent then.
+ */
+char *pw_delivery_set_tenants(struct delivery *d, const struct pw_label *in, size_t n,
+			 const struct pw_kvmap *external)
+{
+	for (size_t i = 0; i < d->ntasks; i++) {
+		const char *label = d->tasks[i].ep->cfg->tenant_label, *tenant, *why;
+
+		if (!label || !(tenant = pw_labels_lookup(in, n, external, label)))
+			continue;
+		why = pwx_tenant_error(tenant);
+		if (why)
+			return pw_asprintf("invalid tenant in profile: label %s=\"%.160s\": %s",
+					   label, tenant, why);
+		pw_task_set_tenant(&d->tasks[i], tenant);
+	}
+	return NULL;
+}
+
+/* The URL an ingest request goes to on endpoint c. The rewritten name
+ * leaves out a tenant label with the reserved prefix, as push does. */
+char *pw_ingest_url_for(const struct pw_endpoint_config *c, const char *path_query,
+			const struct pw_labelset *ls, char **err)
+{
+	struct pw_labelset view = {0};
+	char *url;
+
+	if (!c->tenant_label || pw_label_forwarded(c->tenant_label))
+		return pw_ingest_url(c->url, path_query, ls, err);
+	/* A view of ls without the label: borrowed strings, own array. */
+	view.items = calloc(ls->n ? ls->n : 1, sizeof(*view.items));
+	if (!view.items) {
+		*err = pw_strdup("out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < ls->n; i++)
+		if (strcmp(ls->items[i].key, c->tenant_label) != 0)
+			view.items[view.n++] = ls->items[i];
+	url = pw_ingest_url(c->url, path_query, &view, err);
+	free(view.items);
+	return url;
 }
 
 #define TENANT_PREFIX "X-Scope-OrgID: "

@@ -109,6 +109,12 @@ struct delivery {
 	int first_http;
 	int final_status, final_http; /* the outcome, once complete */
 	bool canceled;
+	/* From the durable queue: one task, retried until expire_ms (wall
+	 * clock) however many times max_backoff_retries allows; cancelled at
+	 * shutdown it is not lost but stays on disk. */
+	bool durable;
+	int64_t expire_ms;
+	bool expired; /* durable, and given up because of expire_ms */
 	pw_done_fn done;
 	void *user;
 	struct delivery *next, *prev; /* incoming list, then active list */
@@ -123,6 +129,11 @@ void pw_budget_destroy(struct pw_budget *b);
  * reference to snap. NULL when out of memory. */
 struct delivery *pw_delivery_new(struct pw_budget *b, struct pw_snapshot *snap, bool ingest,
 				 int64_t deadline_ns, pw_done_fn done, void *user);
+/* A delivery of a queued record to the endpoint snap->eps[ep_index] only
+ * (see durable above). NULL when out of memory. */
+struct delivery *pw_delivery_new_durable(struct pw_budget *b, struct pw_snapshot *snap,
+					 size_t ep_index, bool ingest, int64_t expire_ms,
+					 pw_done_fn done, void *user);
 /* Frees d with everything it holds, releasing its bytes. Accepts NULL. */
 void pw_delivery_free(struct delivery *d);
 /* Calls d's completion callback. */
@@ -138,6 +149,21 @@ enum pw_reserve { PW_RESERVE_OK, PW_RESERVE_OVER, PW_RESERVE_NOMEM };
 enum pw_reserve pw_delivery_reserve(struct delivery *d, size_t bytes, size_t buf_len);
 /* Gives the payload buffer and its bytes back. Idempotent; any thread. */
 void pw_delivery_release(struct delivery *d);
+
+/*
+ * Gives each task whose endpoint has a tenant_label the tenant the
+ * profile's labels name (in: the incoming labels, external: the
+ * configuration's). NULL, or a malloc'd error when a tenant is not one
+ * Pyroscope would accept: nothing may be sent then.
+ */
+char *pw_delivery_set_tenants(struct delivery *d, const struct pw_label *in, size_t n,
+			      const struct pw_kvmap *external);
+struct pw_labelset;
+/* The URL of an ingest request to endpoint c: path_query with the name
+ * rewritten from ls, leaving out a tenant label with the reserved prefix.
+ * NULL with a malloc'd *err when it cannot be built. */
+char *pw_ingest_url_for(const struct pw_endpoint_config *c, const char *path_query,
+			const struct pw_labelset *ls, char **err);
 
 /* Sets the tenant a task sends; tenant is a valid tenant ID. */
 void pw_task_set_tenant(struct task *t, const char *tenant);

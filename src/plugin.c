@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "pw_version.h"
 #include "pyroscope_write.h"
+#include "qfeed.h"
 #include "sender.h"
 #include "strbuf.h"
 #include "waitword.h"
@@ -39,6 +40,7 @@ struct component_instance {
 	pthread_mutex_t update_lock; /* serialises update() */
 	pthread_mutex_t lock; /* guards snap and the health fields; held briefly */
 	struct pw_snapshot *snap;
+	struct pw_qfeed *qf; /* the durable queue, with a queue block; else NULL */
 	bool healthy;
 	char *health_msg;
 	int64_t health_changed_ms;
@@ -67,6 +69,22 @@ static struct pw_snapshot *current(struct component_instance *inst)
 	pthread_mutex_lock(&inst->lock);
 	snap = inst->snap;
 	pw_snapshot_ref(snap);
+	pthread_mutex_unlock(&inst->lock);
+	return snap;
+}
+
+/* The current snapshot and queue (NULL without a queue block), each with
+ * a reference of the caller's: the pair that belongs together. */
+static struct pw_snapshot *current_q(struct component_instance *inst, struct pw_qfeed **qf)
+{
+	struct pw_snapshot *snap;
+
+	pthread_mutex_lock(&inst->lock);
+	snap = inst->snap;
+	pw_snapshot_ref(snap);
+	*qf = inst->qf;
+	if (*qf)
+		pw_qfeed_ref(*qf);
 	pthread_mutex_unlock(&inst->lock);
 	return snap;
 }
@@ -170,6 +188,7 @@ static int push_with(void *ctx, const struct pw_push *caller, bool blocking, int
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
+	struct pw_qfeed *qf;
 	struct pw_push p;
 	bool keep;
 	int rc;
@@ -177,8 +196,9 @@ static int push_with(void *ctx, const struct pw_push *caller, bool blocking, int
 	if (!inst || !done || !push_take(caller, &p))
 		return COMPONENT_EINVAL;
 	keep = blocking || (p.flags & PW_PUSH_KEEP_UNTIL_DONE);
-	snap = current(inst);
-	rc = pw_sender_push(inst->sender, snap, &p, keep, deadline_ns, done, user);
+	snap = current_q(inst, &qf);
+	rc = pw_sender_push(inst->sender, snap, qf, &p, keep, deadline_ns, done, user);
+	pw_qfeed_unref(qf);
 	pw_snapshot_unref(snap);
 	return rc;
 }
@@ -195,6 +215,7 @@ static int ingest_with(void *ctx, const struct pw_ingest *caller, bool blocking,
 {
 	struct component_instance *inst = ctx;
 	struct pw_snapshot *snap;
+	struct pw_qfeed *qf;
 	struct pw_ingest in;
 	bool keep;
 	int rc;
@@ -202,8 +223,9 @@ static int ingest_with(void *ctx, const struct pw_ingest *caller, bool blocking,
 	if (!inst || !done || !ingest_take(caller, &in))
 		return COMPONENT_EINVAL;
 	keep = blocking || (in.flags & PW_INGEST_KEEP_UNTIL_DONE);
-	snap = current(inst);
-	rc = pw_sender_ingest(inst->sender, snap, &in, keep, deadline_ns, done, user);
+	snap = current_q(inst, &qf);
+	rc = pw_sender_ingest(inst->sender, snap, qf, &in, keep, deadline_ns, done, user);
+	pw_qfeed_unref(qf);
 	pw_snapshot_unref(snap);
 	return rc;
 }
@@ -272,7 +294,11 @@ static void destroy(struct component_instance *inst)
 		return;
 	if (inst->snap)
 		drain = pw_snapshot_config(inst->snap)->shutdown_timeout_ns;
+	/* No new records go out; those under way may still finish during the
+	 * drain and be acknowledged before the queue closes. */
+	pw_qfeed_stop(inst->qf);
 	pw_sender_free(inst->sender, drain);
+	pw_qfeed_close(inst->qf);
 	pw_snapshot_unref(inst->snap);
 	pw_metrics_free(inst->metrics);
 	free(inst->health_msg);
@@ -369,6 +395,15 @@ static int create(const struct component_host *host, const char *config,
 		rc = COMPONENT_ECONFIG;
 		goto fail;
 	}
+	if (pw_snapshot_config(inst->snap)->queue.set) {
+		inst->qf = pw_qfeed_open(inst->sender, inst->snap, &err);
+		if (!inst->qf) {
+			set_error(error, "", err);
+			free(err);
+			rc = COMPONENT_ECONFIG;
+			goto fail;
+		}
+	}
 	pw_metrics_reload(inst->metrics, 1, (double)pwx_wall_ms() / 1000.0);
 
 	inst->receiver.struct_size = sizeof(inst->receiver);
@@ -401,10 +436,36 @@ static void refuse_locked(struct component_instance *inst, const char *err)
 	free(msg);
 }
 
+/*
+ * The queue that goes with a new snapshot: the same one when the directory
+ * stays (its limits and endpoints follow the snapshot), a new one when the
+ * directory changes or the block appears, none when it goes. The old one
+ * is closed by the caller once the new pair is in place. -1 with *err
+ * when the new directory cannot be opened: the update is refused then.
+ */
+static int queue_switch(struct component_instance *inst, struct pw_snapshot *snap,
+			struct pw_qfeed **qf, char **err)
+{
+	const struct pw_queue_config *qc = &pw_snapshot_config(snap)->queue;
+	struct pw_qfeed *cur = inst->qf; /* only update() changes it */
+
+	*qf = NULL;
+	if (!qc->set)
+		return 0;
+	if (cur && strcmp(pw_qfeed_directory(cur), qc->directory) == 0) {
+		pw_qfeed_update(cur, snap);
+		*qf = cur;
+		return 0;
+	}
+	*qf = pw_qfeed_open(inst->sender, snap, err);
+	return *qf ? 0 : -1;
+}
+
 static int update_serialised(struct component_instance *inst, const char *config, char **error)
 {
 	struct pw_config *cfg = NULL;
 	struct pw_snapshot *snap = NULL, *old;
+	struct pw_qfeed *qf = NULL, *old_qf;
 	char *err = NULL, n[24];
 
 	/* Parse, validate and build outside the instance lock: this may read
@@ -430,13 +491,27 @@ static int update_serialised(struct component_instance *inst, const char *config
 	if (!snap)
 		goto refused;
 
+	if (queue_switch(inst, snap, &qf, &err) < 0) {
+		pw_snapshot_unref(snap);
+		goto refused;
+	}
+
 	pthread_mutex_lock(&inst->lock);
 	old = inst->snap;
 	inst->snap = snap;
+	old_qf = inst->qf;
+	inst->qf = qf;
 	set_health_locked(inst, true, "");
 	pthread_mutex_unlock(&inst->lock);
 	/* Deliveries under way hold their own references to the old snapshot. */
 	pw_snapshot_unref(old);
+	if (old_qf && old_qf != qf) {
+		pw_log(&inst->log, COMPONENT_LOG_INFO,
+		       qf ? "queue directory changed; the old one is left as it is on disk"
+			  : "queue removed; its directory is left as it is on disk",
+		       "directory", pw_qfeed_directory(old_qf), PW_LOG_END);
+		pw_qfeed_close(old_qf);
+	}
 	pw_metrics_reload(inst->metrics, 1, (double)pwx_wall_ms() / 1000.0);
 	pw_log(&inst->log, COMPONENT_LOG_INFO, "configuration reloaded", "endpoints", n,
 	       PW_LOG_END);
@@ -513,6 +588,7 @@ static int metrics(struct component_instance *inst, component_sink_fn sink, void
 static int debug_info(struct component_instance *inst, component_sink_fn sink, void *user)
 {
 	struct pw_snapshot *snap;
+	struct pw_qfeed *qf;
 	struct strbuf sb;
 	char *cfg;
 	int rc = COMPONENT_OK;
@@ -520,13 +596,18 @@ static int debug_info(struct component_instance *inst, component_sink_fn sink, v
 	if (!inst || !sink)
 		return COMPONENT_EINVAL;
 	strbuf_init(&sb, 0);
-	snap = current(inst);
+	snap = current_q(inst, &qf);
 	cfg = pw_config_redacted_json(pw_snapshot_config(snap));
 	pthread_mutex_lock(&inst->lock);
 	strbuf_printf(&sb, "{\"healthy\":%s,\"endpoints\":", inst->healthy ? "true" : "false");
 	pthread_mutex_unlock(&inst->lock);
 	pw_snapshot_debug(snap, &sb);
+	if (qf) {
+		strbuf_puts(&sb, ",\"queue\":");
+		pw_qfeed_debug(qf, &sb);
+	}
 	strbuf_printf(&sb, ",\"config\":%s}\n", cfg ? cfg : "null");
+	pw_qfeed_unref(qf);
 	pw_snapshot_unref(snap);
 	free(cfg);
 	if (sb.failed)

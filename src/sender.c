@@ -115,7 +115,10 @@ static void complete_delivery(struct pw_loop *s, struct delivery *d)
 	bool failed = d->nfailed > 0;
 	int status =
 		failed ? (d->canceled ? COMPONENT_ESHUTDOWN : COMPONENT_EDELIVERY) : COMPONENT_OK;
-	enum component_log_level level = failed ? COMPONENT_LOG_WARN : COMPONENT_LOG_DEBUG;
+	/* A queued profile cancelled at shutdown stays on disk: nothing failed. */
+	bool shelved = d->durable && d->canceled;
+	enum component_log_level level =
+		failed && !shelved ? COMPONENT_LOG_WARN : COMPONENT_LOG_DEBUG;
 	/* The joined errors, or a fallback if even they could not be built. */
 	const char *errors = d->errors.len ? d->errors.data : "delivery failed";
 
@@ -194,7 +197,9 @@ static void finish_task(struct pw_loop *s, struct task *t, bool ok)
 		const char *why = t->last_err ? t->last_err : "unknown: no attempt was made";
 		char *line;
 
-		pw_metrics_dropped(ep->m, d->size, d->nprofiles);
+		/* A queued profile cancelled at shutdown is still on disk. */
+		if (!(d->durable && d->canceled))
+			pw_metrics_dropped(ep->m, d->size, d->nprofiles);
 		d->nfailed++;
 		if (d->errors.len)
 			strbuf_putc(&d->errors, '\n');
@@ -968,6 +973,14 @@ static void settle(struct pw_loop *s, struct task *t, enum pw_verdict v, char *e
 		finish_task(s, t, false);
 		return;
 	}
+	/* A queued profile is retried until it is older than queue.max_age. */
+	if (d->durable && pwx_wall_ms() + delay / 1000000 >= d->expire_ms) {
+		set_last_err(t, pw_asprintf("expired: older than queue.max_age; last error: %s",
+					    t->last_err));
+		d->expired = true;
+		finish_task(s, t, false);
+		return;
+	}
 	timer_add(s, t, now + delay);
 }
 
@@ -1202,6 +1215,30 @@ static void flush_batches(struct pw_loop *s, int64_t now)
 	run_pumps(s, now);
 }
 
+/*
+ * Once stopping: queued profiles waiting for a retry end at once instead of
+ * holding the drain. They are still on disk and go out after a restart.
+ */
+static void shelve_durable(struct pw_loop *s)
+{
+	struct delivery *d = s->active;
+
+	while (d) {
+		struct delivery *next = d->next;
+		struct task *t = &d->tasks[0];
+
+		if (d->durable && t->state == T_WAIT) {
+			pw_timerheap_remove(&s->timers, &t->timer);
+			d->canceled = true;
+			set_last_err(t, pw_asprintf("canceled: the component is shutting down%s%s",
+						    t->last_err ? "; last error: " : "",
+						    t->last_err ? t->last_err : ""));
+			finish_task(s, t, false); /* frees d: its only task */
+		}
+		d = next;
+	}
+}
+
 /* Ends every delivery still under way: used when the drain time is up. */
 static void cancel_all(struct pw_loop *s)
 {
@@ -1302,8 +1339,12 @@ static void *io_main(void *arg)
 		if (stopping) {
 			if (!s->active && !incoming)
 				break;
-			if (!s->flushing)
+			if (!s->flushing) {
+				s->defer_done = true;
+				shelve_durable(s);
+				flush_done(s);
 				flush_batches(s, pwx_now_ns());
+			}
 			if (pwx_now_ns() >= drain_deadline) {
 				take_incoming(s, pwx_now_ns());
 				cancel_all(s);

@@ -20,6 +20,8 @@
 #include "http.h"
 #include "labels.h"
 #include "proto.h"
+#include "qfeed.h"
+#include "qrec.h"
 #include "util/tenant.h"
 
 /* Samples at least this large are sent from the caller's memory when it
@@ -102,29 +104,6 @@ static enum pw_reserve build_push_body(struct delivery *d, const struct pw_label
 	return rc == 0 ? PW_RESERVE_OK : PW_RESERVE_NOMEM;
 }
 
-/*
- * Gives each task whose endpoint has a tenant_label the tenant its profile
- * names. A profile without the label keeps the endpoint's configured
- * X-Scope-OrgID. Returns NULL, or a malloc'd error when a tenant is not
- * one Pyroscope would accept: nothing is sent then.
- */
-static char *set_tenants(struct delivery *d, const struct pw_label *in, size_t n,
-			 const struct pw_kvmap *external)
-{
-	for (size_t i = 0; i < d->ntasks; i++) {
-		const char *label = d->tasks[i].ep->cfg->tenant_label, *tenant, *why;
-
-		if (!label || !(tenant = pw_labels_lookup(in, n, external, label)))
-			continue;
-		why = pwx_tenant_error(tenant);
-		if (why)
-			return pw_asprintf("invalid tenant in profile: label %s=\"%.160s\": %s",
-					   label, tenant, why);
-		pw_task_set_tenant(&d->tasks[i], tenant);
-	}
-	return NULL;
-}
-
 /* A tenant label with the reserved prefix is not forwarded on push, also
  * when external_labels set it: the encoded request is the same for every
  * endpoint, so this holds for all of them. */
@@ -148,8 +127,122 @@ static int submit(struct pw_sender *s, struct delivery *d)
 	return rc;
 }
 
-int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_push *p,
-		   bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
+/* ---- queue mode: acknowledged once the profile is on disk ---- */
+
+struct queued {
+	pw_done_fn done;
+	void *user;
+	bool ingest;
+};
+
+static void queued_done(void *user, int status, const char *error)
+{
+	struct queued *w = user;
+	struct pw_result r = {status, w->ingest ? (status == COMPONENT_OK ? 200 : 503) : 0,
+			      (char *)error};
+
+	w->done(w->user, &r);
+	free(w);
+}
+
+/* The tenants the profile names must be valid for every endpoint with a
+ * tenant_label, now: later, nobody could be told. NULL or malloc'd. */
+static char *tenant_error(const struct pw_snapshot *snap, const struct pw_label *in, size_t n,
+			  const struct pw_kvmap *external)
+{
+	for (size_t i = 0; i < snap->neps; i++) {
+		const char *label = snap->eps[i]->cfg->tenant_label, *tenant, *why;
+
+		if (!label || !(tenant = pw_labels_lookup(in, n, external, label)))
+			continue;
+		why = pwx_tenant_error(tenant);
+		if (why)
+			return pw_asprintf("invalid tenant in profile: label %s=\"%.160s\": %s",
+					   label, tenant, why);
+	}
+	return NULL;
+}
+
+/*
+ * Writes the record (its head, then the body pieces) to the queue. The
+ * callback fires once it is durable. A profile the queue cannot take is
+ * refused at once and counted as dropped by every endpoint, as an
+ * over-budget one is in memory mode.
+ */
+static int enqueue(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
+		   const struct pw_qrec *qr, const void *body, size_t body_len, uint64_t nprofiles,
+		   pw_done_fn done, void *user)
+{
+	struct strbuf head = STRBUF_INIT;
+	struct queued *w = malloc(sizeof(*w));
+	struct iovec iov[2];
+	char *err = NULL;
+	int rc;
+
+	if (!w || pw_qrec_encode_head(&head, qr) < 0) {
+		free(w);
+		strbuf_free(&head);
+		drop_everywhere(snap, qr->size, nprofiles);
+		return COMPONENT_ENOMEM;
+	}
+	*w = (struct queued){done, user, qr->ingest};
+	iov[0] = (struct iovec){head.data, head.len};
+	iov[1] = (struct iovec){(void *)body, body_len};
+	rc = pw_qfeed_append(qf, iov, body_len ? 2 : 1, (uint32_t)nprofiles, queued_done, w, &err);
+	strbuf_free(&head);
+	if (rc == COMPONENT_OK)
+		return COMPONENT_OK;
+	free(w);
+	drop_everywhere(snap, qr->size, nprofiles);
+	if (rc == COMPONENT_EOVERLOAD)
+		for (size_t i = 0; i < snap->neps; i++)
+			pw_metrics_queue_dropped(snap->eps[i]->m, PW_QDROP_FULL, nprofiles);
+	pw_log(&s->log, COMPONENT_LOG_WARN, "profile dropped", "err", err, PW_LOG_END);
+	pw_delivery_report(&(struct delivery){.done = done, .user = user}, rc,
+			   err ? err : "queue: cannot take the profile",
+			   qr->ingest ? (rc == COMPONENT_EOVERLOAD ? 429 : 503) : 0);
+	free(err);
+	return COMPONENT_OK;
+}
+
+static int queue_push(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
+		      const struct pw_push *p, struct pw_labelset *ls, uint64_t size,
+		      pw_done_fn done, void *user)
+{
+	const struct pw_config *cfg = pw_snapshot_config(snap);
+	struct pw_qrec qr = {.size = size,
+			     .in = (struct pw_label *)p->labels,
+			     .nin = p->nlabels,
+			     .external = cfg->external_labels};
+	char *err = tenant_error(snap, p->labels, p->nlabels, &cfg->external_labels);
+	uint8_t *body;
+	size_t len;
+	int rc;
+
+	if (err) {
+		pw_labelset_free(ls);
+		return refuse_profile(s, "push", "invalid_tenant", p->nsamples, err, 0, done, user);
+	}
+	drop_tenant_labels(snap, ls);
+	if (pw_proto_push_size(ls, p->samples, p->nsamples, &len) < 0 || !(body = malloc(len))) {
+		pw_labelset_free(ls);
+		drop_everywhere(snap, size, p->nsamples);
+		return COMPONENT_ENOMEM;
+	}
+	if (pw_proto_push_write(ls, p->samples, p->nsamples, body, len) < 0) {
+		free(body);
+		pw_labelset_free(ls);
+		drop_everywhere(snap, size, p->nsamples);
+		return COMPONENT_ENOMEM;
+	}
+	pw_labelset_free(ls);
+	rc = enqueue(s, snap, qf, &qr, body, len, p->nsamples, done, user);
+	free(body);
+	return rc;
+}
+
+int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
+		   const struct pw_push *p, bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
 {
 	const struct pw_config *cfg = pw_snapshot_config(snap);
 	struct pw_labelset ls = {0};
@@ -161,10 +254,12 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, const struct p
 		size += p->samples[i].len;
 	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0)
 		return refuse_profile(s, "push", "invalid_labels", p->nsamples, err, 0, done, user);
+	if (qf)
+		return queue_push(s, snap, qf, p, &ls, size, done, user);
 	d = pw_delivery_new(&s->budget, snap, false, deadline_ns, done, user);
 	if (!d)
 		goto oom;
-	err = set_tenants(d, p->labels, p->nlabels, &cfg->external_labels);
+	err = pw_delivery_set_tenants(d, p->labels, p->nlabels, &cfg->external_labels);
 	if (err) {
 		pw_delivery_free(d);
 		pw_labelset_free(&ls);
@@ -215,32 +310,49 @@ static char *ingest_request_error(const struct pw_ingest *in)
 	return NULL;
 }
 
-/* The URL an ingest request goes to on endpoint c. The rewritten name
- * leaves out a tenant label with the reserved prefix, as push does. */
-static char *ingest_url(const struct pw_endpoint_config *c, const char *path_query,
-			const struct pw_labelset *ls, char **err)
+/* Queue mode: everything an endpoint needs later is checked now (the
+ * tenants, each endpoint's URL), then the request goes to disk. */
+static int queue_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
+			const struct pw_ingest *in, struct pw_labelset *ls, pw_done_fn done,
+			void *user)
 {
-	struct pw_labelset view = {0};
-	char *url;
+	const struct pw_config *cfg = pw_snapshot_config(snap);
+	struct pw_qrec qr = {.ingest = true,
+			     .size = in->body_len,
+			     .in = (struct pw_label *)in->labels,
+			     .nin = in->nlabels,
+			     .external = cfg->external_labels,
+			     .ls = *ls,
+			     .path_query = (char *)in->path_query,
+			     .ctypes = (char **)in->content_types,
+			     .nctypes = in->ncontent_types};
+	char *err = tenant_error(snap, in->labels, in->nlabels, &cfg->external_labels);
+	int rc;
 
-	if (!c->tenant_label || pw_label_forwarded(c->tenant_label))
-		return pw_ingest_url(c->url, path_query, ls, err);
-	/* A view of ls without the label: borrowed strings, own array. */
-	view.items = calloc(ls->n ? ls->n : 1, sizeof(*view.items));
-	if (!view.items) {
-		*err = pw_strdup("out of memory");
-		return NULL;
+	if (err) {
+		pw_labelset_free(ls);
+		return refuse_profile(s, "ingest", "invalid_tenant", 1, err, 400, done, user);
 	}
-	for (size_t i = 0; i < ls->n; i++)
-		if (strcmp(ls->items[i].key, c->tenant_label) != 0)
-			view.items[view.n++] = ls->items[i];
-	url = pw_ingest_url(c->url, path_query, &view, err);
-	free(view.items);
-	return url;
+	for (size_t i = 0; i < snap->neps; i++) {
+		char *url = pw_ingest_url_for(snap->eps[i]->cfg, in->path_query, ls, &err);
+
+		if (!url) {
+			pw_labelset_free(ls);
+			pw_metrics_rejected(s->metrics, "ingest", "invalid_request", 1);
+			pw_delivery_report(&(struct delivery){.done = done, .user = user},
+					   COMPONENT_EINVAL, err ? err : "invalid ingest request", 400);
+			free(err);
+			return COMPONENT_OK;
+		}
+		free(url);
+	}
+	rc = enqueue(s, snap, qf, &qr, in->body, in->body_len, 1, done, user);
+	pw_labelset_free(ls);
+	return rc;
 }
 
-int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct pw_ingest *in,
-		     bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
+int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
+		     const struct pw_ingest *in, bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
 {
 	const struct pw_config *cfg = pw_snapshot_config(snap);
 	struct pw_labelset ls = {0};
@@ -252,12 +364,14 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 		return refuse_profile(s, "ingest", "invalid_request", 1, err, 400, done, user);
 	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0)
 		return refuse_profile(s, "ingest", "invalid_labels", 1, err, 400, done, user);
+	if (qf)
+		return queue_ingest(s, snap, qf, in, &ls, done, user);
 	d = pw_delivery_new(&s->budget, snap, true, deadline_ns, done, user);
 	if (!d)
 		goto oom;
 	d->size = in->body_len;
 	d->nprofiles = 1;
-	err = set_tenants(d, in->labels, in->nlabels, &cfg->external_labels);
+	err = pw_delivery_set_tenants(d, in->labels, in->nlabels, &cfg->external_labels);
 	if (err) {
 		pw_delivery_free(d);
 		pw_labelset_free(&ls);
@@ -266,7 +380,7 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, const struct
 	for (size_t i = 0; i < snap->neps; i++) {
 		struct task *t = &d->tasks[i];
 
-		t->url = ingest_url(snap->eps[i]->cfg, in->path_query, &ls, &err);
+		t->url = pw_ingest_url_for(snap->eps[i]->cfg, in->path_query, &ls, &err);
 		if (!t->url) {
 			/* A request that cannot be built is a bad request from the
 			 * SDK, not an endpoint failure. */
