@@ -310,6 +310,16 @@ static void parse_endpoints(struct ctx *c, const struct opt *o, json_t *v, char 
 	}
 }
 
+static void parse_choice(struct ctx *c, const struct opt *o, json_t *v, char *base,
+			 const char *path)
+{
+	const char *s = get_string(c, path, v, "a string");
+
+	if (!s || !*s)
+		return; /* empty: unset, the default stays */
+	pw_cfg_check_choice(&c->diag, o, path, s, (bool *)(void *)(base + o->off));
+}
+
 static void parse_opt(struct ctx *c, const struct opt *o, json_t *v, char *base, const char *path)
 {
 	switch (o->type) {
@@ -359,6 +369,9 @@ static void parse_opt(struct ctx *c, const struct opt *o, json_t *v, char *base,
 			pw_cfg_err_at(&c->diag, path, "expected an object (a %s block), got %s",
 				      o->name, pw_cfg_jtype(v));
 		break;
+	case OT_CHOICE:
+		parse_choice(c, o, v, base, path);
+		break;
 	}
 	if ((o->flags & OPT_IGNORED) && c->cfg)
 		add_notice(c->cfg, pw_asprintf("%s is accepted and ignored: %s", path,
@@ -383,6 +396,9 @@ static void apply_defaults(const struct block *b, char *base)
 		case OT_DURATION:
 			pw_duration_parse(o->def, (int64_t *)(void *)(base + o->off), NULL);
 			break;
+		case OT_CHOICE:
+			*(bool *)(void *)(base + o->off) = strcmp(o->def, o->choices[0]) == 0;
+			break;
 		default:
 			break;
 		}
@@ -395,6 +411,24 @@ static const struct opt *find_opt(const struct block *b, const char *name)
 		if (strcmp(o->name, name) == 0)
 			return o;
 	return NULL;
+}
+
+/* An option given where it means nothing is refused rather than ignored:
+ * whoever set it expected it to have an effect. */
+static void check_applies(struct ctx *c, const struct block *b, json_t *obj, const char *base,
+			  const char *path)
+{
+	char cpath[PATH_LEN];
+
+	for (const struct opt *o = b->opts; o->name; o++) {
+		json_t *given = json_object_get(obj, o->name);
+
+		if (!o->applies || !given || json_is_null(given) || o->applies(base))
+			continue;
+		pw_cfg_path_key(cpath, path, o->name);
+		pw_cfg_err_at(&c->diag, cpath, "is used only with %s; remove it or set %s",
+			      o->applies_when, o->applies_when);
+	}
 }
 
 static void parse_block(struct ctx *c, const struct block *b, json_t *obj, char *base,
@@ -427,6 +461,7 @@ static void parse_block(struct ctx *c, const struct block *b, json_t *obj, char 
 			pw_cfg_err_at(&c->diag, cpath, "required attribute is missing");
 		}
 	}
+	check_applies(c, b, obj, base, path);
 	if (b->validate)
 		b->validate(&c->diag, path, base);
 }

@@ -466,6 +466,23 @@ bool pw_cfg_check_tls_version(struct pw_cfg_diag *d, const char *path, const cha
 	return false;
 }
 
+bool pw_cfg_check_choice(struct pw_cfg_diag *d, const struct opt *o, const char *path,
+			 const char *s, bool *v)
+{
+	char shown[SHOW_BUF];
+
+	for (size_t i = 0; i < 2; i++) {
+		if (strcmp(s, o->choices[i]) == 0) {
+			*v = i == 0;
+			return true;
+		}
+	}
+	pw_cfg_show(shown, sizeof(shown), s, strlen(s));
+	pw_cfg_err_at(d, path, "must be \"%s\" or \"%s\", got \"%s\"", o->choices[0], o->choices[1],
+		      shown);
+	return false;
+}
+
 static size_t edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
@@ -685,6 +702,14 @@ void pw_cfg_validate_endpoint(struct pw_cfg_diag *d, const char *path, void *bas
 			      lo);
 	}
 	validate_proxy(d, path, &e->proxy);
+}
+
+/* fsync_interval has no meaning when every write is fsynced. */
+bool pw_cfg_queue_fsync_interval_applies(const void *base)
+{
+	const struct pw_queue_config *q = base;
+
+	return !q->fsync_always;
 }
 
 /* ------------------------------------------------------------------------ */

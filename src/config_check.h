@@ -48,4 +48,12 @@ void pw_cfg_validate_authorization(struct pw_cfg_diag *d, const char *path, void
 void pw_cfg_validate_oauth2(struct pw_cfg_diag *d, const char *path, void *base);
 void pw_cfg_validate_endpoint(struct pw_cfg_diag *d, const char *path, void *base);
 
+/* struct opt.applies of queue.fsync_interval: only with fsync = "interval". */
+bool pw_cfg_queue_fsync_interval_applies(const void *base);
+
+/* OT_CHOICE: stores in *v whether s is o->choices[0], or reports s as none of
+ * the choices and returns false. */
+bool pw_cfg_check_choice(struct pw_cfg_diag *d, const struct opt *o, const char *path,
+			 const char *s, bool *v);
+
 #endif /* PW_CONFIG_CHECK_H */

@@ -16,6 +16,7 @@ static const char *type_name(const struct opt *o)
 	switch (o->type) {
 	case OT_STRING:
 	case OT_TLS_VERSION:
+	case OT_CHOICE:
 		return "string";
 	case OT_SECRET:
 		return "secret";
@@ -53,7 +54,7 @@ char *pw_config_options_markdown(const char *block)
 		strbuf_printf(&sb, "| `%s` | `%s` | ", o->name, type_name(o));
 		if (!o->def)
 			strbuf_puts(&sb, "");
-		else if (o->type == OT_STRING || o->type == OT_DURATION)
+		else if (o->type == OT_STRING || o->type == OT_DURATION || o->type == OT_CHOICE)
 			strbuf_printf(&sb, "`\"%s\"`", o->def);
 		else
 			strbuf_printf(&sb, "`%s`", o->def);

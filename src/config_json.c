@@ -145,6 +145,8 @@ static void emit_opt(struct strbuf *sb, bool *first, const struct opt *o, const 
 	const void *p = base + o->off;
 	char buf[48];
 
+	if (o->applies && !o->applies(base))
+		return; /* meaningless here, and refused if given */
 	switch (o->type) {
 	case OT_STRING:
 	case OT_SECRET: {
@@ -230,6 +232,10 @@ static void emit_opt(struct strbuf *sb, bool *first, const struct opt *o, const 
 		return;
 	}
 	case OT_ANY_OBJECT:
+		return;
+	case OT_CHOICE:
+		put_key(sb, first, o->name);
+		put_json_string(sb, o->choices[*(const bool *)p ? 0 : 1]);
 		return;
 	}
 }

@@ -25,6 +25,7 @@
 #define EP(field) offsetof(struct pw_endpoint_config, field)
 #define TOP(field) offsetof(struct pw_config, field)
 #define BATCH(field) offsetof(struct pw_batch_config, field)
+#define QUEUE(field) offsetof(struct pw_queue_config, field)
 
 /*
  * The proxy options of the endpoint and oauth2 blocks, which both embed a
@@ -296,6 +297,79 @@ static const struct block batch_block = {
 	.opts = batch_opts,
 };
 
+static const char *const fsync_choices[] = {"always", "interval", NULL};
+static const char *const when_full_choices[] = {"drop_oldest", "refuse", NULL};
+
+static const struct opt queue_opts[] = {
+	{
+		.name = "directory",
+		.type = OT_STRING,
+		.off = QUEUE(directory),
+		.flags = OPT_REQUIRED,
+		.desc = "Directory holding the queue's files; created (mode 0700) if missing. One "
+			"instance at a time may use it.",
+	},
+	{
+		.name = "max_size",
+		.type = OT_INT,
+		.def = "1073741824",
+		.off = QUEUE(max_size),
+		.flags = OPT_RANGE,
+		.min = INT64_C(64) << 10,
+		.max = INT64_C(1) << 40,
+		.desc = "Most bytes the queue's files take on disk (64 KiB to 1 TiB); when_full "
+			"decides what happens at the limit.",
+	},
+	{
+		.name = "max_age",
+		.type = OT_DURATION,
+		.def = "1h",
+		.off = QUEUE(max_age_ns),
+		.flags = OPT_RANGE,
+		.min = NS_SEC,
+		.max = 7 * 24 * 3600 * NS_SEC,
+		.desc = "Profiles older than this are dropped instead of sent (1s to 168h).",
+	},
+	{
+		.name = "fsync",
+		.type = OT_CHOICE,
+		.def = "always",
+		.off = QUEUE(fsync_always),
+		.choices = fsync_choices,
+		.desc = "\"always\": a profile is acknowledged once it is fsynced (writers share "
+			"each fsync); \"interval\": fsync every fsync_interval, so a crash loses "
+			"up "
+			"to that much.",
+	},
+	{
+		.name = "fsync_interval",
+		.type = OT_DURATION,
+		.def = "1s",
+		.off = QUEUE(fsync_interval_ns),
+		.flags = OPT_RANGE,
+		.min = 10 * NS_SEC / 1000,
+		.max = 60 * NS_SEC,
+		.applies = pw_cfg_queue_fsync_interval_applies,
+		.applies_when = "fsync = \"interval\"",
+		.desc = "Time between fsyncs with fsync = \"interval\" (10ms to 1m). An error "
+			"with fsync = \"always\".",
+	},
+	{
+		.name = "when_full",
+		.type = OT_CHOICE,
+		.def = "drop_oldest",
+		.off = QUEUE(drop_oldest),
+		.choices = when_full_choices,
+		.desc = "At max_size or a full disk: \"drop_oldest\" drops the oldest profiles, "
+			"\"refuse\" fails new ones at once.",
+	},
+	{.name = NULL},
+};
+static const struct block queue_block = {
+	.name = "queue",
+	.opts = queue_opts,
+};
+
 static const struct opt endpoint_opts[] = {
 	{
 		.name = "url",
@@ -519,6 +593,15 @@ static const struct opt top_opts[] = {
 		.desc = "How long destroy waits for deliveries in flight (0s to 10m).",
 	},
 	{
+		.name = "queue",
+		.type = OT_BLOCK,
+		.off = TOP(queue),
+		.off2 = TOP(queue.set),
+		.sub = &queue_block,
+		.desc = "Extension: keep accepted profiles in a durable queue on disk until every "
+			"endpoint is done with them.",
+	},
+	{
 		.name = "tracing",
 		.type = OT_ANY_OBJECT,
 		.flags = OPT_IGNORED,
@@ -537,7 +620,7 @@ const struct block *pw_cfg_find_block(const char *name)
 	static const struct block *const blocks[] = {
 		&pw_cfg_top_block,    &pw_cfg_endpoint_block, &basic_auth_block,
 		&authorization_block, &oauth2_block,	      &tls_block,
-		&batch_block,
+		&batch_block,	      &queue_block,
 	};
 
 	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)

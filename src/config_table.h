@@ -22,6 +22,7 @@
 
 #include "config_types.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,7 @@ enum opt_type {
 	OT_BLOCK,
 	OT_ENDPOINTS,
 	OT_ANY_OBJECT,
+	OT_CHOICE, /* a string naming one of choices[0], choices[1]; a bool, true for [0] */
 };
 
 #define OPT_REQUIRED (1u << 0)
@@ -67,6 +69,12 @@ struct opt {
 	int64_t min, max; /* with OPT_RANGE */
 	const struct block *sub; /* OT_BLOCK, OT_ENDPOINTS: the block inside */
 	const char *desc;
+	const char *const *choices; /* OT_CHOICE: the two names, NULL-terminated */
+	/* When set, the option means something only while applies(block) is
+	 * true once the block is parsed: giving it otherwise is an error naming
+	 * applies_when (the setting it needs), and the dumps leave it out. */
+	bool (*applies)(const void *base);
+	const char *applies_when;
 };
 
 struct block {

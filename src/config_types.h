@@ -98,6 +98,17 @@ struct pw_batch_config {
 	int64_t max_wait_ns; /* 0s to 10s, default 0s */
 };
 
+/* The durable queue; an extension beyond Alloy. */
+struct pw_queue_config {
+	bool set; /* a "queue" block is present */
+	char *directory; /* required, non-empty */
+	int64_t max_size; /* bytes, 64 KiB .. 1 TiB, default 1 GiB */
+	int64_t max_age_ns; /* 1s .. 7 days, default 1h */
+	bool fsync_always; /* fsync: "always" (default) or "interval" */
+	int64_t fsync_interval_ns; /* 10ms .. 1m, default 1s; only meaningful with "interval" */
+	bool drop_oldest; /* when_full: "drop_oldest" (default) or "refuse" */
+};
+
 struct pw_endpoint_config {
 	char *url;
 	char *name;
@@ -141,6 +152,8 @@ struct pw_config {
 	int64_t max_inflight_bytes;
 	/* Bounded drain at destroy; default 5s. */
 	int64_t shutdown_timeout_ns;
+	/* The durable queue; queue.set is false without a "queue" block. */
+	struct pw_queue_config queue;
 	/* Canonical JSON of the whole document (secrets in clear text), for the
 	 * "same document" check of update(). Never shown. */
 	char *canonical;

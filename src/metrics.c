@@ -1,6 +1,7 @@
 /*
  * metrics.c - counters, gauges and the latency histogram, and their text
- * exposition.
+ * exposition. The durable queue's series are written only by instances that
+ * use a queue.
  */
 #include "metrics.h"
 
@@ -25,13 +26,29 @@ static const double batch_buckets[PW_LATENCY_NBUCKETS] = {
 	1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024,
 };
 
+/* fsync takes well under a millisecond on an idle SSD with a write cache
+ * and seconds on a congested disk or network file system. */
+#define FSYNC_NBUCKETS 12
+static const double fsync_buckets[FSYNC_NBUCKETS] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+};
+
+#define HIST_MAX_BUCKETS 12
+
+static const char *const queue_drop_names[PW_QDROP_N] = {
+	"full",
+	"expired",
+	"corrupt",
+	"removed",
+};
+
 static const char *const latency_type_names[PW_LAT_NTYPES] = {
 	"push_total",	"push_endpoint",   "push_downstream",
 	"ingest_total", "ingest_endpoint", "ingest_downstream",
 };
 
 struct histogram {
-	_Atomic uint64_t buckets[PW_LATENCY_NBUCKETS]; /* non-cumulative */
+	_Atomic uint64_t buckets[HIST_MAX_BUCKETS]; /* non-cumulative */
 	_Atomic uint64_t count;
 	_Atomic uint64_t sum_bits; /* a double, updated by compare-and-swap */
 };
@@ -45,6 +62,12 @@ struct pw_ep_metrics {
 	struct histogram lat[PW_LAT_NTYPES];
 	_Atomic bool batch_used;
 	struct histogram batch; /* profiles per request */
+	struct pw_metrics *owner;
+	_Atomic bool queue_used;
+	_Atomic int64_t queue_backlog;
+	_Atomic uint64_t queue_oldest_age_bits;
+	_Atomic uint64_t queue_dropped[PW_QDROP_N];
+	_Atomic uint64_t queue_replayed;
 	struct pw_ep_metrics *next;
 };
 
@@ -63,6 +86,9 @@ struct pw_metrics {
 	_Atomic uint64_t reload_ts_bits;
 	_Atomic uint64_t reload_ok_ts_bits;
 	_Atomic bool reloaded;
+	_Atomic bool queue_used; /* a queue function was called: write the queue series */
+	_Atomic int64_t queue_bytes;
+	struct histogram queue_fsync;
 };
 
 static uint64_t dbl_bits(double d)
@@ -136,6 +162,7 @@ struct pw_ep_metrics *pw_metrics_endpoint(struct pw_metrics *m, const char *labe
 	/* Appended at the end so the exposition order is creation order. */
 	e = calloc(1, sizeof(*e));
 	if (e) {
+		e->owner = m;
 		e->label = strdup(label);
 		if (!e->label) {
 			free(e);
@@ -166,9 +193,9 @@ void pw_metrics_retry(struct pw_ep_metrics *e)
 	atomic_fetch_add(&e->retries, 1);
 }
 
-static void hist_add(struct histogram *h, const double *bounds, double v)
+static void hist_add(struct histogram *h, const double *bounds, size_t nbounds, double v)
 {
-	for (size_t i = 0; i < PW_LATENCY_NBUCKETS; i++) {
+	for (size_t i = 0; i < nbounds; i++) {
 		if (v <= bounds[i]) {
 			atomic_fetch_add(&h->buckets[i], 1);
 			break;
@@ -185,13 +212,13 @@ void pw_metrics_observe(struct pw_ep_metrics *e, enum pw_latency_type type, doub
 		return;
 	if (!(seconds >= 0))
 		seconds = 0;
-	hist_add(&e->lat[type], latency_buckets, seconds);
+	hist_add(&e->lat[type], latency_buckets, PW_LATENCY_NBUCKETS, seconds);
 	atomic_store(&e->used[type], true);
 }
 
 void pw_metrics_batch(struct pw_ep_metrics *e, uint64_t profiles)
 {
-	hist_add(&e->batch, batch_buckets, (double)profiles);
+	hist_add(&e->batch, batch_buckets, PW_LATENCY_NBUCKETS, (double)profiles);
 	atomic_store(&e->batch_used, true);
 }
 
@@ -240,6 +267,83 @@ void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds)
 	if (success)
 		atomic_store(&m->reload_ok_ts_bits, dbl_bits(unix_seconds));
 	atomic_store(&m->reloaded, true);
+}
+
+void pw_metrics_queue_bytes(struct pw_metrics *m, int64_t bytes)
+{
+	atomic_store(&m->queue_bytes, bytes);
+	atomic_store(&m->queue_used, true);
+}
+
+void pw_metrics_queue_fsync(struct pw_metrics *m, double seconds)
+{
+	if (!(seconds >= 0))
+		seconds = 0;
+	hist_add(&m->queue_fsync, fsync_buckets, FSYNC_NBUCKETS, seconds);
+	atomic_store(&m->queue_used, true);
+}
+
+/* An endpoint's queue series are written from its first queue call on. */
+static void ep_queue_used(struct pw_ep_metrics *e)
+{
+	atomic_store(&e->queue_used, true);
+	atomic_store(&e->owner->queue_used, true);
+}
+
+void pw_metrics_queue_backlog(struct pw_ep_metrics *e, int64_t profiles)
+{
+	atomic_store(&e->queue_backlog, profiles);
+	ep_queue_used(e);
+}
+
+void pw_metrics_queue_oldest_age(struct pw_ep_metrics *e, double seconds)
+{
+	atomic_store(&e->queue_oldest_age_bits, dbl_bits(seconds));
+	ep_queue_used(e);
+}
+
+void pw_metrics_queue_dropped(struct pw_ep_metrics *e, enum pw_queue_drop reason, uint64_t profiles)
+{
+	if ((unsigned)reason >= PW_QDROP_N)
+		return;
+	atomic_fetch_add(&e->queue_dropped[reason], profiles);
+	ep_queue_used(e);
+}
+
+void pw_metrics_queue_replayed(struct pw_ep_metrics *e, uint64_t profiles)
+{
+	atomic_fetch_add(&e->queue_replayed, profiles);
+	ep_queue_used(e);
+}
+
+int64_t pw_metrics_queue_bytes_get(struct pw_metrics *m)
+{
+	return atomic_load(&m->queue_bytes);
+}
+
+uint64_t pw_metrics_queue_fsync_count(struct pw_metrics *m)
+{
+	return atomic_load(&m->queue_fsync.count);
+}
+
+int64_t pw_metrics_queue_backlog_get(struct pw_ep_metrics *e)
+{
+	return atomic_load(&e->queue_backlog);
+}
+
+double pw_metrics_queue_oldest_age_get(struct pw_ep_metrics *e)
+{
+	return bits_dbl(atomic_load(&e->queue_oldest_age_bits));
+}
+
+uint64_t pw_metrics_queue_dropped_get(struct pw_ep_metrics *e, enum pw_queue_drop reason)
+{
+	return (unsigned)reason < PW_QDROP_N ? atomic_load(&e->queue_dropped[reason]) : 0;
+}
+
+uint64_t pw_metrics_queue_replayed_get(struct pw_ep_metrics *e)
+{
+	return atomic_load(&e->queue_replayed);
 }
 
 uint64_t pw_metrics_counter(struct pw_ep_metrics *e, const char *name)
@@ -342,12 +446,13 @@ static const struct counter_desc counters[] = {
 	 offsetof(struct pw_ep_metrics, retries)},
 };
 
-/* The opening of one series of histogram `name`: its endpoint label and,
- * when given, its type label. */
-static void put_series(struct strbuf *sb, const char *name, const char *suffix,
-		       const struct pw_ep_metrics *e, const char *type)
+/* The endpoint label and, when given, the type label of a histogram's
+ * series, without braces; "" for an instance-wide histogram (e NULL). */
+static void put_hist_labels(struct strbuf *sb, const struct pw_ep_metrics *e, const char *type)
 {
-	strbuf_printf(sb, "%s%s{endpoint=\"", name, suffix);
+	if (!e)
+		return;
+	strbuf_puts(sb, "endpoint=\"");
 	put_label(sb, e->label);
 	strbuf_putc(sb, '"');
 	if (type)
@@ -355,27 +460,35 @@ static void put_series(struct strbuf *sb, const char *name, const char *suffix,
 }
 
 static void write_histogram(struct strbuf *sb, const char *name, const struct pw_ep_metrics *e,
-			    const char *type, const struct histogram *h, const double *bounds)
+			    const char *type, const struct histogram *h, const double *bounds,
+			    size_t nbounds)
 {
 	uint64_t count = atomic_load(&h->count), cum = 0;
+	struct strbuf lb = STRBUF_INIT;
+	const char *labels, *sep;
 
-	for (int b = 0; b < PW_LATENCY_NBUCKETS; b++) {
+	put_hist_labels(&lb, e, type);
+	if (lb.failed)
+		sb->failed = true;
+	labels = lb.data ? lb.data : "";
+	sep = *labels ? "," : "";
+	for (size_t b = 0; b < nbounds; b++) {
 		cum += atomic_load(&h->buckets[b]);
 		if (cum > count)
 			cum = count;
-		put_series(sb, name, "_bucket", e, type);
-		strbuf_puts(sb, ",le=\"");
+		strbuf_printf(sb, "%s_bucket{%s%sle=\"", name, labels, sep);
 		put_double(sb, bounds[b]);
 		strbuf_printf(sb, "\"} %llu\n", (unsigned long long)cum);
 	}
-	put_series(sb, name, "_bucket", e, type);
-	strbuf_printf(sb, ",le=\"+Inf\"} %llu\n", (unsigned long long)count);
-	put_series(sb, name, "_sum", e, type);
-	strbuf_puts(sb, "} ");
+	strbuf_printf(sb, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+		      (unsigned long long)count);
+	/* Written without braces when there are no labels. */
+	strbuf_printf(sb, *labels ? "%s_sum{%s} " : "%s_sum%s ", name, labels);
 	put_double(sb, bits_dbl(atomic_load(&h->sum_bits)));
 	strbuf_putc(sb, '\n');
-	put_series(sb, name, "_count", e, type);
-	strbuf_printf(sb, "} %llu\n", (unsigned long long)count);
+	strbuf_printf(sb, *labels ? "%s_count{%s} %llu\n" : "%s_count%s %llu\n", name, labels,
+		      (unsigned long long)count);
+	strbuf_free(&lb);
 }
 
 static void write_histograms_locked(struct pw_metrics *m, struct strbuf *sb)
@@ -386,13 +499,14 @@ static void write_histograms_locked(struct pw_metrics *m, struct strbuf *sb)
 		for (int t = 0; t < PW_LAT_NTYPES; t++)
 			if (atomic_load(&e->used[t]))
 				write_histogram(sb, "pyroscope_write_latency", e,
-						latency_type_names[t], &e->lat[t], latency_buckets);
+						latency_type_names[t], &e->lat[t], latency_buckets,
+						PW_LATENCY_NBUCKETS);
 	put_header(sb, "pyroscope_write_batch_profiles", "histogram",
 		   "Profiles per push request of endpoints with batch.");
 	for (struct pw_ep_metrics *e = m->eps; e; e = e->next)
 		if (atomic_load(&e->batch_used))
 			write_histogram(sb, "pyroscope_write_batch_profiles", e, NULL, &e->batch,
-					batch_buckets);
+					batch_buckets, PW_LATENCY_NBUCKETS);
 }
 
 static void write_extras_locked(struct pw_metrics *m, struct strbuf *sb)
@@ -439,6 +553,77 @@ static void write_extras_locked(struct pw_metrics *m, struct strbuf *sb)
 	strbuf_putc(sb, '\n');
 }
 
+/* The endpoints whose queue series are written: those a queue function was
+ * called for (never the "-" series). */
+static bool ep_has_queue(const struct pw_ep_metrics *e)
+{
+	return !is_total(e) && atomic_load(&e->queue_used);
+}
+
+static void put_ep_series(struct strbuf *sb, const char *name, const struct pw_ep_metrics *e)
+{
+	strbuf_printf(sb, "%s{endpoint=\"", name);
+	put_label(sb, e->label);
+	strbuf_puts(sb, "\"} ");
+}
+
+static void write_queue_ep_locked(struct pw_metrics *m, struct strbuf *sb)
+{
+	put_header(sb, "pyroscope_write_queue_backlog_profiles", "gauge",
+		   "Profiles in the durable queue that the endpoint has not finished with yet.");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next)
+		if (ep_has_queue(e)) {
+			put_ep_series(sb, "pyroscope_write_queue_backlog_profiles", e);
+			strbuf_printf(sb, "%lld\n", (long long)atomic_load(&e->queue_backlog));
+		}
+	put_header(sb, "pyroscope_write_queue_oldest_age_seconds", "gauge",
+		   "Age of the oldest profile in the endpoint's backlog (0: empty).");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next)
+		if (ep_has_queue(e)) {
+			put_ep_series(sb, "pyroscope_write_queue_oldest_age_seconds", e);
+			put_double(sb, bits_dbl(atomic_load(&e->queue_oldest_age_bits)));
+			strbuf_putc(sb, '\n');
+		}
+	put_header(sb, "pyroscope_write_queue_dropped_profiles_total", "counter",
+		   "Profiles the durable queue dropped for an endpoint before delivering "
+		   "them, by reason.");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next) {
+		if (!ep_has_queue(e))
+			continue;
+		for (int r = 0; r < PW_QDROP_N; r++) {
+			strbuf_puts(sb, "pyroscope_write_queue_dropped_profiles_total{endpoint=\"");
+			put_label(sb, e->label);
+			strbuf_printf(sb, "\",reason=\"%s\"} %llu\n", queue_drop_names[r],
+				      (unsigned long long)atomic_load(&e->queue_dropped[r]));
+		}
+	}
+	put_header(sb, "pyroscope_write_queue_replayed_profiles_total", "counter",
+		   "Profiles found pending for the endpoint in the durable queue when it was "
+		   "opened.");
+	for (struct pw_ep_metrics *e = m->eps; e; e = e->next)
+		if (ep_has_queue(e)) {
+			put_ep_series(sb, "pyroscope_write_queue_replayed_profiles_total", e);
+			strbuf_printf(sb, "%llu\n",
+				      (unsigned long long)atomic_load(&e->queue_replayed));
+		}
+}
+
+/* Nothing at all until the instance has used a queue. */
+static void write_queue_locked(struct pw_metrics *m, struct strbuf *sb)
+{
+	if (!atomic_load(&m->queue_used))
+		return;
+	put_header(sb, "pyroscope_write_queue_bytes", "gauge",
+		   "Bytes the durable queue's files take on disk.");
+	strbuf_printf(sb, "pyroscope_write_queue_bytes %lld\n",
+		      (long long)atomic_load(&m->queue_bytes));
+	put_header(sb, "pyroscope_write_queue_fsync_duration_seconds", "histogram",
+		   "Time taken by each fsync of the durable queue.");
+	write_histogram(sb, "pyroscope_write_queue_fsync_duration_seconds", NULL, NULL,
+			&m->queue_fsync, fsync_buckets, FSYNC_NBUCKETS);
+	write_queue_ep_locked(m, sb);
+}
+
 int pw_metrics_write(struct pw_metrics *m, component_sink_fn sink, void *user)
 {
 	struct strbuf sb;
@@ -461,6 +646,7 @@ int pw_metrics_write(struct pw_metrics *m, component_sink_fn sink, void *user)
 	}
 	write_histograms_locked(m, &sb);
 	write_extras_locked(m, &sb);
+	write_queue_locked(m, &sb);
 	pthread_mutex_unlock(&m->lock);
 
 	if (sb.failed)

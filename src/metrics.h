@@ -54,12 +54,51 @@ void pw_metrics_rejected(struct pw_metrics *m, const char *path, const char *rea
 			 uint64_t profiles);
 void pw_metrics_reload(struct pw_metrics *m, int success, double unix_seconds);
 
+/*
+ * The durable queue's series. None of them is written until a queue function
+ * has been called on the instance, so an instance without a queue exposes
+ * exactly what it did before; an endpoint's series appear once a queue
+ * function has been called for that endpoint. Thread-safe, lock-free.
+ */
+enum pw_queue_drop {
+	PW_QDROP_FULL, /* when_full = "drop_oldest" made room (max_size or a full disk) */
+	PW_QDROP_EXPIRED, /* older than max_age */
+	PW_QDROP_CORRUPT, /* in a damaged part of a queue file */
+	PW_QDROP_REMOVED, /* the endpoint left the configuration with a backlog */
+	PW_QDROP_N
+};
+
+/* Instance-wide. */
+/* Gauge pyroscope_write_queue_bytes: the queue's files on disk. */
+void pw_metrics_queue_bytes(struct pw_metrics *m, int64_t bytes);
+/* Histogram pyroscope_write_queue_fsync_duration_seconds: one fsync. */
+void pw_metrics_queue_fsync(struct pw_metrics *m, double seconds);
+/* Per endpoint. */
+/* Gauge pyroscope_write_queue_backlog_profiles{endpoint}. */
+void pw_metrics_queue_backlog(struct pw_ep_metrics *e, int64_t profiles);
+/* Gauge pyroscope_write_queue_oldest_age_seconds{endpoint} (0: empty). */
+void pw_metrics_queue_oldest_age(struct pw_ep_metrics *e, double seconds);
+/* Counter pyroscope_write_queue_dropped_profiles_total{endpoint,reason}; an
+ * out-of-range reason is ignored. */
+void pw_metrics_queue_dropped(struct pw_ep_metrics *e, enum pw_queue_drop reason,
+			      uint64_t profiles);
+/* Counter pyroscope_write_queue_replayed_profiles_total{endpoint}: profiles
+ * found pending for the endpoint when the queue was opened. */
+void pw_metrics_queue_replayed(struct pw_ep_metrics *e, uint64_t profiles);
+
 /* Reads back one counter (the tests use it). name is the metric
  * name without the _total suffix handling: e.g. "sent_bytes". Returns 0 for
  * unknown names. */
 uint64_t pw_metrics_counter(struct pw_ep_metrics *e, const char *name);
 uint64_t pw_metrics_hist_count(struct pw_ep_metrics *e, enum pw_latency_type type);
 int64_t pw_metrics_inflight(struct pw_ep_metrics *e);
+/* Read-back of the queue series, for the tests. */
+int64_t pw_metrics_queue_bytes_get(struct pw_metrics *m);
+uint64_t pw_metrics_queue_fsync_count(struct pw_metrics *m);
+int64_t pw_metrics_queue_backlog_get(struct pw_ep_metrics *e);
+double pw_metrics_queue_oldest_age_get(struct pw_ep_metrics *e);
+uint64_t pw_metrics_queue_dropped_get(struct pw_ep_metrics *e, enum pw_queue_drop reason);
+uint64_t pw_metrics_queue_replayed_get(struct pw_ep_metrics *e);
 
 /* Writes the text exposition format 0.0.4. Returns COMPONENT_OK, or
  * COMPONENT_EINTERNAL when the sink asked to stop. */

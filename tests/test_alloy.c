@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloy/alloy.h"
+#include "config.h"
 #include "strbuf.h"
 
 /* Notices joined with '\n', so a test can compare them in one go. */
@@ -387,6 +388,59 @@ START_TEST(nested_blocks)
 }
 END_TEST
 
+/* The queue is a top-level block: converted to an object the configuration
+ * loader accepts, with the loader's own messages for wrong values. */
+START_TEST(queue_block)
+{
+	static const char text[] = "pyroscope.write \"a\" {\n"
+				   "  endpoint { url = \"http://p:4040\" }\n"
+				   "  queue {\n"
+				   "    directory      = \"/var/lib/pyroscope-write\"\n"
+				   "    max_size       = 268435456\n"
+				   "    max_age        = \"30m\"\n"
+				   "    fsync          = \"interval\"\n"
+				   "    fsync_interval = \"200ms\"\n"
+				   "    when_full      = \"refuse\"\n"
+				   "  }\n"
+				   "}\n";
+	static const char bad[] = "pyroscope.write \"a\" {\n  queue { when_full = \"x\" }\n}";
+	struct pw_config *cfg = NULL;
+	char *json = NULL, *err = NULL;
+
+	ok(text, "{\"endpoint\":[{\"url\":\"http://p:4040\"}],\"queue\":{"
+		 "\"directory\":\"/var/lib/pyroscope-write\",\"max_size\":268435456,"
+		 "\"max_age\":\"30m\",\"fsync\":\"interval\",\"fsync_interval\":\"200ms\","
+		 "\"when_full\":\"refuse\"}}");
+	ck_assert_int_eq(
+		alloy_convert(text, strlen(text), "t.alloy", NULL, &json, &err, NULL, NULL), 0);
+	ck_assert_int_eq(pw_config_parse(json, &cfg, &err), 0);
+	ck_assert(cfg->queue.set);
+	ck_assert_str_eq(cfg->queue.directory, "/var/lib/pyroscope-write");
+	ck_assert_int_eq(cfg->queue.max_size, 268435456);
+	ck_assert_int_eq(cfg->queue.max_age_ns, INT64_C(1800000000000));
+	ck_assert(!cfg->queue.fsync_always);
+	ck_assert_int_eq(cfg->queue.fsync_interval_ns, INT64_C(200000000));
+	ck_assert(!cfg->queue.drop_oldest);
+	pw_config_free(cfg);
+	free(json);
+
+	json = NULL;
+	ck_assert_int_eq(alloy_convert(bad, strlen(bad), "t.alloy", NULL, &json, &err, NULL, NULL),
+			 0);
+	cfg = NULL;
+	ck_assert_int_eq(pw_config_parse(json, &cfg, &err), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "queue.when_full: must be \"drop_oldest\" or \"refuse\", got \"x\"\n"
+			      "queue.directory: required attribute is missing");
+	free(err);
+	free(json);
+
+	fails("pyroscope.write \"a\" {\n  queue { directory = \"/a\" }\n  queue { directory = "
+	      "\"/b\" }\n}",
+	      "t.alloy:3:3: block queue may appear only once");
+}
+END_TEST
+
 START_TEST(block_errors)
 {
 	fails("pyroscope.write \"a\" {\n  endpoint {\n    basic_auth {}\n    basic_auth {}\n  }\n}",
@@ -626,6 +680,7 @@ static Suite *alloy_suite(void)
 	tcase_add_test(tc, comments);
 	tcase_add_test(tc, trailing_commas);
 	tcase_add_test(tc, nested_blocks);
+	tcase_add_test(tc, queue_block);
 	tcase_add_test(tc, block_errors);
 	tcase_add_test(tc, select_by_label);
 	tcase_add_test(tc, unsupported_values);

@@ -261,6 +261,9 @@ START_TEST(duration_format_small_buffer)
 }
 END_TEST
 
+/* A document whose queue block holds the given members and a directory. */
+#define Q(members) "{\"queue\": {\"directory\": \"/var/lib/pw\", " members "}}"
+
 /* ------------------------------------------------------------------------ */
 /* Documents that must load                                                   */
 
@@ -335,6 +338,12 @@ static const char *const valid_docs[] = {
 	"{\"max_inflight_bytes\": 68719476736, \"shutdown_timeout\": \"10m\"}",
 	/* several endpoints */
 	"{\"endpoint\": [{\"url\": \"http://a\"}, {\"url\": \"http://b\", \"name\": \"b\"}]}",
+	/* the queue: each range edge just inside, each choice */
+	Q("\"max_size\": 65536, \"max_age\": \"1s\", \"fsync\": \"interval\", "
+	  "\"fsync_interval\": \"10ms\", \"when_full\": \"refuse\""),
+	Q("\"max_size\": 1099511627776, \"max_age\": \"168h\", \"fsync\": \"interval\", "
+	  "\"fsync_interval\": \"1m\", \"when_full\": \"drop_oldest\""),
+	Q("\"fsync\": \"always\", \"fsync_interval\": null, \"when_full\": \"\""),
 };
 
 START_TEST(valid_documents)
@@ -383,6 +392,40 @@ static const struct {
 	{EP1("\"batch\": {\"max_wiat\": \"1s\"}"),
 	 "endpoint[0].batch.max_wiat: unknown attribute; did you mean \"max_wait\"?"},
 	{EP1("\"batch\": 1"), "endpoint[0].batch: expected an object (a batch block), got "},
+	/* the queue: each range edge just outside, bad choices, a missing directory */
+	{Q("\"max_size\": 65535"),
+	 "queue.max_size: must be between 65536 and 1099511627776, got 65535"},
+	{Q("\"max_size\": 1099511627777"),
+	 "queue.max_size: must be between 65536 and 1099511627776, got 1099511627777"},
+	{Q("\"max_size\": \"1GiB\""), "queue.max_size: expected an integer, got string"},
+	{Q("\"max_age\": \"999ms\""), "queue.max_age: must be between 1s and 168h0m0s, got 999ms"},
+	{Q("\"max_age\": \"168h0m1s\""),
+	 "queue.max_age: must be between 1s and 168h0m0s, got 168h0m1s"},
+	{Q("\"fsync\": \"interval\", \"fsync_interval\": \"9ms\""),
+	 "queue.fsync_interval: must be between 10ms and 1m0s, got 9ms"},
+	{Q("\"fsync\": \"interval\", \"fsync_interval\": \"60001ms\""),
+	 "queue.fsync_interval: must be between 10ms and 1m0s, got 1m0.001s"},
+	{Q("\"fsync_interval\": \"1s\""),
+	 "queue.fsync_interval: is used only with fsync = \"interval\"; remove it or set fsync "
+	 "= \"interval\""},
+	{Q("\"fsync\": \"always\", \"fsync_interval\": \"5s\""),
+	 "queue.fsync_interval: is used only with fsync = \"interval\""},
+	{Q("\"fsync\": \"never\""),
+	 "queue.fsync: must be \"always\" or \"interval\", got \"never\""},
+	{Q("\"fsync\": true"), "queue.fsync: expected a string, got bool"},
+	{Q("\"when_full\": \"drop_newest\""),
+	 "queue.when_full: must be \"drop_oldest\" or \"refuse\", got \"drop_newest\""},
+	{Q("\"when_full\": \"Refuse\""),
+	 "queue.when_full: must be \"drop_oldest\" or \"refuse\", got \"Refuse\""},
+	{"{\"queue\": {}}", "queue.directory: required attribute is missing"},
+	{"{\"queue\": {\"directory\": null}}", "queue.directory: required attribute is missing"},
+	{"{\"queue\": {\"directory\": \"\"}}", "queue.directory: must not be empty"},
+	{"{\"queue\": {\"directory\": 7}}", "queue.directory: expected a string, got number"},
+	{Q("\"max_sise\": 65536"), "queue.max_sise: unknown attribute; did you mean \"max_size\"?"},
+	{Q("\"whenfull\": \"refuse\""),
+	 "queue.whenfull: unknown attribute; did you mean \"when_full\"?"},
+	{"{\"queues\": {}}", "queues: unknown attribute; did you mean \"queue\"?"},
+	{"{\"queue\": []}", "queue: expected an object (a queue block), got array"},
 	{EP1("\"tenant_label\": \"team-id\""),
 	 "endpoint[0].tenant_label: invalid label name \"team-id\": use letters, digits, \"_\" "
 	 "and \".\" only (or exactly \"__name__\")"},
@@ -845,6 +888,107 @@ START_TEST(values_stored)
 }
 END_TEST
 
+START_TEST(queue_defaults)
+{
+	struct pw_config *cfg = load_ok("{\"queue\": {\"directory\": \"/var/lib/pw\"}}");
+	const struct pw_queue_config *q = &cfg->queue;
+
+	ck_assert(q->set);
+	ck_assert_str_eq(q->directory, "/var/lib/pw");
+	ck_assert_int_eq(q->max_size, INT64_C(1) << 30);
+	ck_assert_int_eq(q->max_age_ns, INT64_C(3600000000000));
+	ck_assert(q->fsync_always);
+	ck_assert_int_eq(q->fsync_interval_ns, INT64_C(1000000000));
+	ck_assert(q->drop_oldest);
+	pw_config_free(cfg);
+
+	/* Without the block: not set, and no queue in the canonical form. */
+	cfg = load_ok("{}");
+	ck_assert(!cfg->queue.set);
+	ck_assert_ptr_null(cfg->queue.directory);
+	ck_assert_ptr_null(strstr(cfg->canonical, "queue"));
+	pw_config_free(cfg);
+}
+END_TEST
+
+START_TEST(queue_values_stored)
+{
+	struct pw_config *cfg = load_ok(Q("\"max_size\": 65536, \"max_age\": \"90m\", "
+					  "\"fsync\": \"interval\", \"fsync_interval\": "
+					  "\"250ms\", \"when_full\": \"refuse\""));
+	const struct pw_queue_config *q = &cfg->queue;
+
+	ck_assert(q->set);
+	ck_assert_int_eq(q->max_size, 65536);
+	ck_assert_int_eq(q->max_age_ns, INT64_C(5400000000000));
+	ck_assert(!q->fsync_always);
+	ck_assert_int_eq(q->fsync_interval_ns, INT64_C(250000000));
+	ck_assert(!q->drop_oldest);
+	pw_config_free(cfg);
+
+	/* interval without fsync_interval takes its default */
+	cfg = load_ok(Q("\"fsync\": \"interval\""));
+	ck_assert(!cfg->queue.fsync_always);
+	ck_assert_int_eq(cfg->queue.fsync_interval_ns, INT64_C(1000000000));
+	pw_config_free(cfg);
+}
+END_TEST
+
+/* The canonical form of a queue block parses back to the same snapshot. */
+static void queue_round_trip(const char *doc, const char *want_queue)
+{
+	struct pw_config *a = load_ok(doc), *b;
+	char *errors = NULL;
+
+	ck_assert_msg(strstr(a->canonical, want_queue) != NULL, "canonical %s lacks %s",
+		      a->canonical, want_queue);
+	ck_assert_int_eq(pw_config_parse(a->canonical, &b, &errors), 0);
+	ck_assert_ptr_null(errors);
+	ck_assert_str_eq(a->canonical, b->canonical);
+	ck_assert_str_eq(a->queue.directory, b->queue.directory);
+	ck_assert_int_eq(a->queue.max_size, b->queue.max_size);
+	ck_assert_int_eq(a->queue.max_age_ns, b->queue.max_age_ns);
+	ck_assert_int_eq(a->queue.fsync_always, b->queue.fsync_always);
+	ck_assert_int_eq(a->queue.fsync_interval_ns, b->queue.fsync_interval_ns);
+	ck_assert_int_eq(a->queue.drop_oldest, b->queue.drop_oldest);
+	pw_config_free(a);
+	pw_config_free(b);
+}
+
+START_TEST(queue_canonical_round_trip)
+{
+	/* fsync = "always" leaves fsync_interval out: it would be refused. */
+	queue_round_trip(
+		"{\"queue\": {\"directory\": \"/q\"}}",
+		"\"queue\":{\"directory\":\"/q\",\"fsync\":\"always\",\"max_age\":\"1h0m0s\","
+		"\"max_size\":1073741824,\"when_full\":\"drop_oldest\"}");
+	queue_round_trip(Q("\"max_size\": 65536, \"max_age\": \"168h\", \"fsync\": \"interval\", "
+			   "\"fsync_interval\": \"10ms\", \"when_full\": \"refuse\""),
+			 "\"queue\":{\"directory\":\"/var/lib/pw\",\"fsync\":\"interval\","
+			 "\"fsync_interval\":\"10ms\",\"max_age\":\"168h0m0s\",\"max_size\":65536,"
+			 "\"when_full\":\"refuse\"}");
+}
+END_TEST
+
+START_TEST(queue_redacted_json)
+{
+	struct pw_config *cfg = load_ok(Q("\"fsync\": \"interval\""));
+	char *json = pw_config_redacted_json(cfg);
+	json_t *doc = json_loads(json, 0, NULL), *q = json_object_get(doc, "queue");
+
+	ck_assert_ptr_nonnull(q);
+	ck_assert_str_eq(json_string_value(json_object_get(q, "directory")), "/var/lib/pw");
+	ck_assert_str_eq(json_string_value(json_object_get(q, "fsync")), "interval");
+	ck_assert_str_eq(json_string_value(json_object_get(q, "fsync_interval")), "1s");
+	ck_assert_str_eq(json_string_value(json_object_get(q, "when_full")), "drop_oldest");
+	ck_assert_int_eq(json_integer_value(json_object_get(q, "max_size")), INT64_C(1) << 30);
+	ck_assert_str_eq(json_string_value(json_object_get(q, "max_age")), "1h0m0s");
+	json_decref(doc);
+	free(json);
+	pw_config_free(cfg);
+}
+END_TEST
+
 START_TEST(authorization_type_default)
 {
 	struct pw_config *cfg =
@@ -1175,7 +1319,7 @@ static char *read_source(const char *rel)
 START_TEST(docs_tables_match_options)
 {
 	static const char *const blocks[] = {"",       "endpoint",   "basic_auth", "authorization",
-					     "oauth2", "tls_config", "batch"};
+					     "oauth2", "tls_config", "batch",	   "queue"};
 	char *doc;
 
 	if (!getenv("PW_SOURCE_ROOT"))
@@ -1257,6 +1401,10 @@ static Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup_files, teardown_files);
 	tcase_add_test(tc, defaults_applied);
 	tcase_add_test(tc, values_stored);
+	tcase_add_test(tc, queue_defaults);
+	tcase_add_test(tc, queue_values_stored);
+	tcase_add_test(tc, queue_canonical_round_trip);
+	tcase_add_test(tc, queue_redacted_json);
 	tcase_add_test(tc, authorization_type_default);
 	tcase_add_test(tc, display_strips_credentials);
 	tcase_add_test(tc, ignored_attributes_give_notices);

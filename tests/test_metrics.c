@@ -148,6 +148,120 @@ START_TEST(extras_and_reload_state)
 }
 END_TEST
 
+/* An instance that never calls a queue function writes no queue series, not
+ * even their HELP and TYPE lines. */
+START_TEST(queue_series_absent_without_queue)
+{
+	struct pw_metrics *m = pw_metrics_new();
+	struct pw_ep_metrics *a = pw_metrics_endpoint(m, "a");
+	char *text;
+
+	pw_metrics_sent(a, 10, 1);
+	pw_metrics_dropped(a, 5, 1);
+	pw_metrics_observe(a, PW_LAT_PUSH_DOWNSTREAM, 0.01);
+	pw_metrics_inflight_add(a, 1);
+	pw_metrics_reload(m, 1, 1700000000);
+	text = expose(m);
+	ck_assert_ptr_null(strstr(text, "queue"));
+	free(text);
+	pw_metrics_free(m);
+}
+END_TEST
+
+START_TEST(queue_series)
+{
+	struct pw_metrics *m = pw_metrics_new();
+	struct pw_ep_metrics *a = pw_metrics_endpoint(m, "a");
+	struct pw_ep_metrics *b = pw_metrics_endpoint(m, "b");
+	struct pw_ep_metrics *idle = pw_metrics_endpoint(m, "idle");
+	char *text;
+
+	pw_metrics_sent(idle, 1, 1);
+	pw_metrics_queue_bytes(m, 4096);
+	pw_metrics_queue_bytes(m, 65536);
+	pw_metrics_queue_fsync(m, 0.0003);
+	pw_metrics_queue_fsync(m, 0.02);
+	pw_metrics_queue_fsync(m, 5);
+	pw_metrics_queue_backlog(a, 12);
+	pw_metrics_queue_oldest_age(a, 2.5);
+	pw_metrics_queue_dropped(a, PW_QDROP_FULL, 3);
+	pw_metrics_queue_dropped(a, PW_QDROP_EXPIRED, 4);
+	pw_metrics_queue_dropped(a, PW_QDROP_CORRUPT, 1);
+	pw_metrics_queue_dropped(a, PW_QDROP_FULL, 2);
+	pw_metrics_queue_dropped(a, PW_QDROP_N, 100); /* ignored */
+	pw_metrics_queue_replayed(b, 7);
+	pw_metrics_queue_replayed(b, 1);
+	pw_metrics_queue_dropped(b, PW_QDROP_REMOVED, 9);
+
+	ck_assert_int_eq(pw_metrics_queue_bytes_get(m), 65536);
+	ck_assert_uint_eq(pw_metrics_queue_fsync_count(m), 3);
+	ck_assert_int_eq(pw_metrics_queue_backlog_get(a), 12);
+	ck_assert(pw_metrics_queue_oldest_age_get(a) == 2.5);
+	ck_assert_uint_eq(pw_metrics_queue_dropped_get(a, PW_QDROP_FULL), 5);
+	ck_assert_uint_eq(pw_metrics_queue_dropped_get(a, PW_QDROP_N), 0);
+	ck_assert_uint_eq(pw_metrics_queue_replayed_get(b), 8);
+
+	text = expose(m);
+	ck_assert(has_line(text, "# TYPE pyroscope_write_queue_bytes gauge"));
+	ck_assert(has_line(text, "pyroscope_write_queue_bytes 65536"));
+	ck_assert(has_line(text, "# TYPE pyroscope_write_queue_fsync_duration_seconds histogram"));
+	ck_assert(has_line(text,
+			   "pyroscope_write_queue_fsync_duration_seconds_bucket{le=\"0.0005\"} 1"));
+	ck_assert(has_line(text,
+			   "pyroscope_write_queue_fsync_duration_seconds_bucket{le=\"0.01\"} 1"));
+	ck_assert(has_line(text,
+			   "pyroscope_write_queue_fsync_duration_seconds_bucket{le=\"0.025\"} 2"));
+	ck_assert(has_line(text,
+			   "pyroscope_write_queue_fsync_duration_seconds_bucket{le=\"2.5\"} 2"));
+	ck_assert(has_line(text,
+			   "pyroscope_write_queue_fsync_duration_seconds_bucket{le=\"+Inf\"} 3"));
+	ck_assert(has_line(text, "pyroscope_write_queue_fsync_duration_seconds_count 3"));
+	ck_assert(has_line(text, "pyroscope_write_queue_fsync_duration_seconds_sum 5.0203"));
+	ck_assert(has_line(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"a\"} 12"));
+	ck_assert(has_line(text, "pyroscope_write_queue_oldest_age_seconds{endpoint=\"a\"} 2.5"));
+	ck_assert(has_line(text, "pyroscope_write_queue_dropped_profiles_total{endpoint=\"a\","
+				 "reason=\"full\"} 5"));
+	ck_assert(has_line(text, "pyroscope_write_queue_dropped_profiles_total{endpoint=\"a\","
+				 "reason=\"expired\"} 4"));
+	ck_assert(has_line(text, "pyroscope_write_queue_dropped_profiles_total{endpoint=\"a\","
+				 "reason=\"corrupt\"} 1"));
+	ck_assert(has_line(text, "pyroscope_write_queue_dropped_profiles_total{endpoint=\"a\","
+				 "reason=\"removed\"} 0"));
+	ck_assert(
+		has_line(text, "pyroscope_write_queue_replayed_profiles_total{endpoint=\"a\"} 0"));
+	/* b's first queue call was a counter: its gauges start at 0. */
+	ck_assert(
+		has_line(text, "pyroscope_write_queue_replayed_profiles_total{endpoint=\"b\"} 8"));
+	ck_assert(has_line(text, "pyroscope_write_queue_dropped_profiles_total{endpoint=\"b\","
+				 "reason=\"removed\"} 9"));
+	ck_assert(has_line(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"b\"} 0"));
+	ck_assert(has_line(text, "pyroscope_write_queue_oldest_age_seconds{endpoint=\"b\"} 0"));
+	/* An endpoint no queue function was called for has no queue series. */
+	ck_assert_ptr_null(strstr(text, "queue_backlog_profiles{endpoint=\"idle\"}"));
+	ck_assert_ptr_null(strstr(text, "queue_dropped_profiles_total{endpoint=\"idle\""));
+	ck_assert_ptr_null(strstr(text, "queue_replayed_profiles_total{endpoint=\"idle\"}"));
+	ck_assert(has_line(text, "pyroscope_write_sent_bytes_total{endpoint=\"idle\"} 1"));
+	free(text);
+	pw_metrics_free(m);
+}
+END_TEST
+
+/* A per-endpoint call alone turns on the instance-wide series too. */
+START_TEST(queue_series_from_endpoint_call)
+{
+	struct pw_metrics *m = pw_metrics_new();
+	char *text;
+
+	pw_metrics_queue_oldest_age(pw_metrics_endpoint(m, "a"), 0.25);
+	text = expose(m);
+	ck_assert(has_line(text, "pyroscope_write_queue_bytes 0"));
+	ck_assert(has_line(text, "pyroscope_write_queue_fsync_duration_seconds_count 0"));
+	ck_assert(has_line(text, "pyroscope_write_queue_oldest_age_seconds{endpoint=\"a\"} 0.25"));
+	free(text);
+	pw_metrics_free(m);
+}
+END_TEST
+
 static bool have_promtool(void)
 {
 	return system("command -v promtool >/dev/null 2>&1") == 0;
@@ -176,7 +290,14 @@ START_TEST(promtool_accepts_exposition)
 				   (enum pw_latency_type)t, 0.01 * (t + 1));
 	pw_metrics_rejected(m, "push", "invalid_labels", 1);
 	pw_metrics_reload(m, 1, 1700000000);
+	pw_metrics_queue_bytes(m, 1 << 20);
+	pw_metrics_queue_fsync(m, 0.004);
+	pw_metrics_queue_backlog(a, 3);
+	pw_metrics_queue_oldest_age(a, 1.5);
+	pw_metrics_queue_dropped(a, PW_QDROP_EXPIRED, 2);
+	pw_metrics_queue_replayed(a, 3);
 	text = expose(m);
+	ck_assert_ptr_nonnull(strstr(text, "pyroscope_write_queue_"));
 	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
@@ -203,6 +324,9 @@ static Suite *metrics_suite(void)
 	tcase_add_test(tc, histogram_buckets_are_cumulative);
 	tcase_add_test(tc, label_values_escaped);
 	tcase_add_test(tc, extras_and_reload_state);
+	tcase_add_test(tc, queue_series_absent_without_queue);
+	tcase_add_test(tc, queue_series);
+	tcase_add_test(tc, queue_series_from_endpoint_call);
 	tcase_add_test(tc, promtool_accepts_exposition);
 	suite_add_tcase(s, tc);
 	return s;
