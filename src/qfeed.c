@@ -208,6 +208,23 @@ static void remove_ep(struct pw_qfeed *qf, struct qf_ep *fe)
 	pw_metrics_queue_oldest_age(fe->m, 0);
 }
 
+/*
+ * The cursor name of snap's endpoint i: its name, or its URL without
+ * credentials (the display name). Two endpoints with the same one (the
+ * same URL, no names) get "#2", "#3"... in order, so each has a cursor of
+ * its own. Malloc'd.
+ */
+static char *ep_key(const struct pw_snapshot *snap, size_t i)
+{
+	const char *display = snap->eps[i]->cfg->display;
+	int k = 1;
+
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(snap->eps[j]->cfg->display, display) == 0)
+			k++;
+	return k == 1 ? pw_strdup(display) : pw_asprintf("%s#%d", display, k);
+}
+
 static int add_ep(struct pw_qfeed *qf, size_t idx, const struct pw_snapshot *snap, bool opening)
 {
 	struct qf_ep *fe = calloc(1, sizeof(*fe)), **eps;
@@ -215,7 +232,7 @@ static int add_ep(struct pw_qfeed *qf, size_t idx, const struct pw_snapshot *sna
 
 	if (!fe)
 		return -1;
-	fe->name = pw_strdup(snap->eps[idx]->cfg->display);
+	fe->name = ep_key(snap, idx);
 	eps = realloc(qf->eps, (qf->neps + 1) * sizeof(*eps));
 	if (!fe->name || !eps) {
 		free(fe->name);
@@ -256,8 +273,15 @@ static int reconcile(struct pw_qfeed *qf, struct pw_snapshot *snap, bool opening
 	if (!seen)
 		return -1;
 	for (size_t i = 0; i < snap->neps; i++) {
-		struct qf_ep *fe = find_ep(qf, snap->eps[i]->cfg->display);
+		char *key = ep_key(snap, i);
+		struct qf_ep *fe;
 
+		if (!key) {
+			rc = -1;
+			continue;
+		}
+		fe = find_ep(qf, key);
+		free(key);
 		if (fe) {
 			for (size_t j = 0; j < nold; j++)
 				if (qf->eps[j] == fe)
@@ -565,6 +589,9 @@ struct pw_qfeed *pw_qfeed_open(struct pw_sender *eng, struct pw_snapshot *snap, 
 		goto oom;
 	}
 	drop_unknown_cursors(qf);
+	/* Saved before the first append: a crash must not find a profile
+	 * acknowledged for an endpoint whose cursor is on no file. */
+	pwq_checkpoint(qf->q);
 	pthread_mutex_unlock(&qf->lock);
 	if (pthread_create(&qf->thread, NULL, feed_main, qf) != 0) {
 		*err = pw_strdup("queue: cannot start the feeder thread");
@@ -591,6 +618,7 @@ void pw_qfeed_update(struct pw_qfeed *qf, struct pw_snapshot *snap)
 	if (reconcile(qf, snap, false) < 0)
 		pw_log(&qf->eng->log, COMPONENT_LOG_ERROR,
 		       "queue: out of memory while matching endpoints to cursors", PW_LOG_END);
+	pwq_checkpoint(qf->q);
 	pthread_mutex_unlock(&qf->lock);
 	kick(qf);
 }
