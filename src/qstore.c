@@ -582,9 +582,10 @@ static bool no_space(int err)
 }
 
 /* Writes one record at the tail, starting a segment if needed. iov[0] is
- * left for the segment header, iov[1] is the record header. Returns PWQ_OK,
- * PWQ_FULL (no room: max_size or the disk) or PWQ_IO. */
-static int write_locked(struct pwq *q, struct iovec *iov, int cnt, uint64_t rsize,
+ * left for the segment header, iov[1] is the record header, the payload is
+ * iov[2] to iov[pay_end - 1], then the padding. Returns PWQ_OK, PWQ_FULL (no
+ * room: max_size or the disk), PWQ_NOMEM or PWQ_IO. */
+static int write_locked(struct pwq *q, struct iovec *iov, int pay_end, int cnt, uint64_t rsize,
 			struct pwq_rechdr *h)
 {
 	uint8_t seghdr[PWQ_SEG_HDR];
@@ -608,7 +609,7 @@ static int write_locked(struct pwq *q, struct iovec *iov, int cnt, uint64_t rsiz
 	h->cum = q->tail_cum + h->nprofiles;
 	pwq_rechdr_encode(iov[1].iov_base, h);
 	h->crc = pwx_crc32c(0, iov[1].iov_base, 36);
-	for (int i = 2; i < cnt; i++)
+	for (int i = 2; i < pay_end; i++)
 		h->crc = pwx_crc32c(h->crc, iov[i].iov_base, iov[i].iov_len);
 	pwq_rechdr_encode(iov[1].iov_base, h);
 
@@ -672,7 +673,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 	struct iovec *v = NULL;
 	struct pwq_rechdr h = {.created_ms = created_ms, .nprofiles = nprofiles};
 	uint64_t len = 0, rsize;
-	int cnt = 0, st;
+	int cnt = 0, pay_end, st;
 
 	if (iovcnt < 0 || iovcnt > MAX_IOV)
 		return PWQ_TOO_BIG;
@@ -690,6 +691,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 	for (int i = 0; i < iovcnt; i++)
 		if (iov[i].iov_len)
 			v[cnt++] = iov[i];
+	pay_end = cnt;
 	if (rsize > PWQ_REC_HDR + len)
 		v[cnt++] = (struct iovec){(void *)zeros, rsize - PWQ_REC_HDR - len};
 
@@ -703,7 +705,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 		goto out;
 	}
 	for (;;) {
-		st = write_locked(q, v, cnt, rsize, &h);
+		st = write_locked(q, v, pay_end, cnt, rsize, &h);
 		if (st != PWQ_FULL || !q->o.drop_oldest || drop_oldest_locked(q) < 0)
 			break;
 	}
@@ -1422,6 +1424,7 @@ struct pwq *pwq_open(const struct pwq_opts *o, char **err)
 	q->o.dir = q->dir;
 	q->dirfd = q->lockfd = q->tail_fd = -1;
 	q->next_seg_id = 1;
+	q->next_seq = 1; /* seq 0 never exists: a cursor at seq 0 predates everything */
 	q->target = (uint64_t)(o->max_size / 16 < SEG_MIN   ? SEG_MIN
 			       : o->max_size / 16 > SEG_MAX ? SEG_MAX
 							    : o->max_size / 16);
