@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${FUZZ_SECONDS:-20}
 OUT=build-fuzz
-HARNESSES="config alloy labels retry push ingest formats reqparse"
+HARNESSES="config alloy labels retry push ingest formats reqparse queue"
 mkdir -p fuzz/artifacts
 # The harnesses and the code they test are built by meson (fuzz/meson.build).
 if [ ! -f "$OUT/build.ninja" ]; then

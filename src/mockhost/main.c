@@ -23,6 +23,7 @@
 #include "mockhost.h"
 #include "pw_version.h"
 #include "pyroscope_write.h"
+#include "qstore.h"
 #include "sdkname.h"
 #include "standin/sink.h"
 #include "strbuf.h"
@@ -52,6 +53,8 @@ static const char usage_text[] =
 	"          keep the component running: hot reload, receivers, /metrics\n"
 	"  sink    --listen ADDR:PORT [--dir DIR] [--require-tenant]\n"
 	"          a local Pyroscope-compatible receiver (see mockhost sink --help)\n"
+	"  queue inspect --dir DIR\n"
+	"          print a queue directory's state as JSON, read-only (no lock taken)\n"
 	"\n"
 	"common options:\n"
 	"  --plugin PATH       the plugin shared object to load\n"
@@ -488,6 +491,48 @@ static int cmd_convert(int argc, char **argv)
 	return rc == 0 ? 0 : EXIT_FAIL;
 }
 
+/* `mockhost queue inspect --dir DIR`: the store's read-only JSON view. */
+static int cmd_queue(int argc, char **argv)
+{
+	struct strbuf sb = STRBUF_INIT;
+	const char *dir = NULL;
+	char *err = NULL;
+	int rc;
+
+	if (argc < 2) {
+		usage_error("queue needs a subcommand: inspect --dir DIR");
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "inspect") != 0) {
+		usage_error("queue: unknown subcommand \"%s\" (only inspect)", argv[1]);
+		return EXIT_USAGE;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc && !dir) {
+			dir = argv[++i];
+		} else {
+			usage_error("queue inspect: unexpected argument \"%s\"", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!dir) {
+		usage_error("queue inspect needs --dir DIR");
+		return EXIT_USAGE;
+	}
+	rc = pwq_inspect(dir, &sb, &err);
+	if (rc == 0)
+		printf("%s\n", sb.data);
+	else
+		fprintf(stderr, "mockhost: %s\n", err);
+	free(err);
+	strbuf_free(&sb);
+	return rc == 0 ? 0 : EXIT_FAIL;
+}
+
 static int cmd_version(const char *plugin_path)
 {
 	struct plugin p;
@@ -546,6 +591,8 @@ int main(int argc, char **argv)
 		return pw_sink_main(argc, argv);
 	if (strcmp(cmd, "convert") == 0)
 		return cmd_convert(argc, argv);
+	if (strcmp(cmd, "queue") == 0)
+		return cmd_queue(argc, argv);
 	if (strcmp(cmd, "run") == 0)
 		return mockhost_run_main(plugin_path, argc, argv);
 	if (strcmp(cmd, "check") != 0 && strcmp(cmd, "push") != 0 && strcmp(cmd, "ingest") != 0) {
