@@ -538,12 +538,12 @@ static int drop_oldest_locked(struct pwq *q)
 		struct pwq_cursor *c = q->cur[k];
 		size_t keep = 0;
 
-		if (pos_before(&c->committed, &after)) {
-			if (after.cum > c->committed.cum && q->o.on_drop)
-				q->o.on_drop(q->o.arg, c->name, PWQ_DROP_FULL,
-					     after.cum - c->committed.cum);
+		/* Only what the cursor has not read is lost: records it has
+		 * read are in flight, and end as delivered or dropped there. */
+		if (pos_before(&c->read, &after) && after.cum > c->read.cum && q->o.on_drop)
+			q->o.on_drop(q->o.arg, c->name, PWQ_DROP_FULL, after.cum - c->read.cum);
+		if (pos_before(&c->committed, &after))
 			c->committed = after;
-		}
 		if (pos_before(&c->read, &after)) {
 			c->read = after;
 			c->epoch++;
@@ -1409,6 +1409,13 @@ static void pwq_free(struct pwq *q)
 	free(q);
 }
 
+static uint64_t seg_target(int64_t max_size)
+{
+	return (uint64_t)(max_size / 16 < SEG_MIN   ? SEG_MIN
+			  : max_size / 16 > SEG_MAX ? SEG_MAX
+						    : max_size / 16);
+}
+
 struct pwq *pwq_open(const struct pwq_opts *o, char **err)
 {
 	struct pwq *q = calloc(1, sizeof(*q));
@@ -1425,9 +1432,7 @@ struct pwq *pwq_open(const struct pwq_opts *o, char **err)
 	q->dirfd = q->lockfd = q->tail_fd = -1;
 	q->next_seg_id = 1;
 	q->next_seq = 1; /* seq 0 never exists: a cursor at seq 0 predates everything */
-	q->target = (uint64_t)(o->max_size / 16 < SEG_MIN   ? SEG_MIN
-			       : o->max_size / 16 > SEG_MAX ? SEG_MAX
-							    : o->max_size / 16);
+	q->target = seg_target(o->max_size);
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_mutex_init(&q->ckpt_mu, NULL);
 	pthread_condattr_init(&ca);
@@ -1459,6 +1464,19 @@ struct pwq *pwq_open(const struct pwq_opts *o, char **err)
 fail:
 	pwq_free(q);
 	return NULL;
+}
+
+void pwq_set_limits(struct pwq *q, int64_t max_size, bool fsync_always, int64_t fsync_interval_ns,
+		    bool drop_oldest)
+{
+	pthread_mutex_lock(&q->mu);
+	q->o.max_size = max_size;
+	q->o.fsync_always = fsync_always;
+	q->o.fsync_interval_ns = fsync_interval_ns;
+	q->o.drop_oldest = drop_oldest;
+	q->target = seg_target(max_size);
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->mu);
 }
 
 void pwq_close(struct pwq *q)

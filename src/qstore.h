@@ -72,6 +72,11 @@ struct pwq *pwq_open(const struct pwq_opts *o, char **err);
  * before it returns. Cursors become invalid. Accepts NULL. */
 void pwq_close(struct pwq *q);
 
+/* New limits for an open store (a reload that keeps the directory): they
+ * apply from the next append on. Room is made, or refused, only then. */
+void pwq_set_limits(struct pwq *q, int64_t max_size, bool fsync_always, int64_t fsync_interval_ns,
+		    bool drop_oldest);
+
 /* Appends one record (payload = the iovecs, concatenated). Returns PWQ_OK when done will be
  * called exactly once: with fsync_always after the fsync that covers the record (group
  * commit: one fsync for every record written while the previous one ran), otherwise right
