@@ -115,6 +115,10 @@ struct delivery {
 	bool durable;
 	int64_t expire_ms;
 	bool expired; /* durable, and given up because of expire_ms */
+	/* Durable: set by the queue when the record is no longer wanted: 1,
+	 * its endpoint left the configuration (dropped); 2, the queue closed
+	 * (shelved: still on disk there). Looked at before each attempt. */
+	const atomic_int *abandon;
 	pw_done_fn done;
 	void *user;
 	struct delivery *next, *prev; /* incoming list, then active list */

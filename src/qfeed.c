@@ -40,6 +40,9 @@ struct qf_ep {
 	struct pw_ep_metrics *m;
 	size_t idx; /* in snap->eps */
 	bool removed;
+	/* What its deliveries under way should do: 0 go on, 1 end as dropped
+	 * (removed), 2 end shelved (the queue closed). See delivery.h. */
+	atomic_int abandon;
 	int inflight;
 	int window;
 	int64_t inflight_bytes;
@@ -196,14 +199,25 @@ static void count_removed(struct pw_qfeed *qf, const char *name, uint64_t profil
 	       "reason", "the endpoint is no longer configured", PW_LOG_END);
 }
 
+/* The endpoint left the configuration: what it has not read is dropped
+ * here; what it has in flight ends at its next attempt (on_delivered()
+ * counts it then, unless that attempt delivers it). */
 static void remove_ep(struct pw_qfeed *qf, struct qf_ep *fe)
 {
+	struct pwq_cursor_stat st;
+	uint64_t reading;
+
 	fe->removed = true;
+	atomic_store(&fe->abandon, 1);
 	if (fe->has_held) {
 		free(fe->held.data);
 		fe->has_held = false;
 	}
-	count_removed(qf, fe->name, pwq_cursor_remove(qf->q, fe->name));
+	pwq_cursor_stat(qf->q, fe->c, &st);
+	reading = st.read.cum - st.committed.cum;
+	pwq_cursor_remove(qf->q, fe->name);
+	count_removed(qf, fe->name,
+		      st.backlog_profiles > reading ? st.backlog_profiles - reading : 0);
 	pw_metrics_queue_backlog(fe->m, 0);
 	pw_metrics_queue_oldest_age(fe->m, 0);
 }
@@ -334,6 +348,8 @@ static void on_delivered(void *user, const struct pw_result *r)
 		pwq_ack(qf->q, fe->c, it->seq);
 	if (it->d->expired)
 		pw_metrics_queue_dropped(fe->m, PW_QDROP_EXPIRED, it->d->nprofiles);
+	else if (fe->removed && done && r->status != COMPONENT_OK)
+		pw_metrics_queue_dropped(fe->m, PW_QDROP_REMOVED, it->d->nprofiles);
 	pthread_mutex_unlock(&qf->lock);
 	kick(qf);
 	free(it);
@@ -379,6 +395,7 @@ static enum handover build(struct pw_qfeed *qf, struct qf_ep *fe, struct pwq_rec
 	it->d = d;
 	d->size = qr->size;
 	d->nprofiles = rec->nprofiles;
+	d->abandon = &fe->abandon;
 	err = pw_delivery_set_tenants(d, qr->in, qr->nin, &qr->external);
 	if (!err && qr->ingest) {
 		d->tasks[0].url = pw_ingest_url_for(ep->cfg, qr->path_query, &qr->ls, &err);
@@ -647,6 +664,11 @@ void pw_qfeed_close(struct pw_qfeed *qf)
 	pw_qfeed_stop(qf);
 	pthread_rwlock_wrlock(&qf->close_lock);
 	pthread_mutex_lock(&qf->lock);
+	/* Deliveries still under way end at their next attempt, shelved:
+	 * their records stay in this directory for whoever opens it next. */
+	for (size_t i = 0; i < qf->neps; i++)
+		if (!qf->eps[i]->removed)
+			atomic_store(&qf->eps[i]->abandon, 2);
 	pwq_close(qf->q);
 	qf->q = NULL;
 	pthread_mutex_unlock(&qf->lock);

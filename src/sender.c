@@ -225,6 +225,29 @@ static void set_last_err(struct task *t, char *err)
 	t->last_err = err ? err : pw_strdup("unknown: out of memory");
 }
 
+/*
+ * A queued record its queue no longer wants sent: its endpoint left the
+ * configuration (it ends as dropped) or the queue was closed by a reload
+ * (it ends shelved, still on disk there). True when t has been finished.
+ */
+static bool abandon_durable(struct pw_loop *s, struct task *t)
+{
+	struct delivery *d = t->d;
+	int why = d->durable && d->abandon ? atomic_load(d->abandon) : 0;
+
+	if (!why)
+		return false;
+	if (why == 2)
+		d->canceled = true;
+	set_last_err(t, pw_asprintf("%s%s%s",
+				    why == 2 ? "canceled: the queue was closed by a reload"
+					     : "dropped: the endpoint left the configuration",
+				    t->last_err ? "; last error: " : "",
+				    t->last_err ? t->last_err : ""));
+	finish_task(s, t, false);
+	return true;
+}
+
 /* ---- waiting tasks: retry timers, connection slots, OAuth2 tokens ---- */
 
 #define TASK_OF_TIMER(tm) ((struct task *)(void *)((char *)(tm)-offsetof(struct task, timer)))
@@ -1195,6 +1218,8 @@ static int64_t fire_timers(struct pw_loop *s, int64_t now)
 		due = t->next;
 		t->next = NULL;
 		t->state = T_NEW;
+		if (abandon_durable(s, t))
+			continue;
 		pw_metrics_retry(t->ep->m);
 		dispatch(s, t, now);
 	}
