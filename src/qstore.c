@@ -148,8 +148,8 @@ static void qlog(struct pwq *q, enum component_log_level lvl, const char *msg, u
 	pwq_seg_name(name, seg);
 	snprintf(o, sizeof(o), "%" PRIu64, off);
 	snprintf(v, sizeof(v), "%" PRIu64, v3);
-	pw_log(&q->o.log, lvl, msg, "dir", q->dir, "segment", name, "offset", o, k3,
-	       k3 ? v : NULL, PW_LOG_END);
+	pw_log(&q->o.log, lvl, msg, "dir", q->dir, "segment", name, "offset", o, k3, k3 ? v : NULL,
+	       PW_LOG_END);
 }
 
 static void qlog_errno(struct pwq *q, const char *msg, const char *what, int err)
@@ -242,8 +242,8 @@ static struct pwq_pos seg_start_locked(struct pwq *q, size_t i)
 			s->first_cum = h.cum - h.nprofiles;
 		} else {
 			/* Nothing readable in it: it starts where the next one does. */
-			struct pwq_pos n = i + 1 < q->nsegs ? seg_start_locked(q, i + 1)
-							    : end_pos_locked(q);
+			struct pwq_pos n =
+				i + 1 < q->nsegs ? seg_start_locked(q, i + 1) : end_pos_locked(q);
 
 			s->first_seq = hok && sh.first_seq <= n.seq ? sh.first_seq : n.seq;
 			s->first_cum = n.cum;
@@ -461,8 +461,7 @@ static void sync_round_locked(struct pwq *q)
 	pthread_mutex_unlock(&q->mu);
 	for (size_t i = 0; i < ntaken; i++)
 		if (taken[i].done)
-			taken[i].done(taken[i].user,
-				      taken[i].failed || dir_err ? PWQ_IO : PWQ_OK);
+			taken[i].done(taken[i].user, taken[i].failed || dir_err ? PWQ_IO : PWQ_OK);
 	free(taken);
 	free(old);
 	free(bad_old);
@@ -710,8 +709,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 			break;
 	}
 	if (st == PWQ_OK && q->o.fsync_always) {
-		q->pend[q->npend++] =
-			(struct pend){done, user, q->segs[q->nsegs - 1].id, false};
+		q->pend[q->npend++] = (struct pend){done, user, q->segs[q->nsegs - 1].id, false};
 		pthread_cond_signal(&q->cond);
 	} else if (st == PWQ_OK && q->unsynced == 1) {
 		pthread_cond_signal(&q->cond); /* the interval starts now */
@@ -1226,8 +1224,8 @@ static int list_segments(struct pwq *q)
 		struct stat st;
 		uint64_t id;
 
-		if (!pwq_seg_parse(de->d_name, &id) ||
-		    fstatat(q->dirfd, de->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+		if (!pwq_seg_parse(de->d_name, &id) || fstatat(q->dirfd, de->d_name, &st, 0) != 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if (grow(&q->segs, &q->capsegs, q->nsegs + 1, sizeof(*q->segs)) < 0) {
 			closedir(d);
@@ -1308,7 +1306,7 @@ static int recover_tail(struct pwq *q)
 		q->tail_cum = t.last.cum;
 		s->start_known = true;
 		s->first_seq = res.header_ok && res.hdr.first_seq <= t.first.seq ? res.hdr.first_seq
-										  : t.first.seq;
+										 : t.first.seq;
 		s->first_cum = t.first.cum - t.first.nprofiles;
 		if (res.header_ok && s->size < q->target) {
 			q->tail_fd = fd;
