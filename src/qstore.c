@@ -200,6 +200,15 @@ static void seg_unlink_locked(struct pwq *q, size_t i)
 	pwq_seg_name(name, q->segs[i].id);
 	if (unlinkat(q->dirfd, name, 0) != 0 && errno != ENOENT)
 		qlog_errno(q, "queue: cannot delete a segment", name, errno);
+	/* Its space comes back only once no fd holds it: a sealed segment
+	 * waiting for the flusher needs no fsync any more. */
+	for (size_t k = 0; k < q->nold; k++) {
+		if (q->old[k].seg == q->segs[i].id) {
+			close(q->old[k].fd);
+			q->old[k] = q->old[--q->nold];
+			break;
+		}
+	}
 	q->seg_bytes -= (int64_t)q->segs[i].size;
 	memmove(q->segs + i, q->segs + i + 1, (q->nsegs - i - 1) * sizeof(*q->segs));
 	q->nsegs--;
@@ -561,6 +570,26 @@ static int drop_oldest_locked(struct pwq *q)
 	return 0;
 }
 
+/* When there is no room and every cursor has read and finished everything
+ * in the open tail segment, that segment can go: without this a single
+ * segment that outgrew a small disk would keep it full for good. */
+static int reclaim_tail_locked(struct pwq *q)
+{
+	size_t before = q->nsegs;
+
+	if (q->ncur == 0 || q->nsegs == 0 || q->tail_fd < 0)
+		return -1;
+	for (size_t k = 0; k < q->ncur; k++) {
+		const struct pwq_pos *p = &q->cur[k]->committed;
+
+		if (p->seg != q->segs[q->nsegs - 1].id || p->off < q->segs[q->nsegs - 1].size)
+			return -1;
+	}
+	seal_tail_locked(q);
+	gc_locked(q);
+	return q->nsegs < before ? 0 : -1;
+}
+
 /* ---- appends ---- */
 
 static int64_t ckpt_reserve_locked(const struct pwq *q)
@@ -705,7 +734,8 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 	}
 	for (;;) {
 		st = write_locked(q, v, pay_end, cnt, rsize, &h);
-		if (st != PWQ_FULL || !q->o.drop_oldest || drop_oldest_locked(q) < 0)
+		if (st != PWQ_FULL || (reclaim_tail_locked(q) < 0 &&
+				       (!q->o.drop_oldest || drop_oldest_locked(q) < 0)))
 			break;
 	}
 	if (st == PWQ_OK && q->o.fsync_always) {
@@ -958,6 +988,11 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 		normalize_locked(q, &c->read, true);
 		i = seg_lower(q, c->read.seg);
 		if (i == q->nsegs || c->read.off >= q->segs[i].size) {
+			/* An idle reader holds no file: a segment deleted meanwhile
+			 * gives its space back at once. */
+			if (c->fd >= 0)
+				close(c->fd);
+			c->fd = -1;
 			reached_end_locked(q, c);
 			rc = 0;
 			break;
@@ -1237,7 +1272,8 @@ static int list_segments(struct pwq *q)
 			q->next_seg_id = id + 1;
 	}
 	closedir(d);
-	qsort(q->segs, q->nsegs, sizeof(*q->segs), cmp_seg);
+	if (q->nsegs > 1)
+		qsort(q->segs, q->nsegs, sizeof(*q->segs), cmp_seg);
 	return 0;
 }
 

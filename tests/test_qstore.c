@@ -599,8 +599,10 @@ static void check_clean_on_disk(void)
 
 static void enospc_run(bool drop)
 {
-	/* max_size far above the disk: the disk fills first. */
-	struct pwq_opts o = opts(8 << 20, true, drop);
+	/* max_size far above the disk: the disk fills first. With drop_oldest
+	 * four segments fit on it; with refuse one segment outgrows the disk,
+	 * so writes fail half-way through a record. */
+	struct pwq_opts o = opts(drop ? 4 << 20 : 32 << 20, true, drop);
 	struct pwq *q;
 	struct pwq_cursor *a;
 	struct pwq_rec r;
@@ -621,6 +623,9 @@ static void enospc_run(bool drop)
 		}
 	}
 	ck_assert_uint_eq(C.done_io, 0);
+	/* Failed writes were cut back: the files hold exactly what the store
+	 * counts, whole records only. */
+	ck_assert_int_eq(du(), pwq_bytes(q));
 	if (drop) {
 		ck_assert_uint_eq(full, 0);
 		ck_assert_uint_gt(dropped("a", PWQ_DROP_FULL), 0);
