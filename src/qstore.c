@@ -148,8 +148,8 @@ static void qlog(struct pwq *q, enum component_log_level lvl, const char *msg, u
 	pwq_seg_name(name, seg);
 	snprintf(o, sizeof(o), "%" PRIu64, off);
 	snprintf(v, sizeof(v), "%" PRIu64, v3);
-	pw_log(&q->o.log, lvl, msg, "dir", q->dir, "segment", name, "offset", o, k3,
-	       k3 ? v : NULL, PW_LOG_END);
+	pw_log(&q->o.log, lvl, msg, "dir", q->dir, "segment", name, "offset", o, k3, k3 ? v : NULL,
+	       PW_LOG_END);
 }
 
 static void qlog_errno(struct pwq *q, const char *msg, const char *what, int err)
@@ -200,6 +200,15 @@ static void seg_unlink_locked(struct pwq *q, size_t i)
 	pwq_seg_name(name, q->segs[i].id);
 	if (unlinkat(q->dirfd, name, 0) != 0 && errno != ENOENT)
 		qlog_errno(q, "queue: cannot delete a segment", name, errno);
+	/* Its space comes back only once no fd holds it: a sealed segment
+	 * waiting for the flusher needs no fsync any more. */
+	for (size_t k = 0; k < q->nold; k++) {
+		if (q->old[k].seg == q->segs[i].id) {
+			close(q->old[k].fd);
+			q->old[k] = q->old[--q->nold];
+			break;
+		}
+	}
 	q->seg_bytes -= (int64_t)q->segs[i].size;
 	memmove(q->segs + i, q->segs + i + 1, (q->nsegs - i - 1) * sizeof(*q->segs));
 	q->nsegs--;
@@ -242,8 +251,8 @@ static struct pwq_pos seg_start_locked(struct pwq *q, size_t i)
 			s->first_cum = h.cum - h.nprofiles;
 		} else {
 			/* Nothing readable in it: it starts where the next one does. */
-			struct pwq_pos n = i + 1 < q->nsegs ? seg_start_locked(q, i + 1)
-							    : end_pos_locked(q);
+			struct pwq_pos n =
+				i + 1 < q->nsegs ? seg_start_locked(q, i + 1) : end_pos_locked(q);
 
 			s->first_seq = hok && sh.first_seq <= n.seq ? sh.first_seq : n.seq;
 			s->first_cum = n.cum;
@@ -461,8 +470,7 @@ static void sync_round_locked(struct pwq *q)
 	pthread_mutex_unlock(&q->mu);
 	for (size_t i = 0; i < ntaken; i++)
 		if (taken[i].done)
-			taken[i].done(taken[i].user,
-				      taken[i].failed || dir_err ? PWQ_IO : PWQ_OK);
+			taken[i].done(taken[i].user, taken[i].failed || dir_err ? PWQ_IO : PWQ_OK);
 	free(taken);
 	free(old);
 	free(bad_old);
@@ -560,6 +568,26 @@ static int drop_oldest_locked(struct pwq *q)
 	seg_unlink_locked(q, 0);
 	bytes_changed_locked(q);
 	return 0;
+}
+
+/* When there is no room and every cursor has read and finished everything
+ * in the open tail segment, that segment can go: without this a single
+ * segment that outgrew a small disk would keep it full for good. */
+static int reclaim_tail_locked(struct pwq *q)
+{
+	size_t before = q->nsegs;
+
+	if (q->ncur == 0 || q->nsegs == 0 || q->tail_fd < 0)
+		return -1;
+	for (size_t k = 0; k < q->ncur; k++) {
+		const struct pwq_pos *p = &q->cur[k]->committed;
+
+		if (p->seg != q->segs[q->nsegs - 1].id || p->off < q->segs[q->nsegs - 1].size)
+			return -1;
+	}
+	seal_tail_locked(q);
+	gc_locked(q);
+	return q->nsegs < before ? 0 : -1;
 }
 
 /* ---- appends ---- */
@@ -706,12 +734,12 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 	}
 	for (;;) {
 		st = write_locked(q, v, pay_end, cnt, rsize, &h);
-		if (st != PWQ_FULL || !q->o.drop_oldest || drop_oldest_locked(q) < 0)
+		if (st != PWQ_FULL || (reclaim_tail_locked(q) < 0 &&
+				       (!q->o.drop_oldest || drop_oldest_locked(q) < 0)))
 			break;
 	}
 	if (st == PWQ_OK && q->o.fsync_always) {
-		q->pend[q->npend++] =
-			(struct pend){done, user, q->segs[q->nsegs - 1].id, false};
+		q->pend[q->npend++] = (struct pend){done, user, q->segs[q->nsegs - 1].id, false};
 		pthread_cond_signal(&q->cond);
 	} else if (st == PWQ_OK && q->unsynced == 1) {
 		pthread_cond_signal(&q->cond); /* the interval starts now */
@@ -960,6 +988,11 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 		normalize_locked(q, &c->read, true);
 		i = seg_lower(q, c->read.seg);
 		if (i == q->nsegs || c->read.off >= q->segs[i].size) {
+			/* An idle reader holds no file: a segment deleted meanwhile
+			 * gives its space back at once. */
+			if (c->fd >= 0)
+				close(c->fd);
+			c->fd = -1;
 			reached_end_locked(q, c);
 			rc = 0;
 			break;
@@ -1226,8 +1259,8 @@ static int list_segments(struct pwq *q)
 		struct stat st;
 		uint64_t id;
 
-		if (!pwq_seg_parse(de->d_name, &id) ||
-		    fstatat(q->dirfd, de->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+		if (!pwq_seg_parse(de->d_name, &id) || fstatat(q->dirfd, de->d_name, &st, 0) != 0 ||
+		    !S_ISREG(st.st_mode))
 			continue;
 		if (grow(&q->segs, &q->capsegs, q->nsegs + 1, sizeof(*q->segs)) < 0) {
 			closedir(d);
@@ -1239,7 +1272,8 @@ static int list_segments(struct pwq *q)
 			q->next_seg_id = id + 1;
 	}
 	closedir(d);
-	qsort(q->segs, q->nsegs, sizeof(*q->segs), cmp_seg);
+	if (q->nsegs > 1)
+		qsort(q->segs, q->nsegs, sizeof(*q->segs), cmp_seg);
 	return 0;
 }
 
@@ -1308,7 +1342,7 @@ static int recover_tail(struct pwq *q)
 		q->tail_cum = t.last.cum;
 		s->start_known = true;
 		s->first_seq = res.header_ok && res.hdr.first_seq <= t.first.seq ? res.hdr.first_seq
-										  : t.first.seq;
+										 : t.first.seq;
 		s->first_cum = t.first.cum - t.first.nprofiles;
 		if (res.header_ok && s->size < q->target) {
 			q->tail_fd = fd;

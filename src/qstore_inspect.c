@@ -254,8 +254,8 @@ int pwq_inspect(const char *dir, struct strbuf *json, char **err)
 		      (long long)bytes, s.records, s.last_cum - s.first_cum, s.torn, s.lost,
 		      s.spans, s.where.data ? s.where.data : "");
 	if (s.any)
-		strbuf_printf(json, ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64,
-			      s.first_seq, s.prev_seq);
+		strbuf_printf(json, ",\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64, s.first_seq,
+			      s.prev_seq);
 	strbuf_printf(json, ",\"cursors_file\":\"%s\"", cstate);
 	put_cursors(&s);
 	strbuf_putc(json, '}');

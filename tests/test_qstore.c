@@ -599,8 +599,10 @@ static void check_clean_on_disk(void)
 
 static void enospc_run(bool drop)
 {
-	/* max_size far above the disk: the disk fills first. */
-	struct pwq_opts o = opts(8 << 20, true, drop);
+	/* max_size far above the disk: the disk fills first. With drop_oldest
+	 * four segments fit on it; with refuse one segment outgrows the disk,
+	 * so writes fail half-way through a record. */
+	struct pwq_opts o = opts(drop ? 4 << 20 : 32 << 20, true, drop);
 	struct pwq *q;
 	struct pwq_cursor *a;
 	struct pwq_rec r;
@@ -621,6 +623,9 @@ static void enospc_run(bool drop)
 		}
 	}
 	ck_assert_uint_eq(C.done_io, 0);
+	/* Failed writes were cut back: the files hold exactly what the store
+	 * counts, whole records only. */
+	ck_assert_int_eq(du(), pwq_bytes(q));
 	if (drop) {
 		ck_assert_uint_eq(full, 0);
 		ck_assert_uint_gt(dropped("a", PWQ_DROP_FULL), 0);
@@ -828,8 +833,7 @@ START_TEST(test_damaged_files)
 	ck_assert_int_eq(pwq_next(q, c, 0, &r), 0);
 	ck_assert_uint_eq(got, want);
 	ck_assert_msg(dropped("a", PWQ_DROP_CORRUPT) == nlost, "%s: %llu corrupt, want %u",
-		      damages[_i].name, (unsigned long long)dropped("a", PWQ_DROP_CORRUPT),
-		      nlost);
+		      damages[_i].name, (unsigned long long)dropped("a", PWQ_DROP_CORRUPT), nlost);
 	/* Appends go on after the damage, and are read. */
 	ck_assert_int_eq(append_n(q, 500, DMG_LEN, 1), PWQ_OK);
 	expect_rec(q, c, 500, DMG_LEN, &r);
@@ -977,8 +981,7 @@ START_TEST(test_inspect)
 	ck_assert_int_eq(json_integer_value(json_object_get(c, "spans")), 1);
 	c = json_array_get(json_object_get(c, "where"), 0);
 	ck_assert_int_eq(json_integer_value(json_object_get(c, "offset")), rec_off(7));
-	ck_assert_str_eq(json_string_value(json_object_get(c, "segment")),
-			 "0000000000000002.seg");
+	ck_assert_str_eq(json_string_value(json_object_get(c, "segment")), "0000000000000002.seg");
 	json_decref(j);
 	strbuf_free(&sb);
 	ck_assert_int_eq(pwq_inspect("/nonexistent/queue", &sb, &err), -1);

@@ -41,8 +41,7 @@ uint32_t pwx_crc32c_table(uint32_t crc, const void *buf, size_t len)
 }
 
 #ifdef HAVE_X86_CRC
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const void *buf,
-							  size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	uint64_t c = ~crc;
