@@ -517,10 +517,10 @@ static void publish(struct pw_qfeed *qf, int64_t now_ms)
 			continue;
 		pwq_cursor_stat(qf->q, fe->c, &st);
 		pw_metrics_queue_backlog(fe->m, (int64_t)st.backlog_profiles);
-		pw_metrics_queue_oldest_age(fe->m, st.oldest_created_ms && now_ms > st.oldest_created_ms
-							   ? (double)(now_ms - st.oldest_created_ms) /
-								     1000.0
-							   : 0.0);
+		pw_metrics_queue_oldest_age(
+			fe->m, st.oldest_created_ms && now_ms > st.oldest_created_ms
+				       ? (double)(now_ms - st.oldest_created_ms) / 1000.0
+				       : 0.0);
 	}
 }
 
@@ -740,7 +740,8 @@ int pw_qfeed_append(struct pw_qfeed *qf, const struct iovec *iov, int iovcnt, ui
 
 static void put_pos(struct strbuf *sb, const char *key, const struct pwq_pos *p)
 {
-	strbuf_printf(sb, "\"%s\":{\"segment\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 "}",
+	strbuf_printf(sb,
+		      "\"%s\":{\"segment\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 "}",
 		      key, p->seg, p->off, p->seq);
 }
 
@@ -767,8 +768,9 @@ void pw_qfeed_debug(struct pw_qfeed *qf, struct strbuf *sb)
 			      ",\"backlog_profiles\":%" PRIu64 ",\"backlog_records\":%" PRIu64
 			      ",\"oldest_age_seconds\":%.3f,\"in_flight\":%d,",
 			      st.backlog_profiles, st.backlog_records,
-			      st.oldest_created_ms ? (double)(now_ms - st.oldest_created_ms) / 1000.0
-						   : 0.0,
+			      st.oldest_created_ms
+				      ? (double)(now_ms - st.oldest_created_ms) / 1000.0
+				      : 0.0,
 			      fe->inflight);
 		put_pos(sb, "committed", &st.committed);
 		strbuf_putc(sb, ',');

@@ -24,14 +24,10 @@
 #include <sys/uio.h>
 
 #include "log.h"
+#include "qstore_types.h"
 #include "strbuf.h"
 
 struct pwq;
-/* Where a record starts: segment id, byte offset, its seq, and the profiles
- * in all records before it. */
-struct pwq_pos {
-	uint64_t seg, off, seq, cum;
-};
 
 enum pwq_status { PWQ_OK = 0, PWQ_FULL, PWQ_TOO_BIG, PWQ_IO, PWQ_NOMEM };
 

@@ -21,7 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "qstore.h"
+#include "qstore_types.h"
+#include "strbuf.h"
 
 #define PWQ_SEG_MAGIC "PWQSEG1\n"
 #define PWQ_SEG_HDR 32
