@@ -234,8 +234,8 @@ static struct pwq_pos seg_start_locked(struct pwq *q, size_t i)
 
 	if (!s->start_known) {
 		uint8_t hb[PWQ_SEG_HDR];
-		struct pwq_seghdr sh;
-		struct pwq_rechdr h;
+		struct pwq_seghdr sh = {0};
+		struct pwq_rechdr h = {0};
 		uint64_t at;
 		bool hok = false;
 		int fd = seg_open(q, s->id, O_RDONLY), r = -1;
@@ -559,8 +559,10 @@ static int drop_oldest_locked(struct pwq *q)
 		/* Acks of the dropped records are ignored from now on. */
 		while (keep < c->nfl && c->fl[keep].seq < after.seq)
 			keep++;
-		memmove(c->fl, c->fl + keep, (c->nfl - keep) * sizeof(*c->fl));
-		c->nfl -= keep;
+		if (keep) {
+			memmove(c->fl, c->fl + keep, (c->nfl - keep) * sizeof(*c->fl));
+			c->nfl -= keep;
+		}
 		if (c->nfl == 0)
 			c->committed = c->read;
 		q->ckpt_dirty = true;
@@ -1145,8 +1147,9 @@ int pwq_checkpoint(struct pwq *q)
 	e = calloc(q->ncur ? q->ncur : 1, sizeof(*e));
 	if (e) {
 		for (n = 0; n < q->ncur; n++) {
-			e[n].name = q->cur[n]->name;
-			e[n].pos = q->cur[n]->committed;
+			const struct pwq_pos *p = &q->cur[n]->committed;
+
+			e[n] = (struct pwq_curent){q->cur[n]->name, p->seg, p->off, p->seq, p->cum};
 			q->cur[n]->acks = 0;
 		}
 		rc = pwq_cursors_encode(e, n, &sb);
@@ -1213,7 +1216,9 @@ static int load_cursors(struct pwq *q)
 
 			if (cursor_find_locked(q, e[i].name))
 				continue;
-			c = cursor_new_locked(q, e[i].name, e[i].pos);
+			c = cursor_new_locked(
+				q, e[i].name,
+				(struct pwq_pos){e[i].seg, e[i].off, e[i].seq, e[i].cum});
 			if (!c) {
 				rc = -1;
 				break;
@@ -1364,12 +1369,12 @@ static void floor_from_cursors(struct pwq *q, const uint8_t *buf, size_t len)
 	if (pwq_cursors_decode(buf, len, &e, &n) != 0)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		if (e[i].pos.seg >= q->next_seg_id)
-			q->next_seg_id = e[i].pos.seg + 1;
-		if (e[i].pos.seq > q->next_seq)
-			q->next_seq = e[i].pos.seq;
-		if (e[i].pos.cum > q->tail_cum && q->nsegs == 0)
-			q->tail_cum = e[i].pos.cum;
+		if (e[i].seg >= q->next_seg_id)
+			q->next_seg_id = e[i].seg + 1;
+		if (e[i].seq > q->next_seq)
+			q->next_seq = e[i].seq;
+		if (e[i].cum > q->tail_cum && q->nsegs == 0)
+			q->tail_cum = e[i].cum;
 	}
 	pwq_curents_free(e, n);
 }

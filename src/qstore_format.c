@@ -294,10 +294,10 @@ int pwq_cursors_encode(const struct pwq_curent *e, size_t n, struct strbuf *out)
 		b[1] = (uint8_t)(nl >> 8);
 		strbuf_append(out, b, 2);
 		strbuf_append(out, e[i].name, nl);
-		put64(b, e[i].pos.seg);
-		put64(b + 8, e[i].pos.off);
-		put64(b + 16, e[i].pos.seq);
-		put64(b + 24, e[i].pos.cum);
+		put64(b, e[i].seg);
+		put64(b + 8, e[i].off);
+		put64(b + 16, e[i].seq);
+		put64(b + 24, e[i].cum);
 		strbuf_append(out, b, 32);
 	}
 	if (out->failed)
@@ -344,10 +344,10 @@ int pwq_cursors_decode(const uint8_t *buf, size_t len, struct pwq_curent **out, 
 		if (!e[i].name)
 			goto bad;
 		off += nl;
-		e[i].pos.seg = get64(buf + off);
-		e[i].pos.off = get64(buf + off + 8);
-		e[i].pos.seq = get64(buf + off + 16);
-		e[i].pos.cum = get64(buf + off + 24);
+		e[i].seg = get64(buf + off);
+		e[i].off = get64(buf + off + 8);
+		e[i].seq = get64(buf + off + 16);
+		e[i].cum = get64(buf + off + 24);
 		off += 32;
 	}
 	if (off != len)

@@ -90,7 +90,7 @@ int pwq_read_record(int fd, uint64_t off, uint64_t end, struct pwq_rechdr *h, ui
  * u64 seg, off, seq, cum | u32 crc32c of everything before. */
 struct pwq_curent {
 	char *name;
-	struct pwq_pos pos;
+	uint64_t seg, off, seq, cum; /* a struct pwq_pos */
 };
 #define PWQ_CURSOR_NAME_MAX 1024
 /* Appends the file's bytes to out; -1 when out is full. */

@@ -75,7 +75,7 @@ static void on_event(void *arg, const struct pwq_scan_ev *ev)
 	for (size_t k = 0; k < s->ncur; k++) {
 		struct icursor *c = &s->cur[k];
 
-		if (ev->rec.seq < c->e.pos.seq)
+		if (ev->rec.seq < c->e.seq)
 			continue;
 		c->records++;
 		if (!c->seen)
@@ -203,7 +203,7 @@ static void put_cursors(struct inspect *s)
 	strbuf_puts(s->out, ",\"cursors\":[");
 	for (size_t k = 0; k < s->ncur; k++) {
 		struct icursor *c = &s->cur[k];
-		uint64_t profiles = s->last_cum > c->e.pos.cum ? s->last_cum - c->e.pos.cum : 0;
+		uint64_t profiles = s->last_cum > c->e.cum ? s->last_cum - c->e.cum : 0;
 
 		strbuf_printf(s->out, "%s{\"name\":", k ? "," : "");
 		pwx_json_quote(s->out, c->e.name, 0);
@@ -211,7 +211,7 @@ static void put_cursors(struct inspect *s)
 			      ",\"segment\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64
 			      ",\"backlog_records\":%" PRIu64 ",\"backlog_profiles\":%" PRIu64
 			      ",\"oldest_age_seconds\":%.3f}",
-			      c->e.pos.seg, c->e.pos.off, c->e.pos.seq, c->records, profiles,
+			      c->e.seg, c->e.off, c->e.seq, c->records, profiles,
 			      c->seen ? (double)(now - c->oldest_ms) / 1000.0 : 0.0);
 	}
 	strbuf_putc(s->out, ']');
