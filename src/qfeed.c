@@ -54,7 +54,12 @@ struct qf_ep {
 
 struct pw_qfeed {
 	_Atomic int refs;
+	/* The engine, for the handoff and the budget: only while feeding (the
+	 * feeder stops before the engine goes). The metrics and the logger
+	 * outlive both: the store's callbacks use them until it is closed. */
 	struct pw_sender *eng;
+	struct pw_metrics *metrics;
+	struct pw_logger log;
 	char *dir;
 
 	pthread_rwlock_t close_lock;
@@ -136,14 +141,14 @@ static void on_fsync(void *arg, double seconds, size_t records)
 	struct pw_qfeed *qf = arg;
 
 	(void)records;
-	pw_metrics_queue_fsync(qf->eng->metrics, seconds);
+	pw_metrics_queue_fsync(qf->metrics, seconds);
 }
 
 static void on_bytes(void *arg, int64_t bytes)
 {
 	struct pw_qfeed *qf = arg;
 
-	pw_metrics_queue_bytes(qf->eng->metrics, bytes);
+	pw_metrics_queue_bytes(qf->metrics, bytes);
 }
 
 /* Profiles the store lost for a cursor: the oldest ones, to make room, or
@@ -152,7 +157,7 @@ static void on_bytes(void *arg, int64_t bytes)
 static void on_drop(void *arg, const char *cursor, int reason, uint64_t profiles)
 {
 	struct pw_qfeed *qf = arg;
-	struct pw_ep_metrics *m = pw_metrics_endpoint(qf->eng->metrics, cursor);
+	struct pw_ep_metrics *m = pw_metrics_endpoint(qf->metrics, cursor);
 
 	if (!m || !profiles)
 		return;
@@ -189,13 +194,13 @@ static struct qf_ep *find_ep(struct pw_qfeed *qf, const char *name)
 
 static void count_removed(struct pw_qfeed *qf, const char *name, uint64_t profiles)
 {
-	struct pw_ep_metrics *m = pw_metrics_endpoint(qf->eng->metrics, name);
+	struct pw_ep_metrics *m = pw_metrics_endpoint(qf->metrics, name);
 
 	if (!m || !profiles)
 		return;
 	pw_metrics_queue_dropped(m, PW_QDROP_REMOVED, profiles);
 	pw_metrics_dropped(m, 0, profiles);
-	pw_log(&qf->eng->log, COMPONENT_LOG_WARN, "queued profiles dropped", "endpoint", name,
+	pw_log(&qf->log, COMPONENT_LOG_WARN, "queued profiles dropped", "endpoint", name,
 	       "reason", "the endpoint is no longer configured", PW_LOG_END);
 }
 
@@ -270,7 +275,7 @@ static int add_ep(struct pw_qfeed *qf, size_t idx, const struct pw_snapshot *sna
 
 		pw_metrics_queue_replayed(fe->m, backlog);
 		snprintf(n, sizeof(n), "%" PRIu64, backlog);
-		pw_log(&qf->eng->log, COMPONENT_LOG_INFO, "resuming queued profiles", "endpoint",
+		pw_log(&qf->log, COMPONENT_LOG_INFO, "resuming queued profiles", "endpoint",
 		       fe->name, "profiles", n, PW_LOG_END);
 	}
 	return 0;
@@ -365,7 +370,7 @@ static void give_up(struct pw_qfeed *qf, struct qf_ep *fe, const struct pwq_rec 
 
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
 	pw_metrics_dropped(fe->m, bytes, rec->nprofiles);
-	pw_log(&qf->eng->log, COMPONENT_LOG_WARN, "queued profile dropped", "endpoint", fe->name,
+	pw_log(&qf->log, COMPONENT_LOG_WARN, "queued profile dropped", "endpoint", fe->name,
 	       "record", seq, "err", why, PW_LOG_END);
 	pwq_ack(qf->q, fe->c, rec->seq);
 }
@@ -467,7 +472,7 @@ static void count_expired(struct pw_qfeed *qf, struct qf_ep *fe, uint64_t profil
 	pw_metrics_queue_dropped(fe->m, PW_QDROP_EXPIRED, profiles);
 	pw_metrics_dropped(fe->m, 0, profiles);
 	snprintf(n, sizeof(n), "%" PRIu64, profiles);
-	pw_log(&qf->eng->log, COMPONENT_LOG_WARN, "queued profiles expired", "endpoint", fe->name,
+	pw_log(&qf->log, COMPONENT_LOG_WARN, "queued profiles expired", "endpoint", fe->name,
 	       "profiles", n, "reason", "older than queue.max_age", PW_LOG_END);
 }
 
@@ -571,6 +576,8 @@ struct pw_qfeed *pw_qfeed_open(struct pw_sender *eng, struct pw_snapshot *snap, 
 		goto oom;
 	atomic_init(&qf->refs, 1);
 	qf->eng = eng;
+	qf->metrics = eng->metrics;
+	qf->log = eng->log;
 	qf->dir = pw_strdup(qc->directory);
 	pthread_rwlock_init(&qf->close_lock, NULL);
 	pthread_mutex_init(&qf->lock, NULL);
@@ -633,7 +640,7 @@ void pw_qfeed_update(struct pw_qfeed *qf, struct pw_snapshot *snap)
 	pwq_set_limits(qf->q, qc->max_size, qc->fsync_always, qc->fsync_interval_ns,
 		       qc->drop_oldest);
 	if (reconcile(qf, snap, false) < 0)
-		pw_log(&qf->eng->log, COMPONENT_LOG_ERROR,
+		pw_log(&qf->log, COMPONENT_LOG_ERROR,
 		       "queue: out of memory while matching endpoints to cursors", PW_LOG_END);
 	pwq_checkpoint(qf->q);
 	pthread_mutex_unlock(&qf->lock);
