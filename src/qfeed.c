@@ -200,8 +200,8 @@ static void count_removed(struct pw_qfeed *qf, const char *name, uint64_t profil
 		return;
 	pw_metrics_queue_dropped(m, PW_QDROP_REMOVED, profiles);
 	pw_metrics_dropped(m, 0, profiles);
-	pw_log(&qf->log, COMPONENT_LOG_WARN, "queued profiles dropped", "endpoint", name,
-	       "reason", "the endpoint is no longer configured", PW_LOG_END);
+	pw_log(&qf->log, COMPONENT_LOG_WARN, "queued profiles dropped", "endpoint", name, "reason",
+	       "the endpoint is no longer configured", PW_LOG_END);
 }
 
 /* The endpoint left the configuration: what it has not read is dropped
