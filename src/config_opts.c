@@ -306,8 +306,8 @@ static const struct opt queue_opts[] = {
 		.type = OT_STRING,
 		.off = QUEUE(directory),
 		.flags = OPT_REQUIRED,
-		.desc = "Directory holding the queue's files; created (mode 0700) if missing. One "
-			"instance at a time may use it.",
+		.desc = "Directory holding the queue's files; created (mode 0700, with any missing "
+			"parents) if missing. One instance at a time may use it.",
 	},
 	{
 		.name = "max_size",

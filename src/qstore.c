@@ -1395,9 +1395,31 @@ static void floors_from_cursors_file(struct pwq *q)
 	close(fd);
 }
 
+/* mkdir -p with mode 0700 for every directory it creates. */
+static int mkdirs(const char *path)
+{
+	char *p = pw_strdup(path);
+	int rc = 0;
+
+	if (!p)
+		return -1;
+	for (char *s = p + 1; *s && rc == 0; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) != 0 && errno != EEXIST)
+			rc = -1;
+		*s = '/';
+	}
+	if (rc == 0 && mkdir(p, 0700) != 0 && errno != EEXIST)
+		rc = -1;
+	free(p);
+	return rc;
+}
+
 static int open_dir(struct pwq *q, char **err)
 {
-	if (mkdir(q->dir, 0700) != 0 && errno != EEXIST) {
+	if (mkdirs(q->dir) != 0) {
 		*err = pw_asprintf("queue directory %s: cannot create: %s", q->dir,
 				   strerror(errno));
 		return -1;

@@ -175,7 +175,7 @@ START_TEST(examples_match_json)
 {
 	static const char *const names[] = {
 		"one-endpoint", "tenants", "basic-auth", "demo",
-		"mtls",		"oauth2",  "proxy",	 "tenant-routing",
+		"mtls",		"oauth2",  "proxy",	 "tenant-routing", "durable-queue",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

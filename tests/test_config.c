@@ -1348,6 +1348,7 @@ START_TEST(examples_load)
 		"examples/basic-auth.json",   "examples/oauth2.json",
 		"examples/mtls.json",	      "examples/proxy.json",
 		"examples/demo.json",	      "examples/tenant-routing.json",
+		"examples/durable-queue.json",
 	};
 
 	if (!getenv("PW_SOURCE_ROOT"))
