@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The durable queue under kill -9: `mockhost run` with a queue in front of a
 # `mockhost sink` is killed at random moments while clients post profiles,
-# each with a unique id, and started again on the same queue directory. In
-# one round the sink is killed too and comes back a round later, so that a
-# backlog builds up on disk and is replayed after a restart. Then one last
+# each with a unique id, and started again on the same queue directory. The
+# sink is killed half way through round 2 and comes back half way through
+# round 4, so that a backlog builds up on disk and is replayed after
+# restarts; round 3, with the sink down, ends with a clean stop (SIGTERM),
+# which must keep what was still waiting for a retry. Then one last
 # `mockhost run` drains the queue.
 #
 # Verdict: every id a client got 200 for must reach the sink (a missing one
@@ -18,7 +20,9 @@ set -uo pipefail
 MOCKHOST=${1:-${PW_MOCKHOST:-$(cd "$(dirname "$0")/.." && pwd)/build/mockhost}}
 ROUNDS=5
 CLIENTS=4
-SINK_DOWN_ROUND=2 # the sink is killed in this round and restarted in the next
+SINK_DOWN_ROUND=2 # the sink is killed half way through this round...
+CLEAN_ROUND=3     # ...this round, without a sink, ends with SIGTERM...
+                  # ...and the sink comes back half way through the next
 MAX_CONNECTIONS=8 # the feeder's window is twice this (docs/queue.md)
 DRAIN_SECONDS=30
 SEED=${TORTURE_SEED:-$$}
@@ -170,25 +174,33 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	ms=$((300 + RANDOM % 1201))
 	half=$(printf '%d.%03d' $((ms / 2000)) $((ms / 2 % 1000)))
 	sleep "$half"
+	note=
 	if [ "$round" = "$SINK_DOWN_ROUND" ]; then
 		stop_sink
 		KILLS=$((KILLS + 1))
-		note="sink killed"
-	elif [ -z "$SINK_PID" ]; then
+		note=", sink killed"
+	elif [ -z "$SINK_PID" ] && [ "$round" != "$CLEAN_ROUND" ]; then
 		start_sink
-		note="sink restarted"
-	else
-		note=
+		note=", sink restarted"
 	fi
 	sleep "$half"
 	kill -0 "$RUN_PID" 2>/dev/null ||
 		fail "mockhost run died on its own in round $round: $(cat "$T/run.$round.err")"
-	kill -9 "$RUN_PID"
-	wait "$RUN_PID" 2>/dev/null
+	if [ "$round" = "$CLEAN_ROUND" ]; then
+		how="stopped (SIGTERM)"
+		kill -TERM "$RUN_PID"
+		wait "$RUN_PID" ||
+			fail "mockhost run exited $? on SIGTERM: $(cat "$T/run.$round.err")"
+	else
+		how="killed"
+		kill -9 "$RUN_PID"
+		wait "$RUN_PID" 2>/dev/null
+		KILLS=$((KILLS + 1))
+	fi
 	RUN_PID=
-	KILLS=$((KILLS + 1))
 	wait "${pids[@]}"
-	log "round $round: killed after ${ms}ms, $(cat "$T"/acked."$round".* 2>/dev/null | wc -l) acked${note:+, $note}"
+	log "round $round: $how after ${ms}ms," \
+		"$(cat "$T"/acked."$round".* 2>/dev/null | wc -l) acked$note"
 done
 [ -n "$SINK_PID" ] || start_sink
 
