@@ -174,8 +174,8 @@ static void normalise_endpoints(json_t *doc)
 START_TEST(examples_match_json)
 {
 	static const char *const names[] = {
-		"one-endpoint", "tenants", "basic-auth", "demo",
-		"mtls",		"oauth2",  "proxy",	 "tenant-routing", "durable-queue",
+		"one-endpoint", "tenants", "basic-auth",     "demo",	      "mtls",
+		"oauth2",	"proxy",   "tenant-routing", "durable-queue",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

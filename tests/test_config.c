@@ -1344,10 +1344,10 @@ END_TEST
 START_TEST(examples_load)
 {
 	static const char *const examples[] = {
-		"examples/one-endpoint.json", "examples/tenants.json",
-		"examples/basic-auth.json",   "examples/oauth2.json",
-		"examples/mtls.json",	      "examples/proxy.json",
-		"examples/demo.json",	      "examples/tenant-routing.json",
+		"examples/one-endpoint.json",  "examples/tenants.json",
+		"examples/basic-auth.json",    "examples/oauth2.json",
+		"examples/mtls.json",	       "examples/proxy.json",
+		"examples/demo.json",	       "examples/tenant-routing.json",
 		"examples/durable-queue.json",
 	};
 
