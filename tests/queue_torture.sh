@@ -119,23 +119,36 @@ start_run() {
 
 # One producer: posts profiles until a connection fails (the process was
 # killed), and records an id only once the answer was a whole 200.
+# One client: batches of 100 requests over one keep-alive connection (one
+# curl process each), so a round acknowledges far more profiles than the
+# duplicate bound allows per crash and a missing position save shows. An
+# id is acknowledged only when its own request got 200; the client stops
+# after the first batch with anything else.
 client() {
-	local round=$1 c=$2 n=0 id code rc
+	local round=$1 c=$2 b=0 i urls code url out
 	while :; do
-		n=$((n + 1))
-		id=r${round}c${c}n${n}
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+		b=$((b + 1))
+		urls=()
+		for i in $(seq 1 100); do
+			urls+=("$RUN_URL/ingest?name=torture%7Bid%3Dr${round}c${c}b${b}n${i}%7D&format=pprof")
+		done
+		out=$(curl -s -o /dev/null -w '%{exitcode} %{http_code} %{url_effective}\n' --max-time 5 \
 			-H 'Content-Type: application/octet-stream' --data-binary @"$T/profile.pprof" \
-			"$RUN_URL/ingest?name=torture%7Bid%3D$id%7D&format=pprof")
-		rc=$?
-		if [ "$rc" = 0 ] && [ "$code" = 200 ]; then
-			echo "$id" >>"$T/acked.$round.$c"
-		elif [ "$rc" = 28 ]; then
-			echo "$id" >>"$T/hung"
-			return
-		elif [ "$rc" != 0 ]; then
-			return
-		fi
+			"${urls[@]}")
+		local failed=0
+		while read -r rc code url; do
+			url=${url#*id%3D}
+			url=${url%%%7D*}
+			if [ "$rc" = 0 ] && [ "$code" = 200 ]; then
+				echo "$url" >>"$T/acked.$round.$c"
+			else
+				# 28: the request timed out, where the component should
+				# have answered or the connection failed at once.
+				[ "$rc" = 28 ] && echo "$url" >>"$T/hung"
+				failed=1
+			fi
+		done <<<"$out"
+		[ "$failed" = 0 ] || return 0
 	done
 }
 
