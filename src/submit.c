@@ -255,7 +255,8 @@ int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfee
 		size += p->samples[i].len;
 	if (pw_labels_push(p->labels, p->nlabels, &cfg->external_labels, &ls, &err) < 0)
 		return refuse_profile(s, "push", "invalid_labels", p->nsamples, err, 0, done, user);
-	if (qf)
+	/* Queue mode; with no endpoint, nothing would ever read the record. */
+	if (qf && snap->neps > 0)
 		return queue_push(s, snap, qf, p, &ls, size, done, user);
 	d = pw_delivery_new(&s->budget, snap, false, deadline_ns, done, user);
 	if (!d)
@@ -367,7 +368,7 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qf
 		return refuse_profile(s, "ingest", "invalid_request", 1, err, 400, done, user);
 	if (pw_labels_ingest(in->labels, in->nlabels, &cfg->external_labels, &ls, &err) < 0)
 		return refuse_profile(s, "ingest", "invalid_labels", 1, err, 400, done, user);
-	if (qf)
+	if (qf && snap->neps > 0)
 		return queue_ingest(s, snap, qf, in, &ls, done, user);
 	d = pw_delivery_new(&s->budget, snap, true, deadline_ns, done, user);
 	if (!d)
