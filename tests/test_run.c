@@ -977,6 +977,85 @@ START_TEST(test_reload_refuses_fifo)
 }
 END_TEST
 
+/*
+ * `mockhost run` with a queue block: 200 once the profile is on disk,
+ * delivered afterwards; the queue's series pass promtool and the debug
+ * view shows the queue; a full queue with when_full = "refuse" answers
+ * 429 at once.
+ */
+START_TEST(queue_mode_over_http)
+{
+	struct standin_opts so = {0};
+	struct standin *down;
+	size_t plen, blen;
+	const uint8_t *prof = th_pprof_gz(&plen);
+	uint8_t *big = th_big_pprof(40 * 1024, 7, &blen);
+	char *err = NULL, *cfg, *text = NULL, *path, *cmd;
+	long code = 0;
+	FILE *f;
+
+	env_init();
+	env_sinks(1);
+	down = standin_start(&so, &err);
+	ck_assert_msg(down != NULL, "standin: %s", err ? err : "?");
+	standin_script(down, STANDIN_ROUTE_INGEST,
+		       &(struct standin_reply){.status = 503, .times = 100000});
+	cfg = pw_asprintf("{\"endpoint\":[{\"url\":\"%s\",\"name\":\"live\"},"
+			  "{\"url\":\"%s\",\"name\":\"down\",\"min_backoff_period\":\"10ms\","
+			  "\"max_backoff_period\":\"50ms\"}],"
+			  "\"queue\":{\"directory\":\"%s/queue\",\"max_size\":65536,"
+			  "\"when_full\":\"refuse\"}}",
+			  E.endpoint_url[0], standin_url(down), E.dir);
+	write_file(E.cfg, cfg, false);
+	free(cfg);
+	env_run(NULL);
+
+	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, prof,
+				   plen, NULL),
+			 200);
+	/* The live endpoint gets it; the dead one keeps it on disk. Then
+	 * 40 KiB bodies fill the 64 KiB queue: refused with 429, at once. */
+	for (int i = 0; i < 4 && code != 429; i++)
+		code = http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, big,
+				 blen, NULL);
+	ck_assert_int_eq(code, 429);
+	for (int i = 0; i < 250; i++) {
+		free(text);
+		text = NULL;
+		ck_assert_int_eq(http_get(E.run.url, "/metrics", &text), 200);
+		if (strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 2"))
+			break;
+		msleep(20);
+	}
+	ck_assert_ptr_nonnull(
+		strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 2"));
+	ck_assert_ptr_nonnull(
+		strstr(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"down\"} 2"));
+	ck_assert_ptr_nonnull(strstr(text, "pyroscope_write_queue_fsync_duration_seconds_count"));
+	ck_assert_ptr_nonnull(strstr(text, "pyroscope_write_queue_dropped_profiles_total{endpoint="
+					   "\"down\",reason=\"full\"} 1"));
+	if (system("command -v promtool >/dev/null 2>&1") == 0) {
+		path = pw_asprintf("%s/metrics.txt", E.dir);
+		f = fopen(path, "w");
+		ck_assert_ptr_nonnull(f);
+		fputs(text, f);
+		fclose(f);
+		cmd = pw_asprintf("promtool check metrics < %s >&2", path);
+		ck_assert_msg(system(cmd) == 0, "promtool check metrics failed:\n%s", text);
+		free(cmd);
+		free(path);
+	}
+	free(text);
+	text = NULL;
+	ck_assert_int_eq(http_get(E.run.url, "/debug", &text), 200);
+	ck_assert_ptr_nonnull(strstr(text, "\"queue\":{\"directory\":"));
+	free(text);
+	free(big);
+	env_fini();
+	standin_stop(down);
+}
+END_TEST
+
 START_TEST(test_metrics_pass_promtool)
 {
 	char *text = NULL, *path, *cmd;
@@ -1780,6 +1859,7 @@ static Suite *run_suite(void)
 	tcase_add_test(tc, test_reload_survives_directory_recreated);
 	tcase_add_test(tc, test_reload_refuses_fifo);
 	tcase_add_test(tc, test_metrics_pass_promtool);
+	tcase_add_test(tc, queue_mode_over_http);
 	tcase_add_test(tc, test_clients_during_100_reloads);
 	tcase_add_test(tc, test_conn_limit);
 	tcase_add_test(tc, test_sigterm_drains_and_exits_0);
