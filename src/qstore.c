@@ -389,22 +389,23 @@ static void seal_tail_locked(struct pwq *q)
 	q->tail_fd = -1;
 }
 
-/* After a failed fsync the page cache of fd cannot be trusted: stop using
- * it, and fail whatever waits for it. */
-static void fsync_failed_locked(struct pwq *q, int fd, uint64_t seg, struct pend *taken,
-				size_t ntaken)
+/* After a failed fsync the page cache of segment seg cannot be trusted:
+ * stop writing to it, and fail whatever waits for it. By segment id, not
+ * fd: the fd the flusher synced was its own duplicate. */
+static void fsync_failed_locked(struct pwq *q, uint64_t seg, struct pend *taken, size_t ntaken)
 {
 	qlog(q, COMPONENT_LOG_ERROR, "queue: fsync failed, segment sealed", seg, 0, NULL, 0);
-	if (fd >= 0 && q->tail_fd == fd) {
+	if (q->tail_fd >= 0 && q->nsegs > 0 && q->segs[q->nsegs - 1].id == seg) {
+		close(q->tail_fd);
 		q->tail_fd = -1;
-		close(fd);
-	} else if (fd >= 0) {
-		for (size_t i = 0; i < q->nold; i++) {
-			if (q->old[i].fd == fd) {
-				close(fd);
-				q->old[i] = q->old[--q->nold];
-				break;
-			}
+	}
+	/* Sealed meanwhile and waiting for the next round: a second fsync
+	 * could report success for pages already lost. */
+	for (size_t i = 0; i < q->nold; i++) {
+		if (q->old[i].seg == seg) {
+			close(q->old[i].fd);
+			q->old[i] = q->old[--q->nold];
+			break;
 		}
 	}
 	for (size_t i = 0; i < ntaken; i++)
@@ -428,8 +429,12 @@ static void sync_round_locked(struct pwq *q)
 	size_t ntaken = q->npend, records = q->o.fsync_always ? q->npend : q->unsynced;
 	struct oldfd *old = q->old;
 	size_t nold = q->nold;
-	int fd = q->tail_fd, dir_err = 0;
-	uint64_t tail_id = fd >= 0 ? q->segs[q->nsegs - 1].id : 0;
+	/* The tail is synced through a duplicate: appenders may seal it and
+	 * drop_oldest may delete and close it while the lock is not held, and
+	 * its number could then name another file. */
+	int fd = q->tail_fd >= 0 ? fcntl(q->tail_fd, F_DUPFD_CLOEXEC, 0) : -1, dir_err = 0;
+	bool have_tail = q->tail_fd >= 0;
+	uint64_t tail_id = have_tail ? q->segs[q->nsegs - 1].id : 0;
 	bool dirsync = q->dir_dirty, tail_bad = false;
 	uint64_t *bad_old = NULL;
 	size_t nbad = 0;
@@ -450,19 +455,29 @@ static void sync_round_locked(struct pwq *q)
 			bad_old[nbad++] = old[i].seg;
 		close(old[i].fd);
 	}
-	if (fd >= 0 && fdatasync(fd) != 0)
-		tail_bad = true;
+	if (fd >= 0) {
+		if (fdatasync(fd) != 0)
+			tail_bad = true;
+		close(fd);
+	} else if (have_tail) {
+		/* No fd left for a duplicate: sync the tail under the lock. */
+		pthread_mutex_lock(&q->mu);
+		if (q->tail_fd >= 0 && q->segs[q->nsegs - 1].id == tail_id &&
+		    fdatasync(q->tail_fd) != 0)
+			tail_bad = true;
+		pthread_mutex_unlock(&q->mu);
+	}
 	if (dirsync && fsync(q->dirfd) != 0)
 		dir_err = errno;
 	double secs = now_diff(t0);
 
 	pthread_mutex_lock(&q->mu);
-	if (q->o.on_fsync && (records || nold || fd >= 0))
+	if (q->o.on_fsync && (records || nold || have_tail))
 		q->o.on_fsync(q->o.arg, secs, records);
 	if (tail_bad)
-		fsync_failed_locked(q, fd, tail_id, taken, ntaken);
+		fsync_failed_locked(q, tail_id, taken, ntaken);
 	for (size_t i = 0; i < nbad; i++)
-		fsync_failed_locked(q, -1, bad_old[i], taken, ntaken);
+		fsync_failed_locked(q, bad_old[i], taken, ntaken);
 	if (dir_err) {
 		qlog_errno(q, "queue: fsync of the directory failed", ".", dir_err);
 		q->dir_dirty = true;
