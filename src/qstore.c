@@ -719,13 +719,14 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 	struct pwq_rechdr h = {.created_ms = created_ms, .nprofiles = nprofiles};
 	uint64_t len = 0, rsize;
 	int cnt = 0, pay_end, st;
+	bool always = true; /* read under the lock: a reload may change it */
 
 	if (iovcnt < 0 || iovcnt > MAX_IOV)
 		return PWQ_TOO_BIG;
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;
 	rsize = PWQ_REC_SIZE(len);
-	if (len > UINT32_MAX || (int64_t)(rsize + PWQ_SEG_HDR + 64) > q->o.max_size)
+	if (len > UINT32_MAX)
 		return PWQ_TOO_BIG;
 	h.len = (uint32_t)len;
 	v = calloc((size_t)iovcnt + 3, sizeof(*v));
@@ -741,11 +742,16 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 		v[cnt++] = (struct iovec){(void *)zeros, rsize - PWQ_REC_HDR - len};
 
 	pthread_mutex_lock(&q->mu);
+	always = q->o.fsync_always;
 	if (q->stop) {
 		st = PWQ_IO;
 		goto out;
 	}
-	if (q->o.fsync_always && grow(&q->pend, &q->cappend, q->npend + 1, sizeof(*q->pend)) < 0) {
+	if ((int64_t)(rsize + PWQ_SEG_HDR + 64) > q->o.max_size) {
+		st = PWQ_TOO_BIG;
+		goto out;
+	}
+	if (always && grow(&q->pend, &q->cappend, q->npend + 1, sizeof(*q->pend)) < 0) {
 		st = PWQ_NOMEM;
 		goto out;
 	}
@@ -755,7 +761,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 				       (!q->o.drop_oldest || drop_oldest_locked(q) < 0)))
 			break;
 	}
-	if (st == PWQ_OK && q->o.fsync_always) {
+	if (st == PWQ_OK && always) {
 		q->pend[q->npend++] = (struct pend){done, user, q->segs[q->nsegs - 1].id, false};
 		pthread_cond_signal(&q->cond);
 	} else if (st == PWQ_OK && q->unsynced == 1) {
@@ -764,7 +770,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 out:
 	pthread_mutex_unlock(&q->mu);
 	free(v);
-	if (st == PWQ_OK && !q->o.fsync_always && done)
+	if (st == PWQ_OK && !always && done)
 		done(user, PWQ_OK);
 	return st;
 }
