@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,6 +479,79 @@ START_TEST(ingest_through_the_queue)
 }
 END_TEST
 
+struct load {
+	struct th_instance *in;
+	char *cfg[2];
+	atomic_int ok, failed;
+	atomic_bool stop;
+	int per_thread;
+};
+
+static void *producer(void *arg)
+{
+	struct load *l = arg;
+
+	for (int i = 0; i < l->per_thread; i++) {
+		char *err = NULL;
+
+		if (push_one(l->in, &err) == COMPONENT_OK)
+			atomic_fetch_add(&l->ok, 1);
+		else
+			atomic_fetch_add(&l->failed, 1);
+		free(err);
+	}
+	return NULL;
+}
+
+static void *updater(void *arg)
+{
+	struct load *l = arg;
+
+	for (int i = 0; !atomic_load(&l->stop); i++) {
+		char *err = NULL;
+
+		ck_assert_msg(l->in->p->d->update(l->in->inst, l->cfg[i % 2], &err) == COMPONENT_OK,
+			      "update: %s", err);
+		usleep(2000);
+	}
+	return NULL;
+}
+
+/* Producers push while reloads change the queue's limits and fsync mode in
+ * place: every push is acknowledged and every acknowledged one arrives. */
+START_TEST(concurrent_producers_and_reloads)
+{
+	struct th_instance in = make("{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\"}}");
+	struct load l = {.in = &in};
+	int nthreads = th_under_valgrind() ? 4 : 16;
+	pthread_t th[16], up;
+
+	l.per_thread = th_under_valgrind() ? 5 : 25;
+	l.cfg[0] = cfg("{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\",\"max_size\":"
+		       "8388608,\"fsync\":\"interval\",\"fsync_interval\":\"10ms\"}}");
+	l.cfg[1] = cfg("{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\","
+		       "\"when_full\":\"refuse\"}}");
+	atomic_init(&l.ok, 0);
+	atomic_init(&l.failed, 0);
+	atomic_init(&l.stop, false);
+	pthread_create(&up, NULL, updater, &l);
+	for (int i = 0; i < nthreads; i++)
+		pthread_create(&th[i], NULL, producer, &l);
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(th[i], NULL);
+	atomic_store(&l.stop, true);
+	pthread_join(up, NULL);
+	ck_assert_int_eq(atomic_load(&l.failed), 0);
+	ck_assert_int_eq(atomic_load(&l.ok), nthreads * l.per_thread);
+	ck_assert_double_eq(wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}",
+					nthreads * l.per_thread, 20000),
+			    nthreads * l.per_thread);
+	th_destroy(&in);
+	free(l.cfg[0]);
+	free(l.cfg[1]);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
 	Suite *s = suite_create("queue");
@@ -495,6 +570,7 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, reload_changes_directory);
 	tcase_add_test(tc, second_owner_is_refused);
 	tcase_add_test(tc, ingest_through_the_queue);
+	tcase_add_test(tc, concurrent_producers_and_reloads);
 	suite_add_tcase(s, tc);
 	return s;
 }
