@@ -1820,20 +1820,14 @@ static void recovery_run(struct plugin *pl, const struct payload *p, const char 
 	t0 = now_s();
 	plugin_create(pl, cfg);
 	rc->create_ms = (now_s() - t0) * 1000;
-	while (now_s() - t0 < 60) {
-		if (!first && metric_now(pl, "pyroscope_write_sent_profiles_total") > 0) {
+	while (!first && now_s() - t0 < 60) {
+		if (metric_now(pl, "pyroscope_write_sent_profiles_total") > 0) {
 			first = now_s();
 			rc->first_ms = (first - t0) * 1000;
 		}
-		if (first && metric_now(pl, "pyroscope_write_queue_backlog_profiles") == 0) {
-			rc->drained = true;
-			break;
-		}
-		if (!first)
-			usleep(100);
-		else
-			usleep(2000);
+		usleep(100);
 	}
+	rc->drained = wait_drained(pl, (double)rc->profiles, 120);
 	rc->drain_secs = now_s() - t0;
 	atomic_store(&rs.stop, true);
 	pthread_join(rs.thread, NULL);
