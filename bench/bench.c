@@ -1119,16 +1119,17 @@ static void update_run(struct plugin *pl, const struct payload *p, int size)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
-			"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
-			"                [--single "
-			"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
-			"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
-			"                [--batch JSON]  (each endpoint's batch block; without\n"
-			"                --single: 2 KiB, batched against unbatched side by side)\n"
-			"                [--queue DIR [--backlog-mib N]]  (the durable queue against\n"
-			"                memory mode, fsync and recovery; DIR on the disk to measure)\n"
-			"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
+	fprintf(stderr,
+		"usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
+		"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
+		"                [--single "
+		"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
+		"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
+		"                [--batch JSON]  (each endpoint's batch block; without\n"
+		"                --single: 2 KiB, batched against unbatched side by side)\n"
+		"                [--queue DIR [--backlog-mib N]]  (the durable queue against\n"
+		"                memory mode, fsync and recovery; DIR on the disk to measure)\n"
+		"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
 	exit(2);
 }
 
@@ -1530,7 +1531,8 @@ static char *queue_config(const char *dir, int port, const char *fsync, long lon
 	char *buf = xmalloc(1024 + (dir ? strlen(dir) : 0));
 
 	if (!dir)
-		snprintf(buf, 1024, "{\"endpoint\":[{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e0\"}]}",
+		snprintf(buf, 1024,
+			 "{\"endpoint\":[{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e0\"}]}",
 			 port);
 	else
 		snprintf(buf, 1024 + strlen(dir),
@@ -1602,8 +1604,8 @@ static void queue_cb_run(struct plugin *pl, const struct payload *p, double *acc
 
 #define FSYNC_NB 12
 static const char *const fsync_le[FSYNC_NB + 1] = {
-	"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
-	"0.05",   "0.1",   "0.25",   "0.5",   "1",    "2.5", "+Inf",
+	"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+	"0.1",	  "0.25",  "0.5",    "1",     "2.5",  "+Inf",
 };
 
 /* fsync figures from the histogram's change over the measured runs. */
@@ -1906,8 +1908,9 @@ static int queue_main(struct plugin *pl, struct payload *pay)
 	for (int i = 0; i < NSIZES; i++) {
 		struct qcell *c = &cells[i];
 
-		printf("| %s | %.0f | %.0f | %.1f | %.1f | %.2f | %.0f | %.3f / %.3f |", size_names[i],
-		       c->rate[0], c->rate[1], c->rate[0] * (double)pay[i].plen / 1e6,
+		printf("| %s | %.0f | %.0f | %.1f | %.1f | %.2f | %.0f | %.3f / %.3f |",
+		       size_names[i], c->rate[0], c->rate[1],
+		       c->rate[0] * (double)pay[i].plen / 1e6,
 		       c->rate[1] * (double)pay[i].plen / 1e6, c->rate[1] / c->rate[0], c->accept,
 		       c->cpu[0], c->cpu[1]);
 		for (int m = 0; m < 2; m++) {
