@@ -55,6 +55,9 @@ struct qf_ep {
 struct pw_qfeed {
 	_Atomic int refs;
 	struct pw_sender *eng;
+	/* The instance's metrics, which outlive the queue: the store's
+	 * callbacks run until pwq_close, after the sender is freed. */
+	struct pw_metrics *metrics;
 	char *dir;
 
 	pthread_rwlock_t close_lock;
@@ -136,14 +139,14 @@ static void on_fsync(void *arg, double seconds, size_t records)
 	struct pw_qfeed *qf = arg;
 
 	(void)records;
-	pw_metrics_queue_fsync(qf->eng->metrics, seconds);
+	pw_metrics_queue_fsync(qf->metrics, seconds);
 }
 
 static void on_bytes(void *arg, int64_t bytes)
 {
 	struct pw_qfeed *qf = arg;
 
-	pw_metrics_queue_bytes(qf->eng->metrics, bytes);
+	pw_metrics_queue_bytes(qf->metrics, bytes);
 }
 
 /* Profiles the store lost for a cursor: the oldest ones, to make room, or
@@ -152,7 +155,7 @@ static void on_bytes(void *arg, int64_t bytes)
 static void on_drop(void *arg, const char *cursor, int reason, uint64_t profiles)
 {
 	struct pw_qfeed *qf = arg;
-	struct pw_ep_metrics *m = pw_metrics_endpoint(qf->eng->metrics, cursor);
+	struct pw_ep_metrics *m = pw_metrics_endpoint(qf->metrics, cursor);
 
 	if (!m || !profiles)
 		return;
@@ -517,10 +520,10 @@ static void publish(struct pw_qfeed *qf, int64_t now_ms)
 			continue;
 		pwq_cursor_stat(qf->q, fe->c, &st);
 		pw_metrics_queue_backlog(fe->m, (int64_t)st.backlog_profiles);
-		pw_metrics_queue_oldest_age(fe->m, st.oldest_created_ms && now_ms > st.oldest_created_ms
-							   ? (double)(now_ms - st.oldest_created_ms) /
-								     1000.0
-							   : 0.0);
+		pw_metrics_queue_oldest_age(
+			fe->m, st.oldest_created_ms && now_ms > st.oldest_created_ms
+				       ? (double)(now_ms - st.oldest_created_ms) / 1000.0
+				       : 0.0);
 	}
 }
 
@@ -571,6 +574,7 @@ struct pw_qfeed *pw_qfeed_open(struct pw_sender *eng, struct pw_snapshot *snap, 
 		goto oom;
 	atomic_init(&qf->refs, 1);
 	qf->eng = eng;
+	qf->metrics = eng->metrics;
 	qf->dir = pw_strdup(qc->directory);
 	pthread_rwlock_init(&qf->close_lock, NULL);
 	pthread_mutex_init(&qf->lock, NULL);
@@ -740,7 +744,8 @@ int pw_qfeed_append(struct pw_qfeed *qf, const struct iovec *iov, int iovcnt, ui
 
 static void put_pos(struct strbuf *sb, const char *key, const struct pwq_pos *p)
 {
-	strbuf_printf(sb, "\"%s\":{\"segment\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 "}",
+	strbuf_printf(sb,
+		      "\"%s\":{\"segment\":%" PRIu64 ",\"offset\":%" PRIu64 ",\"seq\":%" PRIu64 "}",
 		      key, p->seg, p->off, p->seq);
 }
 
@@ -767,8 +772,9 @@ void pw_qfeed_debug(struct pw_qfeed *qf, struct strbuf *sb)
 			      ",\"backlog_profiles\":%" PRIu64 ",\"backlog_records\":%" PRIu64
 			      ",\"oldest_age_seconds\":%.3f,\"in_flight\":%d,",
 			      st.backlog_profiles, st.backlog_records,
-			      st.oldest_created_ms ? (double)(now_ms - st.oldest_created_ms) / 1000.0
-						   : 0.0,
+			      st.oldest_created_ms
+				      ? (double)(now_ms - st.oldest_created_ms) / 1000.0
+				      : 0.0,
 			      fe->inflight);
 		put_pos(sb, "committed", &st.committed);
 		strbuf_putc(sb, ',');

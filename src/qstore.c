@@ -559,7 +559,9 @@ static int drop_oldest_locked(struct pwq *q)
 		/* Acks of the dropped records are ignored from now on. */
 		while (keep < c->nfl && c->fl[keep].seq < after.seq)
 			keep++;
-		memmove(c->fl, c->fl + keep, (c->nfl - keep) * sizeof(*c->fl));
+		/* c->fl is NULL for a cursor that never read anything. */
+		if (keep)
+			memmove(c->fl, c->fl + keep, (c->nfl - keep) * sizeof(*c->fl));
 		c->nfl -= keep;
 		if (c->nfl == 0)
 			c->committed = c->read;

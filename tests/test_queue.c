@@ -138,11 +138,12 @@ START_TEST(acknowledged_then_delivered)
 	ck_assert_int_eq(push_one(&in, &err), COMPONENT_OK);
 	ck_assert_ptr_null(err);
 	ck_assert_int_eq(standin_wait(sink, 1, 5000), 0);
-	ck_assert_double_eq(wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}",
-					1, 5000),
-			    1);
+	ck_assert_double_eq(
+		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}", 1, 5000),
+		1);
 	ck_assert_double_gt(th_metric(&in, "pyroscope_write_queue_bytes"), 0);
-	ck_assert_double_ge(th_metric(&in, "pyroscope_write_queue_fsync_duration_seconds_count"), 1);
+	ck_assert_double_ge(th_metric(&in, "pyroscope_write_queue_fsync_duration_seconds_count"),
+			    1);
 	dbg = th_debug_info(&in);
 	ck_assert_ptr_nonnull(strstr(dbg, "\"queue\":{\"directory\":"));
 	ck_assert_ptr_nonnull(strstr(dbg, "\"backlog_profiles\":"));
@@ -188,7 +189,8 @@ START_TEST(dead_endpoint_beside_live_one)
 	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_dropped_profiles_total", "b"), 0);
 	standin_script_clear(sink2);
 	ck_assert_double_eq(
-		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"b\"}", 5, 10000), 5);
+		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"b\"}", 5, 10000),
+		5);
 	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "a"), 5);
 	th_destroy(&in);
 }
@@ -218,10 +220,36 @@ START_TEST(restart_resumes_backlog)
 	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_queue_replayed_profiles_total", "a"),
 			    7);
 	ck_assert_double_eq(
-		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}", 7, 10000), 7);
-	ck_assert_double_eq(wait_zero(&in, "pyroscope_write_queue_backlog_profiles{endpoint=\"a\"}",
-				      5000),
-			    0);
+		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}", 7, 10000),
+		7);
+	ck_assert_double_eq(
+		wait_zero(&in, "pyroscope_write_queue_backlog_profiles{endpoint=\"a\"}", 5000), 0);
+	th_destroy(&in);
+}
+END_TEST
+
+/* A queued profile whose attempt is under way when the instance stops is
+ * shelved when the answer comes, not retried until the drain runs out. */
+START_TEST(stop_shelves_attempt_under_way)
+{
+	const char *c = "{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\"}}";
+	const struct standin_reply slow_down = {.status = 503, .delay_ms = 300, .times = 100000};
+	struct th_instance in = make(c);
+	char *err = NULL;
+	double t0;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &slow_down);
+	ck_assert_int_eq(push_one(&in, &err), COMPONENT_OK);
+	usleep(100000); /* the first attempt is waiting for its answer */
+	t0 = th_now_s();
+	th_destroy(&in);
+	/* The drain (shutdown_timeout, 5 s) is not spent retrying. */
+	ck_assert_double_lt(th_now_s() - t0, 3.0);
+	standin_script_clear(sink);
+	in = make(c);
+	ck_assert_double_eq(
+		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}", 1, 10000),
+		1);
 	th_destroy(&in);
 }
 END_TEST
@@ -304,10 +332,11 @@ END_TEST
  */
 START_TEST(full_drop_oldest_keeps_accepting)
 {
-	struct th_instance in = make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
-				     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"50ms\","
-				     "\"max_connections\":1}"
-				     "],\"queue\":{\"directory\":\"{{D}}\",\"max_size\":65536}}");
+	struct th_instance in =
+		make("{\"endpoint\":[{\"url\":\"{{A}}\",\"name\":\"a\","
+		     "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"50ms\","
+		     "\"max_connections\":1}"
+		     "],\"queue\":{\"directory\":\"{{D}}\",\"max_size\":65536}}");
 	char *err = NULL;
 	double sent, dropped;
 
@@ -356,7 +385,8 @@ START_TEST(reload_removes_endpoint_backlog)
 	standin_script_clear(sink2);
 	ck_assert_int_eq(push_one(&in, &err), COMPONENT_OK);
 	ck_assert_double_eq(
-		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"b\"}", 1, 5000), 1);
+		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"b\"}", 1, 5000),
+		1);
 	usleep(300000);
 	ck_assert_double_eq(th_ep_metric(&in, "pyroscope_write_sent_profiles_total", "b"), 1);
 	th_destroy(&in);
@@ -464,6 +494,7 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, invalid_labels_are_refused_and_not_queued);
 	tcase_add_test(tc, dead_endpoint_beside_live_one);
 	tcase_add_test(tc, restart_resumes_backlog);
+	tcase_add_test(tc, stop_shelves_attempt_under_way);
 	tcase_add_test(tc, expired_profiles_are_dropped);
 	tcase_add_test(tc, full_refuse_fails_fast);
 	tcase_add_test(tc, full_drop_oldest_keeps_accepting);
