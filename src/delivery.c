@@ -173,7 +173,7 @@ void pw_delivery_free(struct delivery *d)
  * one Pyroscope would accept: nothing is sent then.
  */
 char *pw_delivery_set_tenants(struct delivery *d, const struct pw_label *in, size_t n,
-			 const struct pw_kvmap *external)
+			      const struct pw_kvmap *external)
 {
 	for (size_t i = 0; i < d->ntasks; i++) {
 		const char *label = d->tasks[i].ep->cfg->tenant_label, *tenant, *why;

@@ -242,7 +242,8 @@ static int queue_push(struct pw_sender *s, struct pw_snapshot *snap, struct pw_q
 }
 
 int pw_sender_push(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
-		   const struct pw_push *p, bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
+		   const struct pw_push *p, bool keep, int64_t deadline_ns, pw_done_fn done,
+		   void *user)
 {
 	const struct pw_config *cfg = pw_snapshot_config(snap);
 	struct pw_labelset ls = {0};
@@ -340,7 +341,8 @@ static int queue_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw
 			pw_labelset_free(ls);
 			pw_metrics_rejected(s->metrics, "ingest", "invalid_request", 1);
 			pw_delivery_report(&(struct delivery){.done = done, .user = user},
-					   COMPONENT_EINVAL, err ? err : "invalid ingest request", 400);
+					   COMPONENT_EINVAL, err ? err : "invalid ingest request",
+					   400);
 			free(err);
 			return COMPONENT_OK;
 		}
@@ -352,7 +354,8 @@ static int queue_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw
 }
 
 int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
-		     const struct pw_ingest *in, bool keep, int64_t deadline_ns, pw_done_fn done, void *user)
+		     const struct pw_ingest *in, bool keep, int64_t deadline_ns, pw_done_fn done,
+		     void *user)
 {
 	const struct pw_config *cfg = pw_snapshot_config(snap);
 	struct pw_labelset ls = {0};
