@@ -234,8 +234,8 @@ static struct pwq_pos seg_start_locked(struct pwq *q, size_t i)
 
 	if (!s->start_known) {
 		uint8_t hb[PWQ_SEG_HDR];
-		struct pwq_seghdr sh;
-		struct pwq_rechdr h;
+		struct pwq_seghdr sh = {0};
+		struct pwq_rechdr h = {0};
 		uint64_t at;
 		bool hok = false;
 		int fd = seg_open(q, s->id, O_RDONLY), r = -1;
