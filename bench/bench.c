@@ -24,8 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -69,6 +72,8 @@ struct opts {
 	const char *single; /* "KIND,ENDPOINTS,SIZE,CONCURRENCY": one kind of run, repeated */
 	int rows; /* throughput rows: the first `rows` of ep_counts */
 	const char *batch; /* JSON of each endpoint's batch block, NULL: none */
+	const char *queue; /* --queue: directory for the queue's runs, NULL: none */
+	int backlog_mib; /* --queue: size of the recovery backlog */
 };
 
 struct payload {
@@ -98,6 +103,7 @@ static struct opts o = {
 	.tmpdir = "/tmp",
 	.refill = 1,
 	.rows = NROWS,
+	.backlog_mib = 1024,
 };
 
 /* ---- small helpers ---- */
@@ -1113,14 +1119,17 @@ static void update_run(struct plugin *pl, const struct payload *p, int size)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
-			"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
-			"                [--single "
-			"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
-			"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
-			"                [--batch JSON]  (each endpoint's batch block; without\n"
-			"                --single: 2 KiB, batched against unbatched side by side)\n"
-			"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
+	fprintf(stderr,
+		"usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
+		"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
+		"                [--single "
+		"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
+		"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
+		"                [--batch JSON]  (each endpoint's batch block; without\n"
+		"                --single: 2 KiB, batched against unbatched side by side)\n"
+		"                [--queue DIR [--backlog-mib N]]  (the durable queue against\n"
+		"                memory mode, fsync and recovery; DIR on the disk to measure)\n"
+		"The receiver (pw-bench-recv -p BASE -n 10) must be listening.\n");
 	exit(2);
 }
 
@@ -1169,6 +1178,8 @@ static void parse_args(int argc, char **argv)
 		{"copy", no_argument, NULL, 'C'},
 		{"endpoints", required_argument, NULL, 'E'},
 		{"batch", required_argument, NULL, 'B'},
+		{"queue", required_argument, NULL, 'Q'},
+		{"backlog-mib", required_argument, NULL, 'L'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
@@ -1215,6 +1226,12 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'B':
 			o.batch = optarg;
+			break;
+		case 'Q':
+			o.queue = optarg;
+			break;
+		case 'L':
+			o.backlog_mib = arg_int("--backlog-mib", optarg, 1, 4096);
 			break;
 		default:
 			usage();
@@ -1438,6 +1455,500 @@ static int batch_main(struct plugin *pl0, struct payload *pay)
 	return 0;
 }
 
+/* ---- the durable queue against memory mode ---- */
+
+/* The whole metrics text of an instance, to read a few series from. */
+struct mtext {
+	char *buf;
+	size_t len, cap;
+};
+
+static int mtext_sink(void *user, const char *data, size_t len)
+{
+	struct mtext *t = user;
+
+	if (t->len + len + 1 > t->cap) {
+		size_t cap = (t->cap ? t->cap : 16384);
+
+		while (t->len + len + 1 > cap)
+			cap *= 2;
+		t->buf = realloc(t->buf, cap);
+		if (!t->buf) {
+			fprintf(stderr, "pw-bench: out of memory\n");
+			exit(1);
+		}
+		t->cap = cap;
+	}
+	memcpy(t->buf + t->len, data, len);
+	t->len += len;
+	t->buf[t->len] = '\0';
+	return 0;
+}
+
+static char *metrics_text(struct plugin *pl)
+{
+	struct mtext t = {0};
+
+	pl->d->metrics(pl->inst, mtext_sink, &t);
+	return t.buf ? t.buf : calloc(1, 1);
+}
+
+/* Sum of the values of the series whose text up to the labels or the value
+ * is `name` ("a_total" matches a_total{...} and a_total, not a_total_x);
+ * `name` may carry its labels, as in a bucket's `..._bucket{le="0.001"}`. */
+static double metric_sum(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	double sum = 0;
+
+	for (const char *p = text; p && *p;) {
+		const char *nl = strchr(p, '\n');
+
+		if (strncmp(p, name, n) == 0 && (p[n] == '{' || p[n] == ' ')) {
+			const char *sp = nl ? nl : p + strlen(p);
+
+			while (sp > p && sp[-1] != ' ')
+				sp--;
+			sum += strtod(sp, NULL);
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	return sum;
+}
+
+static double metric_now(struct plugin *pl, const char *name)
+{
+	char *t = metrics_text(pl);
+	double v = metric_sum(t, name);
+
+	free(t);
+	return v;
+}
+
+/* One endpoint "e0" at `port`, with a queue block when `dir` is set. */
+static char *queue_config(const char *dir, int port, const char *fsync, long long max_size)
+{
+	char *buf = xmalloc(1024 + (dir ? strlen(dir) : 0));
+
+	if (!dir)
+		snprintf(buf, 1024,
+			 "{\"endpoint\":[{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e0\"}]}",
+			 port);
+	else
+		snprintf(buf, 1024 + strlen(dir),
+			 "{\"endpoint\":[{\"url\":\"http://127.0.0.1:%d\",\"name\":\"e0\"}],"
+			 "\"queue\":{\"directory\":\"%s\",\"max_size\":%lld,\"fsync\":\"%s\"}}",
+			 port, dir, max_size, fsync);
+	return buf;
+}
+
+/* The queue directory holds files only (lock, segments, cursors). */
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[4096];
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Until the endpoint has finished every profile the queue accepted (sent
+ * or dropped), or `limit` seconds. */
+static bool wait_drained(struct plugin *pl, double accepted, double limit)
+{
+	double end = now_s() + limit;
+
+	while (now_s() < end) {
+		char *t = metrics_text(pl);
+		double done = metric_sum(t, "pyroscope_write_sent_profiles_total") +
+			      metric_sum(t, "pyroscope_write_dropped_profiles_total");
+
+		free(t);
+		if (done >= accepted)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * A queue run: the producer's callbacks come when the profile is on disk,
+ * not when it is delivered, so the run lasts until the endpoint has taken
+ * everything accepted, and its rate is profiles delivered over that time.
+ * `accepted` is the instance's running total; *accept_rate the producer's
+ * own rate.
+ */
+static void queue_cb_run(struct plugin *pl, const struct payload *p, double *accepted,
+			 struct run *r, double *accept_rate)
+{
+	double t0 = now_s(), c0 = cpu_s();
+
+	plugin_cb_run(pl, p, INFLIGHT, o.secs, r);
+	*accept_rate = rate(r);
+	*accepted += (double)r->ok;
+	if (!wait_drained(pl, *accepted, 120))
+		fprintf(stderr, "  WARNING queue run: not drained after 120 s\n");
+	r->secs = now_s() - t0;
+	r->cpu = cpu_s() - c0;
+}
+
+#define FSYNC_NB 12
+static const char *const fsync_le[FSYNC_NB + 1] = {
+	"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+	"0.1",	  "0.25",  "0.5",    "1",     "2.5",  "+Inf",
+};
+
+/* fsync figures from the histogram's change over the measured runs. */
+struct fsync_stats {
+	double bucket[FSYNC_NB + 1]; /* cumulative */
+	double sum, count;
+};
+
+static void fsync_read(struct plugin *pl, struct fsync_stats *f)
+{
+	char *t = metrics_text(pl);
+	char name[128];
+
+	for (int i = 0; i <= FSYNC_NB; i++) {
+		snprintf(name, sizeof(name),
+			 "pyroscope_write_queue_fsync_duration_seconds_bucket{le=\"%s\"}",
+			 fsync_le[i]);
+		f->bucket[i] = metric_sum(t, name);
+	}
+	f->sum = metric_sum(t, "pyroscope_write_queue_fsync_duration_seconds_sum");
+	f->count = metric_sum(t, "pyroscope_write_queue_fsync_duration_seconds_count");
+	free(t);
+}
+
+/* Percentile q of the fsyncs between a and b, in ms, interpolated linearly
+ * inside the bucket it falls in (as Prometheus' histogram_quantile does). */
+static double fsync_pct_ms(const struct fsync_stats *a, const struct fsync_stats *b, double q)
+{
+	double n = b->count - a->count, want = q * n, lo = 0, prev = 0;
+
+	if (n <= 0)
+		return NAN;
+	for (int i = 0; i <= FSYNC_NB; i++) {
+		double c = b->bucket[i] - a->bucket[i];
+		double hi = i < FSYNC_NB ? strtod(fsync_le[i], NULL) : lo;
+
+		if (c >= want) {
+			if (c == prev)
+				return hi * 1000;
+			return (lo + (hi - lo) * (want - prev) / (c - prev)) * 1000;
+		}
+		prev = c;
+		lo = hi;
+	}
+	return NAN;
+}
+
+/* Memory and queue instances side by side at one size, runs alternating. */
+struct qcell {
+	double rate[2], cpu[2], accept; /* [0] memory, [1] queue */
+	double per_run[2][MAX_REPS];
+	struct fsync_stats f0, f1;
+	double queued; /* profiles the queue accepted in the measured runs */
+};
+
+static void queue_pair(struct plugin *pl0, const struct payload *p, const char *qdir,
+		       struct qcell *c)
+{
+	struct plugin pl[2] = {*pl0, *pl0};
+	double r[2][MAX_REPS], cpu[2][MAX_REPS], acc[MAX_REPS], accepted = 0;
+	int n = o.quick ? 1 : MAX_REPS;
+
+	remove_dir(qdir);
+	for (int m = 0; m < 2; m++) {
+		char *cfg = queue_config(m ? qdir : NULL, o.port, "always", 1LL << 30);
+		struct run warm;
+		double a = 0;
+
+		plugin_create(&pl[m], cfg);
+		free(cfg);
+		run_init(&warm, false);
+		if (m)
+			queue_cb_run(&pl[m], p, &accepted, &warm, &a);
+		else
+			plugin_cb_run(&pl[m], p, INFLIGHT, 0.2, &warm);
+		run_free(&warm);
+	}
+	fsync_read(&pl[1], &c->f0);
+	c->queued = -accepted;
+	for (int i = 0; i < n; i++) {
+		for (int m = 0; m < 2; m++) {
+			struct run run;
+
+			run_init(&run, false);
+			if (m)
+				queue_cb_run(&pl[m], p, &accepted, &run, &acc[i]);
+			else
+				plugin_cb_run(&pl[m], p, INFLIGHT, o.secs, &run);
+			check_run(m ? "queue" : "memory", &run);
+			r[m][i] = c->per_run[m][i] = rate(&run);
+			cpu[m][i] = cpu_per_1000(&run);
+			run_free(&run);
+		}
+		fprintf(stderr, "  run %d: memory %.0f, queue %.0f profiles/s\n", i + 1, r[0][i],
+			r[1][i]);
+	}
+	fsync_read(&pl[1], &c->f1);
+	c->queued += accepted;
+	for (int m = 0; m < 2; m++) {
+		c->rate[m] = median(r[m], n);
+		c->cpu[m] = median(cpu[m], n);
+	}
+	c->accept = median(acc, n);
+	plugin_destroy(&pl[0]);
+	plugin_destroy(&pl[1]);
+	remove_dir(qdir);
+}
+
+/* Push `count` profiles, INFLIGHT at a time; returns the seconds taken. */
+static double push_count(struct plugin *pl, const struct payload *p, long count, struct run *r)
+{
+	struct cb_state st = {.inflight = 0, .r = r, .low = INFLIGHT - 1};
+	struct pw_push push;
+	struct pw_sample s;
+	double t0 = now_s();
+
+	pthread_mutex_init(&st.lock, NULL);
+	pthread_cond_init(&st.cond, NULL);
+	fill_push(&push, &s, p);
+	for (long i = 0; i < count; i++) {
+		pthread_mutex_lock(&st.lock);
+		while (st.inflight >= INFLIGHT)
+			pthread_cond_wait(&st.cond, &st.lock);
+		st.inflight++;
+		pthread_mutex_unlock(&st.lock);
+		if (pl->rx->push_async(pl->rx->ctx, &push, PW_NO_DEADLINE, cb_done, &st) !=
+		    COMPONENT_OK) {
+			pthread_mutex_lock(&st.lock);
+			st.inflight--;
+			r->failed++;
+			pthread_mutex_unlock(&st.lock);
+		}
+	}
+	pthread_mutex_lock(&st.lock);
+	while (st.inflight > 0)
+		pthread_cond_wait(&st.cond, &st.lock);
+	pthread_mutex_unlock(&st.lock);
+	pthread_cond_destroy(&st.cond);
+	pthread_mutex_destroy(&st.lock);
+	return now_s() - t0;
+}
+
+/* A port nothing listens on: bound, read back and closed again. */
+static int closed_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = 1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+struct recovery {
+	long profiles;
+	double build_secs, queue_mib, rss_before, rss_held, backlog_held;
+	double create_ms, first_ms, drain_secs, drain_peak_rss, mem_rate[2];
+	bool drained;
+};
+
+/*
+ * A backlog built while the endpoint is down (fsync "interval", so it
+ * builds at the disk's write rate), the instance destroyed; then a new
+ * instance on the directory with the endpoint still down (RSS with the
+ * backlog held), and one with the endpoint up: the time from create() to
+ * the first delivery, and the drain rate beside memory mode's at the same
+ * size, run just before and just after.
+ */
+static void recovery_run(struct plugin *pl, const struct payload *p, const char *dir,
+			 struct recovery *rc)
+{
+	int dead = closed_port();
+	char *cfg = queue_config(dir, dead, "interval", 2LL << 30);
+	struct rss_sampler rs = {0};
+	struct run r;
+	double t0, first = 0;
+
+	remove_dir(dir);
+	plugin_create(pl, cfg);
+	run_init(&r, false);
+	rc->build_secs = push_count(pl, p, rc->profiles, &r);
+	check_run("backlog", &r);
+	rc->queue_mib = mib(metric_now(pl, "pyroscope_write_queue_bytes"));
+	plugin_destroy(pl);
+	run_free(&r);
+
+	/* Held: the endpoint still down. */
+	rc->rss_before = mib((double)rss_bytes());
+	plugin_create(pl, cfg);
+	usleep(1000 * 1000);
+	rc->rss_held = mib((double)rss_bytes());
+	rc->backlog_held = metric_now(pl, "pyroscope_write_queue_backlog_profiles");
+	plugin_destroy(pl);
+	free(cfg);
+
+	cfg = queue_config(NULL, o.port, NULL, 0);
+	plugin_create(pl, cfg);
+	run_init(&r, false);
+	plugin_cb_run(pl, p, INFLIGHT, o.secs, &r);
+	rc->mem_rate[0] = rate(&r);
+	run_free(&r);
+	plugin_destroy(pl);
+
+	free(cfg);
+	cfg = queue_config(dir, o.port, "interval", 2LL << 30);
+	atomic_init(&rs.stop, false);
+	rs.peak = rss_bytes();
+	pthread_create(&rs.thread, NULL, rss_main, &rs);
+	t0 = now_s();
+	plugin_create(pl, cfg);
+	rc->create_ms = (now_s() - t0) * 1000;
+	while (!first && now_s() - t0 < 60) {
+		if (metric_now(pl, "pyroscope_write_sent_profiles_total") > 0) {
+			first = now_s();
+			rc->first_ms = (first - t0) * 1000;
+		}
+		usleep(100);
+	}
+	rc->drained = wait_drained(pl, (double)rc->profiles, 120);
+	rc->drain_secs = now_s() - t0;
+	atomic_store(&rs.stop, true);
+	pthread_join(rs.thread, NULL);
+	rc->drain_peak_rss = mib((double)rs.peak);
+	plugin_destroy(pl);
+	remove_dir(dir);
+	free(cfg);
+
+	cfg = queue_config(NULL, o.port, NULL, 0);
+	plugin_create(pl, cfg);
+	run_init(&r, false);
+	plugin_cb_run(pl, p, INFLIGHT, o.secs, &r);
+	rc->mem_rate[1] = rate(&r);
+	run_free(&r);
+	plugin_destroy(pl);
+	free(cfg);
+}
+
+static void queue_print_recovery(const struct payload *p, const struct recovery *rc)
+{
+	double mem = (rc->mem_rate[0] + rc->mem_rate[1]) / 2 * (double)p->plen / 1e6;
+	double drain = (double)rc->profiles * (double)p->plen / 1e6 / rc->drain_secs;
+
+	printf("\n## Recovery with a backlog of %ld profiles of %zu B (queue files %.0f MiB)\n\n",
+	       rc->profiles, p->plen, rc->queue_mib);
+	printf("| backlog built in (fsync interval, endpoint down) | RSS before create | RSS with "
+	       "the backlog held (1 s after create, endpoint down) | backlog seen | create() | "
+	       "create() to first delivery | drained in (from create) | drain MB/s | memory mode "
+	       "MB/s (before / after) | drain / memory | peak RSS while draining |\n");
+	printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+	printf("| %.1f s (%.0f MB/s) | %.1f MiB | %.1f MiB | %.0f profiles | %.1f ms | %.1f ms | "
+	       "%.2f s%s | %.0f | %.0f / %.0f | %.2f | %.1f MiB |\n",
+	       rc->build_secs, (double)rc->profiles * (double)p->plen / 1e6 / rc->build_secs,
+	       rc->rss_before, rc->rss_held, rc->backlog_held, rc->create_ms, rc->first_ms,
+	       rc->drain_secs, rc->drained ? "" : " (NOT drained)", drain,
+	       rc->mem_rate[0] * (double)p->plen / 1e6, rc->mem_rate[1] * (double)p->plen / 1e6,
+	       drain / mem, rc->drain_peak_rss);
+}
+
+/*
+ * --queue DIR: the durable queue (fsync "always") against memory mode at
+ * each size, one endpoint, callback form, runs alternating; the fsync
+ * figures of the 64 KiB runs; then recovery from a backlog of
+ * --backlog-mib MiB. DIR (created, emptied and removed here) should be on
+ * the disk being measured.
+ */
+static int queue_main(struct plugin *pl, struct payload *pay)
+{
+	struct qcell cells[NSIZES];
+	struct recovery rc = {0};
+	char qdir[4096];
+	int n = o.quick ? 1 : MAX_REPS;
+
+	printf("# pw-bench --queue: 1 endpoint, %d in flight (callback form), %.1f s per run, "
+	       "medians of %d alternating runs, libcurl %s\n\n",
+	       INFLIGHT, o.secs, n, curl_version_info(CURLVERSION_NOW)->version);
+	printf("payloads:");
+	for (int i = 0; i < NSIZES; i++)
+		printf(" %s = %zu B profile (%s);", size_names[i], pay[i].plen, pay[i].source);
+	printf("\n");
+	fflush(stdout);
+	if (mkdir(o.queue, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "pw-bench: %s: %s\n", o.queue, strerror(errno));
+		return 1;
+	}
+	snprintf(qdir, sizeof(qdir), "%s/q", o.queue);
+	for (int i = 0; i < NSIZES; i++) {
+		fprintf(stderr, "== %s\n", size_names[i]);
+		queue_pair(pl, &pay[i], qdir, &cells[i]);
+	}
+	printf("\n## Throughput, queue (fsync \"always\") against memory mode\n\n");
+	printf("| size | memory, profiles/s | queue, profiles/s | memory MB/s | queue MB/s | "
+	       "queue/memory | queue accepted, profiles/s | CPU s per 1000, memory / queue | "
+	       "runs, memory | runs, queue |\n");
+	printf("|---|---|---|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < NSIZES; i++) {
+		struct qcell *c = &cells[i];
+
+		printf("| %s | %.0f | %.0f | %.1f | %.1f | %.2f | %.0f | %.3f / %.3f |",
+		       size_names[i], c->rate[0], c->rate[1],
+		       c->rate[0] * (double)pay[i].plen / 1e6,
+		       c->rate[1] * (double)pay[i].plen / 1e6, c->rate[1] / c->rate[0], c->accept,
+		       c->cpu[0], c->cpu[1]);
+		for (int m = 0; m < 2; m++) {
+			printf(" ");
+			for (int k = 0; k < n; k++)
+				printf("%s%.0f", k ? ", " : "", c->per_run[m][k]);
+			printf(" |");
+		}
+		printf("\n");
+	}
+	printf("\n(queue: profiles delivered over the time from the run's first push until the "
+	       "endpoint has taken every profile the run queued; accepted: the producer's rate, "
+	       "callbacks at fdatasync)\n");
+	printf("\n## fsync (fdatasync) during the queue's measured runs\n\n");
+	printf("| size | fsyncs | profiles | profiles per fsync | p50 (from buckets) | p99 (from "
+	       "buckets) | mean |\n|---|---|---|---|---|---|---|\n");
+	for (int i = 0; i < NSIZES; i++) {
+		struct qcell *c = &cells[i];
+		double nf = c->f1.count - c->f0.count;
+
+		printf("| %s | %.0f | %.0f | %.1f | %.2f ms | %.2f ms | %.2f ms |\n", size_names[i],
+		       nf, c->queued, nf > 0 ? c->queued / nf : NAN,
+		       fsync_pct_ms(&c->f0, &c->f1, 0.5), fsync_pct_ms(&c->f0, &c->f1, 0.99),
+		       nf > 0 ? (c->f1.sum - c->f0.sum) / nf * 1000 : NAN);
+	}
+	printf("\n(percentiles interpolated inside the histogram's buckets: 0.5, 1, 2.5, 5, 10, "
+	       "25, 50, 100 ms ...; the mean is exact)\n");
+	fflush(stdout);
+
+	rc.profiles = (long)((double)o.backlog_mib * 1048576.0 / (double)pay[2].plen);
+	snprintf(qdir, sizeof(qdir), "%s/backlog", o.queue);
+	fprintf(stderr, "== recovery, %ld profiles\n", rc.profiles);
+	recovery_run(pl, &pay[2], qdir, &rc);
+	queue_print_recovery(&pay[2], &rc);
+	rmdir(o.queue);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const int sweep_full[] = {8, 16, 24, 28, 32, 48, 64};
@@ -1458,8 +1969,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NSIZES; i++)
 		payload_build(&pay[i], nominal_sizes[i]);
 	plugin_load(&pl);
-	if (o.single || o.batch) {
-		int rc = o.single ? single_main(&pl, pay) : batch_main(&pl, pay);
+	if (o.single || o.batch || o.queue) {
+		int rc = o.single  ? single_main(&pl, pay)
+			 : o.batch ? batch_main(&pl, pay)
+				   : queue_main(&pl, pay);
 
 		for (int i = 0; i < NSIZES; i++)
 			payload_free(&pay[i]);

@@ -1004,6 +1004,17 @@ static void settle(struct pw_loop *s, struct task *t, enum pw_verdict v, char *e
 		finish_task(s, t, false);
 		return;
 	}
+	/* Once stopping, a queued profile whose attempt was under way when
+	 * shelve_durable ran is shelved now rather than retried through the
+	 * drain: it is still on disk and goes out after a restart. */
+	if (d->durable && s->flushing) {
+		d->canceled = true;
+		set_last_err(t, pw_asprintf("canceled: the component is shutting down; last "
+					    "error: %s",
+					    t->last_err ? t->last_err : "unknown"));
+		finish_task(s, t, false); /* frees d: its only task */
+		return;
+	}
 	timer_add(s, t, now + delay);
 }
 

@@ -248,6 +248,32 @@ START_TEST(restart_resumes_backlog)
 }
 END_TEST
 
+/* A queued profile whose attempt is under way when the instance stops is
+ * shelved when the answer comes, not retried until the drain runs out. */
+START_TEST(stop_shelves_attempt_under_way)
+{
+	const char *c = "{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\"}}";
+	const struct standin_reply slow_down = {.status = 503, .delay_ms = 300, .times = 100000};
+	struct th_instance in = make(c);
+	char *err = NULL;
+	double t0;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &slow_down);
+	ck_assert_int_eq(push_one(&in, &err), COMPONENT_OK);
+	usleep(100000); /* the first attempt is waiting for its answer */
+	t0 = th_now_s();
+	th_destroy(&in);
+	/* The drain (shutdown_timeout, 5 s) is not spent retrying. */
+	ck_assert_double_lt(th_now_s() - t0, 3.0);
+	standin_script_clear(sink);
+	in = make(c);
+	ck_assert_double_eq(
+		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}", 1, 10000),
+		1);
+	th_destroy(&in);
+}
+END_TEST
+
 START_TEST(expired_profiles_are_dropped)
 {
 	struct th_instance in =
@@ -563,6 +589,7 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, invalid_labels_are_refused_and_not_queued);
 	tcase_add_test(tc, dead_endpoint_beside_live_one);
 	tcase_add_test(tc, restart_resumes_backlog);
+	tcase_add_test(tc, stop_shelves_attempt_under_way);
 	tcase_add_test(tc, expired_profiles_are_dropped);
 	tcase_add_test(tc, full_refuse_fails_fast);
 	tcase_add_test(tc, full_drop_oldest_keeps_accepting);
