@@ -31,6 +31,8 @@
 /* How often the gauges are refreshed and expiry is looked at when nothing
  * else wakes the feeder. */
 #define IDLE_PASS_NS (1000 * 1000000LL)
+/* How often the backlog gauges are refreshed while records flow. */
+#define PUBLISH_MS 250
 
 /* One endpoint's cursor. Never freed before the feeder: completions may
  * still point here after the endpoint leaves the configuration. */
@@ -43,9 +45,11 @@ struct qf_ep {
 	/* What its deliveries under way should do: 0 go on, 1 end as dropped
 	 * (removed), 2 end shelved (the queue closed). See delivery.h. */
 	atomic_int abandon;
-	int inflight;
+	/* Records and bytes in flight: the feeder adds, completions on the
+	 * I/O thread take away without the feeder's lock. */
+	atomic_int inflight;
 	int window;
-	int64_t inflight_bytes;
+	_Atomic int64_t inflight_bytes;
 	int64_t byte_share; /* what it may hold in flight when others hold some too */
 	/* A record read but not handed over yet (no room in the budget). */
 	struct pwq_rec held;
@@ -70,6 +74,7 @@ struct pw_qfeed {
 	struct qf_ep **eps;
 	size_t neps;
 	int64_t max_age_ms;
+	int64_t next_publish_ms; /* feeder thread only */
 	bool stop;
 
 	pthread_t thread;
@@ -86,6 +91,7 @@ struct qf_item {
 	struct qf_ep *fe;
 	uint64_t seq;
 	int64_t bytes;
+	int refill_at; /* in flight at or below which the feeder is woken */
 	struct delivery *d;
 };
 
@@ -346,17 +352,27 @@ static void on_delivered(void *user, const struct pw_result *r)
 	/* Cancelled at shutdown: the record stays on disk for the next start. */
 	bool done = r->status != COMPONENT_ESHUTDOWN;
 
-	pthread_mutex_lock(&qf->lock);
-	fe->inflight--;
-	fe->inflight_bytes -= it->bytes;
-	if (done && qf->q && !fe->removed)
+	int why, left;
+
+	/* Not the feeder's lock: it is held while records are read from disk,
+	 * and the I/O loop must never wait for that. close_lock, held for
+	 * writing while a cursor is removed or the store closed, keeps fe->c
+	 * and qf->q valid here. */
+	pthread_rwlock_rdlock(&qf->close_lock);
+	why = atomic_load(&fe->abandon);
+	if (done && qf->q && why == 0)
 		pwq_ack(qf->q, fe->c, it->seq);
+	pthread_rwlock_unlock(&qf->close_lock);
 	if (it->d->expired)
 		pw_metrics_queue_dropped(fe->m, PW_QDROP_EXPIRED, it->d->nprofiles);
-	else if (fe->removed && done && r->status != COMPONENT_OK)
+	else if (why == 1 && done && r->status != COMPONENT_OK)
 		pw_metrics_queue_dropped(fe->m, PW_QDROP_REMOVED, it->d->nprofiles);
-	pthread_mutex_unlock(&qf->lock);
-	kick(qf);
+	atomic_fetch_sub(&fe->inflight_bytes, it->bytes);
+	left = atomic_fetch_sub(&fe->inflight, 1) - 1;
+	/* The feeder refills a quarter of the window at a time rather than
+	 * waking for every completion. */
+	if (left <= it->refill_at)
+		kick(qf);
 	free(it);
 	pw_qfeed_unref(qf);
 }
@@ -397,6 +413,7 @@ static enum handover build(struct pw_qfeed *qf, struct qf_ep *fe, struct pwq_rec
 	it->fe = fe;
 	it->seq = rec->seq;
 	it->bytes = (int64_t)qr->body_len;
+	it->refill_at = fe->window - (fe->window / 4 > 1 ? fe->window / 4 : 1);
 	it->d = d;
 	d->size = qr->size;
 	d->nprofiles = rec->nprofiles;
@@ -450,11 +467,11 @@ static enum handover hand_over(struct pw_qfeed *qf, struct qf_ep *fe, struct pwq
 	if (ho != HO_SENT)
 		return ho;
 	pw_qfeed_ref(qf);
-	fe->inflight++;
-	fe->inflight_bytes += (int64_t)d->len;
+	atomic_fetch_add(&fe->inflight, 1);
+	atomic_fetch_add(&fe->inflight_bytes, (int64_t)d->len);
 	if (pw_handoff_put(&qf->eng->in, d) != COMPONENT_OK) {
-		fe->inflight--;
-		fe->inflight_bytes -= (int64_t)d->len;
+		atomic_fetch_sub(&fe->inflight, 1);
+		atomic_fetch_sub(&fe->inflight_bytes, (int64_t)d->len);
 		free(d->user);
 		pw_delivery_free(d);
 		pw_qfeed_unref(qf);
@@ -480,7 +497,7 @@ static void count_expired(struct pw_qfeed *qf, struct qf_ep *fe, uint64_t profil
  * when the engine is stopping. Called with lock held. */
 static bool fill(struct pw_qfeed *qf, struct qf_ep *fe, int64_t now_ms)
 {
-	while (fe->inflight < fe->window) {
+	while (atomic_load(&fe->inflight) < fe->window) {
 		struct pwq_rec rec;
 		enum handover ho;
 
@@ -496,7 +513,8 @@ static bool fill(struct pw_qfeed *qf, struct qf_ep *fe, int64_t now_ms)
 		}
 		/* Past its share of the budget, an endpoint waits for its own
 		 * deliveries to end: a dead one cannot starve the others. */
-		if (fe->inflight > 0 && fe->inflight_bytes + (int64_t)rec.len > fe->byte_share)
+		if (atomic_load(&fe->inflight) > 0 &&
+		    atomic_load(&fe->inflight_bytes) + (int64_t)rec.len > fe->byte_share)
 			ho = HO_HELD;
 		else
 			ho = hand_over(qf, fe, &rec);
@@ -543,8 +561,12 @@ static void *feed_main(void *arg)
 		for (size_t i = 0; i < qf->neps && !stop; i++)
 			if (!qf->eps[i]->removed && !fill(qf, qf->eps[i], now_ms))
 				stop = true;
-		if (!stop)
+		/* The gauges read a record header from disk per endpoint: a
+		 * few times a second is enough. */
+		if (!stop && now_ms >= qf->next_publish_ms) {
 			publish(qf, now_ms);
+			qf->next_publish_ms = now_ms + PUBLISH_MS;
+		}
 		pthread_mutex_unlock(&qf->lock);
 		if (stop)
 			break;
@@ -636,6 +658,8 @@ void pw_qfeed_update(struct pw_qfeed *qf, struct pw_snapshot *snap)
 {
 	const struct pw_queue_config *qc = &pw_snapshot_config(snap)->queue;
 
+	/* Removing a cursor must not race a completion acknowledging to it. */
+	pthread_rwlock_wrlock(&qf->close_lock);
 	pthread_mutex_lock(&qf->lock);
 	pwq_set_limits(qf->q, qc->max_size, qc->fsync_always, qc->fsync_interval_ns,
 		       qc->drop_oldest);
@@ -644,6 +668,7 @@ void pw_qfeed_update(struct pw_qfeed *qf, struct pw_snapshot *snap)
 		       "queue: out of memory while matching endpoints to cursors", PW_LOG_END);
 	pwq_checkpoint(qf->q);
 	pthread_mutex_unlock(&qf->lock);
+	pthread_rwlock_unlock(&qf->close_lock);
 	kick(qf);
 }
 
@@ -778,7 +803,7 @@ void pw_qfeed_debug(struct pw_qfeed *qf, struct strbuf *sb)
 			      st.oldest_created_ms
 				      ? (double)(now_ms - st.oldest_created_ms) / 1000.0
 				      : 0.0,
-			      fe->inflight);
+			      atomic_load(&fe->inflight));
 		put_pos(sb, "committed", &st.committed);
 		strbuf_putc(sb, ',');
 		put_pos(sb, "read", &st.read);
