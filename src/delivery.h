@@ -98,6 +98,9 @@ struct delivery {
 	 * caller's samples, which stay valid until done) instead of payload. */
 	struct pw_seg *segs;
 	size_t nsegs;
+	/* Memory the segments point into that the delivery frees (a record
+	 * read from the queue), or NULL. */
+	uint8_t *owned;
 	uint64_t size; /* bytes counted by the metrics */
 	uint64_t nprofiles; /* profiles counted by the metrics */
 	char **ctypes; /* ingest: incoming Content-Type values */

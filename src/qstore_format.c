@@ -19,7 +19,11 @@
 /* Payloads up to this size are read straight into the caller's buffer;
  * larger claimed lengths are checked in chunks first, so a garbage length
  * field never makes a big allocation. */
-#define DIRECT_READ_MAX (1u << 20)
+/* Records up to this size are read once, into the caller's buffer, and
+ * checked there; a larger one is checked in chunks first, so that a
+ * damaged length cannot make a huge allocation. Segments are at most
+ * 64 MiB unless one record fills a segment on its own. */
+#define DIRECT_READ_MAX (64u << 20)
 #define CHUNK (64u << 10)
 
 static void put32(uint8_t *p, uint32_t v)
