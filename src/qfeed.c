@@ -8,6 +8,7 @@
  * close_lock (producers share it while appending; closing takes it alone),
  * then lock (the feeder's state), then the store's own; wake_lock alone.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "qfeed.h"
 
 #include <inttypes.h>
@@ -568,6 +569,8 @@ static void publish(struct pw_qfeed *qf, int64_t now_ms)
 static void *feed_main(void *arg)
 {
 	struct pw_qfeed *qf = arg;
+
+	pthread_setname_np(pthread_self(), "pw-qfeed");
 
 	for (;;) {
 		struct timespec ts;

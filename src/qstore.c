@@ -505,6 +505,8 @@ static void *flusher_main(void *arg)
 {
 	struct pwq *q = arg;
 
+	pthread_setname_np(pthread_self(), "pw-qflush");
+
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
 		int64_t now = pwx_now_ns(), wake;

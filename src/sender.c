@@ -21,6 +21,7 @@
  * through the delivery object (delivery.c). Below it: endpoints, the
  * clock, the timer heap, http, auth, retry and metrics. See engine.h.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "sender.h"
 
 #include <curl/curl.h>
@@ -1349,6 +1350,8 @@ static void wake_loop(void *arg)
 static void *io_main(void *arg)
 {
 	struct pw_loop *s = arg;
+
+	pthread_setname_np(pthread_self(), "pw-io");
 
 	for (;;) {
 		int64_t now = pwx_now_ns(), next, wait_ns;
