@@ -73,6 +73,10 @@ struct pw_endpoint {
 	 * its limit allows; a producer whose delivery only goes to such
 	 * endpoints need not wake the loop (see pw_handoff_put()). */
 	atomic_bool full;
+	/* Set by the I/O thread when an attempt fails with a retry to come,
+	 * cleared when one is delivered: the durable queue reads few records
+	 * ahead for an endpoint that is failing. */
+	atomic_bool failing;
 
 	/* I/O thread only. */
 	int running;

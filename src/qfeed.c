@@ -54,6 +54,11 @@ struct qf_ep {
 	 * I/O thread take away without the feeder's lock. */
 	atomic_int inflight;
 	int window;
+	/* How many records it may have in flight now: from WINDOW_MIN, one
+	 * more per delivered record up to window, back to WINDOW_MIN while
+	 * the endpoint is failing. A dead endpoint then holds a few records
+	 * in memory, not a window of them, however large the backlog. */
+	atomic_int cwnd;
 	_Atomic int64_t inflight_bytes;
 	int64_t byte_share; /* what it may hold in flight when others hold some too */
 	/* A record read but not handed over yet (no room in the budget). */
@@ -97,6 +102,7 @@ struct qf_item {
 	uint64_t seq;
 	int64_t bytes;
 	int refill_at; /* in flight at or below which the feeder is woken */
+	int window; /* the endpoint's window when the record went out */
 	struct delivery *d;
 };
 
@@ -273,6 +279,7 @@ static int add_ep(struct pw_qfeed *qf, size_t idx, const struct pw_snapshot *sna
 	}
 	qf->eps = eps;
 	fe->idx = idx;
+	atomic_init(&fe->cwnd, WINDOW_MIN);
 	set_limits(qf, fe, snap);
 	fe->c = pwq_cursor_get(qf->q, fe->name, &backlog);
 	if (!fe->c) {
@@ -368,6 +375,12 @@ static void on_delivered(void *user, const struct pw_result *r)
 	if (done && qf->q && why == 0)
 		pwq_ack(qf->q, fe->c, it->seq);
 	pthread_rwlock_unlock(&qf->close_lock);
+	if (r->status == COMPONENT_OK) {
+		int w = atomic_load(&fe->cwnd);
+
+		while (w < it->window && !atomic_compare_exchange_weak(&fe->cwnd, &w, w + 1))
+			;
+	}
 	if (it->d->expired)
 		pw_metrics_queue_dropped(fe->m, PW_QDROP_EXPIRED, it->d->nprofiles);
 	else if (why == 1 && done && r->status != COMPONENT_OK)
@@ -418,6 +431,7 @@ static enum handover build(struct pw_qfeed *qf, struct qf_ep *fe, struct pwq_rec
 	it->fe = fe;
 	it->seq = rec->seq;
 	it->bytes = (int64_t)qr->body_len;
+	it->window = fe->window;
 	it->refill_at = fe->window - (fe->window / 4 > 1 ? fe->window / 4 : 1);
 	it->d = d;
 	d->size = qr->size;
@@ -512,11 +526,20 @@ static void count_expired(struct pw_qfeed *qf, struct qf_ep *fe, uint64_t profil
 	       "profiles", n, "reason", "older than queue.max_age", PW_LOG_END);
 }
 
+static int window_now(struct qf_ep *fe)
+{
+	int w = atomic_load(&fe->cwnd);
+
+	return w < fe->window ? w : fe->window;
+}
+
 /* Hands fe's next records to the loop while its window has room. False
  * when the engine is stopping. Called with lock held. */
 static bool fill(struct pw_qfeed *qf, struct qf_ep *fe, int64_t now_ms)
 {
-	while (atomic_load(&fe->inflight) < fe->window) {
+	if (atomic_load_explicit(&qf->snap->eps[fe->idx]->failing, memory_order_relaxed))
+		atomic_store(&fe->cwnd, WINDOW_MIN);
+	while (atomic_load(&fe->inflight) < window_now(fe)) {
 		struct pwq_rec rec;
 		enum handover ho;
 

@@ -959,9 +959,12 @@ static void settle(struct pw_loop *s, struct task *t, enum pw_verdict v, char *e
 
 	if (v == PW_VERDICT_DELIVERED) {
 		free(err);
+		atomic_store_explicit(&t->ep->failing, false, memory_order_relaxed);
 		finish_task(s, t, true);
 		return;
 	}
+	if (v != PW_VERDICT_DROP)
+		atomic_store_explicit(&t->ep->failing, true, memory_order_relaxed);
 	set_last_err(t, err);
 	if (pw_log_enabled(&s->log, COMPONENT_LOG_DEBUG)) {
 		char n[24];

@@ -216,6 +216,35 @@ START_TEST(dead_endpoint_beside_live_one)
 }
 END_TEST
 
+/* A failing endpoint holds a few records in memory, not its window: the
+ * backlog stays on disk until it answers again. */
+START_TEST(failing_endpoint_reads_little_ahead)
+{
+	struct th_instance in = make("{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\"}}");
+	char *err = NULL, *dbg, *p;
+
+	standin_script(sink, STANDIN_ROUTE_PUSH, &down);
+	for (int i = 0; i < 20; i++)
+		ck_assert_int_eq(push_one(&in, &err), COMPONENT_OK);
+	ck_assert_double_ge(
+		wait_metric(&in, "pyroscope_write_retries_total{endpoint=\"a\"}", 10, 10000), 10);
+	ck_assert_double_eq(wait_metric(&in,
+					"pyroscope_write_queue_backlog_profiles{endpoint=\"a\"}",
+					20, 5000),
+			    20);
+	dbg = th_debug_info(&in);
+	p = strstr(dbg, "\"in_flight\":");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_le(atoi(p + strlen("\"in_flight\":")), 4);
+	free(dbg);
+	standin_script_clear(sink);
+	ck_assert_double_eq(
+		wait_metric(&in, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}", 20, 10000),
+		20);
+	th_destroy(&in);
+}
+END_TEST
+
 /* What an endpoint had not taken when the instance went away goes out
  * from the next instance on the same directory. */
 START_TEST(restart_resumes_backlog)
@@ -588,6 +617,7 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, acknowledged_then_delivered);
 	tcase_add_test(tc, invalid_labels_are_refused_and_not_queued);
 	tcase_add_test(tc, dead_endpoint_beside_live_one);
+	tcase_add_test(tc, failing_endpoint_reads_little_ahead);
 	tcase_add_test(tc, restart_resumes_backlog);
 	tcase_add_test(tc, stop_shelves_attempt_under_way);
 	tcase_add_test(tc, expired_profiles_are_dropped);
