@@ -438,7 +438,8 @@ static const struct opt endpoint_opts[] = {
 		.flags = OPT_RANGE,
 		.min = 0,
 		.max = INT64_MAX,
-		.desc = "Attempts per delivery; 0 retries until the deadline. Not negative.",
+		.desc = "Attempts per delivery; 0 retries until the deadline. Not negative. Not "
+			"used with a queue block: queued profiles are retried until queue.max_age.",
 	},
 	{
 		.name = "retry_on_http_429",
