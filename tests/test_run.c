@@ -1023,7 +1023,9 @@ START_TEST(queue_mode_over_http)
 		free(text);
 		text = NULL;
 		ck_assert_int_eq(http_get(E.run.url, "/metrics", &text), 200);
-		if (strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 2"))
+		/* The backlog gauges are refreshed a few times a second. */
+		if (strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 2") &&
+		    strstr(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"down\"} 2"))
 			break;
 		msleep(20);
 	}
