@@ -5,8 +5,10 @@
  *
  * Layer: engine, above the handoff, the delivery object and the store;
  * below the producer side. Locks, in the order they may be taken:
- * close_lock (producers share it while appending; closing takes it alone),
- * then lock (the feeder's state), then the store's own; wake_lock alone.
+ * close_lock (shared by producers appending and by completions on the I/O
+ * thread acknowledging; taken alone by a reload that may remove cursors
+ * and by closing), then lock (the feeder's state, held while it reads from
+ * disk: completions never take it), then the store's own; wake_lock alone.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "qfeed.h"
