@@ -220,5 +220,50 @@ else
 	die "mockhost run exited $?"
 fi
 RUN_PID=""
+
+say "the durable queue: acknowledged profiles survive kill -9 and an outage"
+QDIR="$TMP/queue"
+start_queued() { # ENDPOINT-URL
+	printf '{"endpoint": [{"name": "primary", "url": "%s", "min_backoff_period": "50ms"}],\n "queue": {"directory": "%s", "max_age": "1h"}}\n' \
+		"$1" "$QDIR" >"$TMP/queue.json"
+	"$MOCKHOST" --plugin "$PLUGIN" run --config "$TMP/queue.json" --listen 127.0.0.1:0 \
+		>"$TMP/run.out" 2>>"$TMP/queue-run.log" &
+	RUN_PID=$!
+	HOST="$(url_of "$TMP/run.out")" || die "mockhost run did not start: $(cat "$TMP/queue-run.log")"
+	curl -sS --retry 20 --retry-connrefused --retry-delay 0 -o /dev/null "$HOST/-/ready"
+}
+BEFORE="$(curl -sS "$SINK/stats" | tr -d ' \n' | sed -n 's/.*"ingest":{[^}]*"accepted":\([0-9]*\).*/\1/p')"
+# The endpoint is down (nothing listens on port 1): every profile is
+# answered 200 once it is on disk, and waits there.
+start_queued "http://127.0.0.1:1"
+for i in 1 2 3; do
+	expect_200 "SDK /ingest $i, endpoint down" "$(post -H 'Content-Type: application/octet-stream' \
+		--data-binary @examples/profiles/cpu.pb.gz "$HOST/ingest?name=demo.queued%7Bn%3D$i%7D&format=pprof")"
+done
+for i in $(seq 1 50); do # the gauge is refreshed a few times a second
+	BACKLOG="$(curl -sS "$HOST/metrics" | grep '^pyroscope_write_queue_backlog_profiles')"
+	[ "${BACKLOG##* }" = 3 ] && break
+	sleep 0.1
+done
+echo "   $BACKLOG"
+kill -KILL "$RUN_PID"
+wait "$RUN_PID" 2>/dev/null || true
+RUN_PID=""
+echo "   mockhost run killed with SIGKILL; the queue directory, read without starting it:"
+"$MOCKHOST" queue inspect --dir "$QDIR" | tr -d '\n' | sed 's/.*"records":\([0-9]*\),"profiles".*"cursors":/records \1, cursors /' | sed 's/^/     /'
+echo
+# Back with the endpoint reachable: the same name resumes its backlog.
+start_queued "$SINK"
+for i in $(seq 1 100); do
+	NOW="$(curl -sS "$SINK/stats" | tr -d ' \n' | sed -n 's/.*"ingest":{[^}]*"accepted":\([0-9]*\).*/\1/p')"
+	[ "$NOW" -ge $((BEFORE + 3)) ] && break
+	sleep 0.1
+done
+[ "$NOW" = $((BEFORE + 3)) ] || die "expected the 3 queued profiles at the sink, got $((NOW - BEFORE))"
+echo "   after the restart: $(curl -sS "$HOST/metrics" | grep -E '^pyroscope_write_queue_replayed_profiles_total')"
+echo "   the sink received all 3 queued profiles"
+kill -TERM "$RUN_PID"
+wait "$RUN_PID" || die "mockhost run exited $?"
+RUN_PID=""
 echo
 echo "demo: OK"
