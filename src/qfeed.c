@@ -636,6 +636,7 @@ struct pw_qfeed *pw_qfeed_open(struct pw_sender *eng, struct pw_snapshot *snap, 
 	const struct pw_queue_config *qc = &pw_snapshot_config(snap)->queue;
 	struct pw_qfeed *qf = calloc(1, sizeof(*qf));
 	pthread_condattr_t ca;
+	pthread_rwlockattr_t ra;
 	struct pwq_opts o = {0};
 	char *e = NULL;
 
@@ -647,7 +648,13 @@ struct pw_qfeed *pw_qfeed_open(struct pw_sender *eng, struct pw_snapshot *snap, 
 	qf->metrics = eng->metrics;
 	qf->log = eng->log;
 	qf->dir = pw_strdup(qc->directory);
-	pthread_rwlock_init(&qf->close_lock, NULL);
+	/* Readers first: with fsync = "interval" a producer's callback runs
+	 * inside its append, under the read lock, and may push again, taking
+	 * it a second time; a waiting writer must not block that. */
+	pthread_rwlockattr_init(&ra);
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_READER_NP);
+	pthread_rwlock_init(&qf->close_lock, &ra);
+	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&qf->lock, NULL);
 	pthread_mutex_init(&qf->wake_lock, NULL);
 	pthread_condattr_init(&ca);
@@ -737,6 +744,8 @@ void pw_qfeed_stop(struct pw_qfeed *qf)
 
 void pw_qfeed_close(struct pw_qfeed *qf)
 {
+	struct pwq *q;
+
 	if (!qf)
 		return;
 	pw_qfeed_stop(qf);
@@ -747,10 +756,14 @@ void pw_qfeed_close(struct pw_qfeed *qf)
 	for (size_t i = 0; i < qf->neps; i++)
 		if (!qf->eps[i]->removed)
 			atomic_store(&qf->eps[i]->abandon, 2);
-	pwq_close(qf->q);
+	q = qf->q;
 	qf->q = NULL;
 	pthread_mutex_unlock(&qf->lock);
 	pthread_rwlock_unlock(&qf->close_lock);
+	/* Without our locks: closing calls the callbacks of appends still
+	 * waiting for their flush, and a host may push again from one (it
+	 * then finds the queue closed). */
+	pwq_close(q);
 	pw_qfeed_unref(qf);
 }
 
