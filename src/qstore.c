@@ -57,7 +57,10 @@ struct pwq_cursor {
 	struct inflight *fl; /* read, not yet settled, in seq order */
 	size_t nfl, capfl;
 	uint32_t acks; /* since the last checkpoint */
-	int fd; /* the reader's segment; used only by the reading thread */
+	/* The reader's segment, kept open between reads; changed only under
+	 * the store lock (reads go through a duplicate, so deleting the
+	 * segment may close it at any time and give its space back). */
+	int fd;
 	uint64_t fd_seg;
 	uint64_t oldest_seq; /* cache of pwq_cursor_stat */
 	int64_t oldest_ms;
@@ -207,6 +210,16 @@ static void seg_unlink_locked(struct pwq *q, size_t i)
 			close(q->old[k].fd);
 			q->old[k] = q->old[--q->nold];
 			break;
+		}
+	}
+	/* Readers hold the segment open between reads: close those too, or a
+	 * full disk stays full until each reader moves on. */
+	for (size_t k = 0; k < q->ncur; k++) {
+		struct pwq_cursor *c = q->cur[k];
+
+		if (c->fd >= 0 && c->fd_seg == q->segs[i].id) {
+			close(c->fd);
+			c->fd = -1;
 		}
 	}
 	q->seg_bytes -= (int64_t)q->segs[i].size;
@@ -1008,7 +1021,7 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 		uint8_t *data = NULL;
 		uint64_t epoch, at = 0, end, start;
 		size_t i;
-		int r;
+		int r, rfd;
 
 		normalize_locked(q, &c->read, true);
 		i = seg_lower(q, c->read.seg);
@@ -1030,8 +1043,15 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 		end = q->segs[i].size;
 		start = c->read.off;
 		epoch = c->epoch;
+		rfd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+		if (rfd < 0) {
+			qlog_errno(q, "queue: cannot read a segment", c->name, errno);
+			rc = -1;
+			break;
+		}
 		pthread_mutex_unlock(&q->mu);
-		r = pwq_read_record(c->fd, start, end, &h, &data, &at);
+		r = pwq_read_record(rfd, start, end, &h, &data, &at);
+		close(rfd);
 		pthread_mutex_lock(&q->mu);
 		if (c->epoch != epoch || c->read.off != start) {
 			free(data); /* moved by drop_oldest meanwhile */

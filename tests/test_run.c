@@ -1468,6 +1468,112 @@ START_TEST(test_sink_full_disk_answers_507)
 }
 END_TEST
 
+/* A metric's value from `mockhost run` (-1 when absent). */
+static double run_metric(const char *series)
+{
+	char *text = NULL, *p;
+	double v = -1;
+
+	if (http_get(E.run.url, "/metrics", &text) == 200 && (p = strstr(text, series)) &&
+	    p[strlen(series)] == ' ')
+		v = strtod(p + strlen(series) + 1, NULL);
+	free(text);
+	return v;
+}
+
+/*
+ * The queue on a real full disk: a 512 KiB tmpfs, far below max_size, with
+ * the endpoint down. drop_oldest keeps answering 200 by dropping the
+ * oldest profiles (counted); refuse answers 429 and takes profiles again
+ * once the endpoint has taken what was queued. Nothing acknowledged is
+ * lost: every profile answered 200 is delivered or counted as dropped.
+ */
+static void queue_full_disk(bool refuse)
+{
+	char disk[96], *cfg;
+	struct standin_opts so = {0};
+	struct standin *down;
+	size_t blen;
+	uint8_t *body = th_big_pprof(40 * 1024, 3, &blen);
+	char *err = NULL;
+	int ok = 0, refused = 0;
+	double sent = -1, dropped;
+
+	env_init();
+	snprintf(disk, sizeof(disk), "%s/disk", E.dir);
+	ck_assert_int_eq(mkdir(disk, 0755), 0);
+	ck_assert_msg(mount("tmpfs", disk, "tmpfs", 0, "size=512k") == 0, "mount tmpfs: %s",
+		      strerror(errno));
+	down = standin_start(&so, &err);
+	ck_assert_msg(down != NULL, "standin: %s", err ? err : "?");
+	standin_script(down, STANDIN_ROUTE_INGEST,
+		       &(struct standin_reply){.status = 503, .times = 100000});
+	cfg = pw_asprintf("{\"endpoint\":[{\"url\":\"%s\",\"name\":\"a\","
+			  "\"min_backoff_period\":\"10ms\",\"max_backoff_period\":\"50ms\"}],"
+			  "\"queue\":{\"directory\":\"%s/q\",\"max_size\":67108864,"
+			  "\"when_full\":\"%s\"}}",
+			  standin_url(down), disk, refuse ? "refuse" : "drop_oldest");
+	write_file(E.cfg, cfg, false);
+	free(cfg);
+	env_run(NULL);
+
+	for (int i = 0; i < 30; i++) {
+		long code = http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers,
+				      body, blen, NULL);
+
+		if (code == 200) {
+			ok++;
+		} else {
+			ck_assert_msg(refuse && code == 429, "answer %ld", code);
+			refused++;
+		}
+	}
+	/* 30 x 40 KiB cannot fit in 512 KiB. */
+	if (refuse)
+		ck_assert_int_ge(refused, 1);
+	else
+		ck_assert_int_eq(ok, 30);
+	ck_assert_int_eq(http_get(E.run.url, "/-/healthy", NULL), 200);
+	standin_script_clear(down);
+	for (int i = 0; i < 500; i++) {
+		sent = run_metric("pyroscope_write_sent_profiles_total{endpoint=\"a\"}");
+		dropped = run_metric("pyroscope_write_queue_dropped_profiles_total{endpoint=\"a\","
+				     "reason=\"full\"}");
+		if (sent + (refuse ? 0 : dropped) >= ok)
+			break;
+		msleep(20);
+	}
+	if (refuse) {
+		ck_assert_double_eq(sent, ok);
+		ck_assert_double_eq(dropped, refused);
+		/* Room again. */
+		ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof",
+					   octet_headers, body, blen, NULL),
+				 200);
+	} else {
+		ck_assert_double_ge(dropped, 1);
+		ck_assert_double_eq(sent + dropped, ok);
+	}
+	free(body);
+	ck_assert_int_eq(proc_stop(&E.run, SIGTERM, 30000), 0);
+	E.run.pid = 0;
+	standin_stop(down);
+	ck_assert_int_eq(umount2(disk, MNT_DETACH), 0);
+	env_fini();
+}
+
+START_TEST(test_queue_full_disk_drop_oldest)
+{
+	queue_full_disk(false);
+}
+END_TEST
+
+START_TEST(test_queue_full_disk_refuse)
+{
+	queue_full_disk(true);
+}
+END_TEST
+
 /* ---- hostile clients ---- */
 
 /* Sends raw bytes to `mockhost run` on a fresh connection and reads until
@@ -1697,6 +1803,8 @@ static Suite *disk_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_sink_full_disk_answers_507);
+	tcase_add_test(tc, test_queue_full_disk_drop_oldest);
+	tcase_add_test(tc, test_queue_full_disk_refuse);
 	suite_add_tcase(s, tc);
 	return s;
 }
