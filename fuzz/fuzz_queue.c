@@ -1,6 +1,7 @@
 /*
  * fuzz_queue.c - libFuzzer harness for the durable queue's recovery reader
- * (pwq_scan_segment) and the cursors file parser, fed damaged segment files.
+ * (pwq_scan_segment), the cursors file parser and the decoder of a record's
+ * contents (pw_qrec_decode), fed damaged segment files.
  *
  * Build and run (from the repository root; scripts/fuzz.sh runs them all):
  *   CC=clang meson setup build-fuzz -Dfuzz=true && meson compile -C build-fuzz fuzz/fuzz_queue
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "qrec.h"
 #include "qstore_format.h"
 #include "util/crc32c.h"
 
@@ -41,6 +43,31 @@ static void on_event(void *arg, const struct pwq_scan_ev *ev)
 	s->last_end = ev->off + ev->size;
 }
 
+/* A record's contents: decoded or refused, never read past; the body is
+ * the rest of the buffer, and every string is whole. */
+static void check_record(const uint8_t *data, size_t size)
+{
+	struct pw_qrec r;
+	const char *why = NULL;
+
+	if (pw_qrec_decode(data, size, &r, &why) < 0) {
+		if (!why)
+			abort();
+		return;
+	}
+	if (r.body < data || r.body + r.body_len != data + size)
+		abort();
+	for (size_t i = 0; i < r.nin; i++)
+		if (!r.in[i].name || !r.in[i].value)
+			abort();
+	for (size_t i = 0; i < r.nctypes; i++)
+		if (!r.ctypes[i])
+			abort();
+	if (r.ingest && !r.path_query)
+		abort();
+	pw_qrec_free(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -61,5 +88,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		pwq_curents_free(e, n);
 	}
+	check_record(data, size);
 	return 0;
 }
