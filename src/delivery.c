@@ -173,19 +173,33 @@ void pw_delivery_free(struct delivery *d)
  * X-Scope-OrgID. Returns NULL, or a malloc'd error when a tenant is not
  * one Pyroscope would accept: nothing is sent then.
  */
+char *pw_profile_tenant(const struct pw_endpoint_config *c, const struct pw_label *in, size_t n,
+			const struct pw_kvmap *external, const char **tenant)
+{
+	const char *why;
+
+	*tenant = NULL;
+	if (!c->tenant_label)
+		return NULL;
+	*tenant = pw_labels_lookup(in, n, external, c->tenant_label);
+	why = *tenant ? pwx_tenant_error(*tenant) : NULL;
+	if (why)
+		return pw_asprintf("invalid tenant in profile: label %s=\"%.160s\": %s",
+				   c->tenant_label, *tenant, why);
+	return NULL;
+}
+
 char *pw_delivery_set_tenants(struct delivery *d, const struct pw_label *in, size_t n,
 			      const struct pw_kvmap *external)
 {
 	for (size_t i = 0; i < d->ntasks; i++) {
-		const char *label = d->tasks[i].ep->cfg->tenant_label, *tenant, *why;
+		const char *tenant;
+		char *err = pw_profile_tenant(d->tasks[i].ep->cfg, in, n, external, &tenant);
 
-		if (!label || !(tenant = pw_labels_lookup(in, n, external, label)))
-			continue;
-		why = pwx_tenant_error(tenant);
-		if (why)
-			return pw_asprintf("invalid tenant in profile: label %s=\"%.160s\": %s",
-					   label, tenant, why);
-		pw_task_set_tenant(&d->tasks[i], tenant);
+		if (err)
+			return err;
+		if (tenant)
+			pw_task_set_tenant(&d->tasks[i], tenant);
 	}
 	return NULL;
 }

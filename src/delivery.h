@@ -157,6 +157,20 @@ enum pw_reserve pw_delivery_reserve(struct delivery *d, size_t bytes, size_t buf
 /* Gives the payload buffer and its bytes back. Idempotent; any thread. */
 void pw_delivery_release(struct delivery *d);
 
+/* Bodies at least this large are sent from where they already are (the
+ * caller's kept samples, a record read from the queue) rather than copied
+ * into a payload buffer; smaller ones are cheaper to copy (libcurl then
+ * sends them with the headers in one write). */
+#define PW_STREAM_MIN_BYTES (64 * 1024)
+
+/*
+ * The tenant endpoint c takes from a profile's labels (in: the incoming
+ * ones, external: the configuration's): *tenant is NULL when c has no
+ * tenant_label or the profile lacks it. NULL, or a malloc'd error when the
+ * tenant is not one Pyroscope would accept.
+ */
+char *pw_profile_tenant(const struct pw_endpoint_config *c, const struct pw_label *in, size_t n,
+			const struct pw_kvmap *external, const char **tenant);
 /*
  * Gives each task whose endpoint has a tenant_label the tenant the
  * profile's labels name (in: the incoming labels, external: the

@@ -34,10 +34,6 @@
 /* How often the gauges are refreshed and expiry is looked at when nothing
  * else wakes the feeder. */
 #define IDLE_PASS_NS (1000 * 1000000LL)
-/* Bodies at least this large are sent from the record read from disk;
- * smaller ones are copied into a payload buffer (libcurl then sends them
- * with the headers in one write), as submit.c does. */
-#define STREAM_MIN_BYTES (64 * 1024)
 /* How often the backlog gauges are refreshed while records flow. */
 #define PUBLISH_MS 250
 
@@ -457,7 +453,7 @@ static enum handover build(struct pw_qfeed *qf, struct qf_ep *fe, struct pwq_rec
 	d->nctypes = qr->nctypes;
 	qr->ctypes = NULL;
 	qr->nctypes = 0;
-	if (qr->body_len >= STREAM_MIN_BYTES) {
+	if (qr->body_len >= PW_STREAM_MIN_BYTES) {
 		/* Large: sent from the record as read, which the delivery
 		 * takes over, rather than copied once more. */
 		d->segs = malloc(sizeof(*d->segs));

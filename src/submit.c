@@ -22,12 +22,6 @@
 #include "proto.h"
 #include "qfeed.h"
 #include "qrec.h"
-#include "util/tenant.h"
-
-/* Samples at least this large are sent from the caller's memory when it
- * keeps them alive; smaller ones are cheaper to copy (libcurl then sends
- * them with the headers in one write). */
-#define STREAM_MIN_BYTES (64 * 1024)
 
 /* Counts a delivery that never reached the endpoints as dropped by each of
  * them, so no profile goes unaccounted. */
@@ -89,7 +83,7 @@ static int refuse_overload(struct pw_sender *s, struct delivery *d, size_t len, 
 static enum pw_reserve build_push_body(struct delivery *d, const struct pw_labelset *ls,
 				       const struct pw_push *p, bool keep, uint64_t data_bytes)
 {
-	bool stream = keep && data_bytes >= STREAM_MIN_BYTES;
+	bool stream = keep && data_bytes >= PW_STREAM_MIN_BYTES;
 	size_t own = stream ? d->len - (size_t)data_bytes : d->len;
 	enum pw_reserve r = pw_delivery_reserve(d, d->len, own);
 	int rc;
@@ -151,14 +145,11 @@ static char *tenant_error(const struct pw_snapshot *snap, const struct pw_label 
 			  const struct pw_kvmap *external)
 {
 	for (size_t i = 0; i < snap->neps; i++) {
-		const char *label = snap->eps[i]->cfg->tenant_label, *tenant, *why;
+		const char *tenant;
+		char *err = pw_profile_tenant(snap->eps[i]->cfg, in, n, external, &tenant);
 
-		if (!label || !(tenant = pw_labels_lookup(in, n, external, label)))
-			continue;
-		why = pwx_tenant_error(tenant);
-		if (why)
-			return pw_asprintf("invalid tenant in profile: label %s=\"%.160s\": %s",
-					   label, tenant, why);
+		if (err)
+			return err;
 	}
 	return NULL;
 }
@@ -414,7 +405,7 @@ int pw_sender_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qf
 		/* A large body the caller keeps alive is sent from its memory;
 		 * anything else is copied once, shared read-only by every
 		 * endpoint. The bytes count against the budget either way. */
-		bool stream = keep && in->body_len >= STREAM_MIN_BYTES;
+		bool stream = keep && in->body_len >= PW_STREAM_MIN_BYTES;
 
 		switch (pw_delivery_reserve(d, in->body_len, stream ? 0 : in->body_len)) {
 		case PW_RESERVE_OK:

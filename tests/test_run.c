@@ -977,6 +977,21 @@ START_TEST(test_reload_refuses_fifo)
 }
 END_TEST
 
+/* Writes a metrics exposition to a file and has promtool check it. */
+static void promtool_passes(const char *text)
+{
+	char *path = pw_asprintf("%s/metrics.txt", E.dir), *cmd;
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	cmd = pw_asprintf("promtool check metrics < %s >&2", path);
+	ck_assert_msg(system(cmd) == 0, "promtool check metrics failed:\n%s", text);
+	free(cmd);
+	free(path);
+}
+
 /*
  * `mockhost run` with a queue block: 200 once the profile is on disk,
  * delivered afterwards; the queue's series pass promtool and the debug
@@ -990,15 +1005,18 @@ START_TEST(queue_mode_over_http)
 	size_t plen, blen;
 	const uint8_t *prof = th_pprof_gz(&plen);
 	uint8_t *big = th_big_pprof(40 * 1024, 7, &blen);
-	char *err = NULL, *cfg, *text = NULL, *path, *cmd;
+	size_t pushlen, big_pushlen;
+	uint8_t *push, *big_push = push_body_of("app", big, blen, &big_pushlen);
+	char *err = NULL, *cfg, *text = NULL;
 	long code = 0;
-	FILE *f;
 
 	env_init();
 	env_sinks(1);
 	down = standin_start(&so, &err);
 	ck_assert_msg(down != NULL, "standin: %s", err ? err : "?");
 	standin_script(down, STANDIN_ROUTE_INGEST,
+		       &(struct standin_reply){.status = 503, .times = 100000});
+	standin_script(down, STANDIN_ROUTE_PUSH,
 		       &(struct standin_reply){.status = 503, .times = 100000});
 	cfg = pw_asprintf("{\"endpoint\":[{\"url\":\"%s\",\"name\":\"live\"},"
 			  "{\"url\":\"%s\",\"name\":\"down\",\"min_backoff_period\":\"10ms\","
@@ -1013,46 +1031,47 @@ START_TEST(queue_mode_over_http)
 	ck_assert_int_eq(http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, prof,
 				   plen, NULL),
 			 200);
-	/* The live endpoint gets it; the dead one keeps it on disk. Then
+	push = push_body_of("app", prof, plen, &pushlen);
+	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers, push,
+				   pushlen, NULL),
+			 200);
+	/* The live endpoint gets them; the dead one keeps them on disk. Then
 	 * 40 KiB bodies fill the 64 KiB queue: refused with 429, at once. */
 	for (int i = 0; i < 4 && code != 429; i++)
 		code = http_post(E.run.url, "/ingest?name=app&format=pprof", octet_headers, big,
 				 blen, NULL);
 	ck_assert_int_eq(code, 429);
+	/* A Connect push that does not fit either: resource_exhausted, 429. */
+	ck_assert_int_eq(http_post(E.run.url, "/push.v1.PusherService/Push", proto_headers,
+				   big_push, big_pushlen, NULL),
+			 429);
 	for (int i = 0; i < 250; i++) {
 		free(text);
 		text = NULL;
 		ck_assert_int_eq(http_get(E.run.url, "/metrics", &text), 200);
 		/* The backlog gauges are refreshed a few times a second. */
-		if (strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 2") &&
-		    strstr(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"down\"} 2"))
+		if (strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 3") &&
+		    strstr(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"down\"} 3"))
 			break;
 		msleep(20);
 	}
 	ck_assert_ptr_nonnull(
-		strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 2"));
+		strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"live\"} 3"));
 	ck_assert_ptr_nonnull(
-		strstr(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"down\"} 2"));
+		strstr(text, "pyroscope_write_queue_backlog_profiles{endpoint=\"down\"} 3"));
 	ck_assert_ptr_nonnull(strstr(text, "pyroscope_write_queue_fsync_duration_seconds_count"));
 	ck_assert_ptr_nonnull(strstr(text, "pyroscope_write_queue_dropped_profiles_total{endpoint="
-					   "\"down\",reason=\"full\"} 1"));
-	if (system("command -v promtool >/dev/null 2>&1") == 0) {
-		path = pw_asprintf("%s/metrics.txt", E.dir);
-		f = fopen(path, "w");
-		ck_assert_ptr_nonnull(f);
-		fputs(text, f);
-		fclose(f);
-		cmd = pw_asprintf("promtool check metrics < %s >&2", path);
-		ck_assert_msg(system(cmd) == 0, "promtool check metrics failed:\n%s", text);
-		free(cmd);
-		free(path);
-	}
+					   "\"down\",reason=\"full\"} 2"));
+	if (system("command -v promtool >/dev/null 2>&1") == 0)
+		promtool_passes(text);
 	free(text);
 	text = NULL;
 	ck_assert_int_eq(http_get(E.run.url, "/debug", &text), 200);
 	ck_assert_ptr_nonnull(strstr(text, "\"queue\":{\"directory\":"));
 	free(text);
 	free(big);
+	free(push);
+	free(big_push);
 	env_fini();
 	standin_stop(down);
 }
@@ -1060,10 +1079,9 @@ END_TEST
 
 START_TEST(test_metrics_pass_promtool)
 {
-	char *text = NULL, *path, *cmd;
+	char *text = NULL;
 	size_t plen;
 	const uint8_t *prof = th_pprof_gz(&plen);
-	FILE *f;
 
 	if (system("command -v promtool >/dev/null 2>&1") != 0) {
 		fprintf(stderr, "SKIP test_metrics_pass_promtool: promtool is not installed\n");
@@ -1084,15 +1102,7 @@ START_TEST(test_metrics_pass_promtool)
 	ck_assert_ptr_nonnull(
 		strstr(text, "pyroscope_write_sent_profiles_total{endpoint=\"primary\"} 1"));
 	ck_assert_ptr_nonnull(strstr(text, "mockhost_inflight_requests_limit 16384"));
-	path = pw_asprintf("%s/metrics.txt", E.dir);
-	f = fopen(path, "w");
-	ck_assert_ptr_nonnull(f);
-	fputs(text, f);
-	fclose(f);
-	cmd = pw_asprintf("promtool check metrics < %s >&2", path);
-	ck_assert_msg(system(cmd) == 0, "promtool check metrics failed:\n%s", text);
-	free(cmd);
-	free(path);
+	promtool_passes(text);
 	free(text);
 	env_fini();
 }
@@ -1468,19 +1478,6 @@ START_TEST(test_sink_full_disk_answers_507)
 }
 END_TEST
 
-/* A metric's value from `mockhost run` (-1 when absent). */
-static double run_metric(const char *series)
-{
-	char *text = NULL, *p;
-	double v = -1;
-
-	if (http_get(E.run.url, "/metrics", &text) == 200 && (p = strstr(text, series)) &&
-	    p[strlen(series)] == ' ')
-		v = strtod(p + strlen(series) + 1, NULL);
-	free(text);
-	return v;
-}
-
 /*
  * The queue on a real full disk: a 512 KiB tmpfs, far below max_size, with
  * the endpoint down. drop_oldest keeps answering 200 by dropping the
@@ -1536,9 +1533,10 @@ static void queue_full_disk(bool refuse)
 	ck_assert_int_eq(http_get(E.run.url, "/-/healthy", NULL), 200);
 	standin_script_clear(down);
 	for (int i = 0; i < 500; i++) {
-		sent = run_metric("pyroscope_write_sent_profiles_total{endpoint=\"a\"}");
-		dropped = run_metric("pyroscope_write_queue_dropped_profiles_total{endpoint=\"a\","
-				     "reason=\"full\"}");
+		sent = metric(E.run.url, "pyroscope_write_sent_profiles_total{endpoint=\"a\"}");
+		dropped = metric(E.run.url,
+				 "pyroscope_write_queue_dropped_profiles_total{endpoint=\"a\","
+				 "reason=\"full\"}");
 		if (sent + (refuse ? 0 : dropped) >= ok)
 			break;
 		msleep(20);
