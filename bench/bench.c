@@ -39,6 +39,7 @@
 #include "proto.h"
 #include "pw_version.h"
 #include "pyroscope_write.h"
+#include "waitword.h"
 
 #define NSIZES 3
 #define MAX_EPS 10
@@ -1333,6 +1334,102 @@ static double profiles_per_request(struct plugin *pl)
 	return bs.count > 0 ? bs.sum / bs.count : NAN;
 }
 
+/*
+ * The floor under any blocking form: `threads` callers that do nothing
+ * but hand themselves to one waker thread and sleep until it wakes them,
+ * on the same event the blocking push waits on (waitword.c). Every
+ * blocking call costs at least this one sleep and wake-up; the rate is how
+ * many of them the machine can do per second with no work at all.
+ */
+struct floor_state {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct pw_waitword **posted;
+	int nposted;
+	atomic_bool stop;
+	atomic_long wakes;
+};
+
+static void *floor_caller(void *arg)
+{
+	struct floor_state *f = arg;
+
+	while (!atomic_load(&f->stop)) {
+		struct pw_waitword w;
+
+		pw_waitword_init(&w);
+		pthread_mutex_lock(&f->lock);
+		f->posted[f->nposted++] = &w;
+		if (f->nposted == 1)
+			pthread_cond_signal(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+		pw_waitword_wait(&w);
+		pw_waitword_destroy(&w);
+		atomic_fetch_add_explicit(&f->wakes, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
+/* Wakes what was posted; returns false once stopping and nobody is left. */
+static bool floor_wake_posted(struct floor_state *f, struct pw_waitword **got, bool wait)
+{
+	int k;
+
+	pthread_mutex_lock(&f->lock);
+	while (wait && !f->nposted)
+		pthread_cond_wait(&f->cond, &f->lock);
+	k = f->nposted;
+	memcpy(got, f->posted, (size_t)k * sizeof(*got));
+	f->nposted = 0;
+	pthread_mutex_unlock(&f->lock);
+	for (int i = 0; i < k; i++)
+		pw_waitword_set(got[i]);
+	return k > 0;
+}
+
+static double wake_floor_run(int threads, double secs, double *cpu_per_1000)
+{
+	struct floor_state f = {.nposted = 0};
+	struct pw_waitword **got = xmalloc((size_t)threads * sizeof(*got));
+	pthread_t *th = xmalloc((size_t)threads * sizeof(*th));
+	bool *joined = calloc((size_t)threads, sizeof(*joined));
+	double t0, c0, elapsed;
+	long wakes;
+
+	f.posted = xmalloc((size_t)threads * sizeof(*f.posted));
+	pthread_mutex_init(&f.lock, NULL);
+	pthread_cond_init(&f.cond, NULL);
+	atomic_init(&f.stop, false);
+	atomic_init(&f.wakes, 0);
+	for (int i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, floor_caller, &f);
+	t0 = now_s();
+	c0 = cpu_s();
+	while (now_s() - t0 < secs)
+		floor_wake_posted(&f, got, true);
+	elapsed = now_s() - t0;
+	wakes = atomic_load(&f.wakes);
+	*cpu_per_1000 = wakes ? (cpu_s() - c0) * 1000.0 / (double)wakes : NAN;
+	atomic_store(&f.stop, true);
+	/* Until every caller has seen stop: each posts once more at most. */
+	for (int left = threads; left > 0;) {
+		for (int i = 0; i < threads; i++) {
+			if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == 0) {
+				joined[i] = true;
+				left--;
+			}
+		}
+		floor_wake_posted(&f, got, false);
+	}
+	pthread_cond_destroy(&f.cond);
+	pthread_mutex_destroy(&f.lock);
+	free(f.posted);
+	free(got);
+	free(th);
+	free(joined);
+	return (double)wakes / elapsed;
+}
+
 /* Medians over the alternating runs of one form, without and with batch. */
 struct batch_cell {
 	double rate[2], cpu[2], p99[2];
@@ -1380,6 +1477,7 @@ static int batch_main(struct plugin *pl0, struct payload *pay)
 	double ppr[2];
 	struct wrk_result w = {0};
 	int n = o.quick ? 1 : MAX_REPS;
+	double floor_r[MAX_REPS], floor_c[MAX_REPS], floor_rate = NAN, floor_cpu = NAN;
 
 	printf("# pw-bench: batch = %s, %s profiles (%zu B request), %d in flight / %d threads, "
 	       "%.1f s per run, medians of %d alternating runs, libcurl %s\n",
@@ -1410,6 +1508,14 @@ static int batch_main(struct plugin *pl0, struct payload *pay)
 					w.rps);
 		}
 		batch_pair(pl, &pay[0], true, &cells[e][1]);
+		if (e == 0) {
+			for (int i = 0; i < n; i++)
+				floor_r[i] = wake_floor_run(INFLIGHT, o.secs, &floor_c[i]);
+			floor_rate = median(floor_r, n);
+			floor_cpu = median(floor_c, n);
+			fprintf(stderr, "  wake-up floor, %d threads: %.0f wakes/s\n", INFLIGHT,
+				floor_rate);
+		}
 		ppr[e] = profiles_per_request(&pl[1]);
 		plugin_destroy(&pl[0]);
 		plugin_destroy(&pl[1]);
@@ -1452,6 +1558,16 @@ static int batch_main(struct plugin *pl0, struct payload *pay)
 	for (int e = 0; e < 2; e++)
 		printf("| %d | %.2f | %.2f |\n", eps[e], cells[e][1].rate[0] / cells[e][0].rate[0],
 		       cells[e][1].rate[1] / cells[e][0].rate[1]);
+	printf("\n## Blocking form against the wake-up floor\n\n"
+	       "%d threads that only sleep and are woken by one thread, on the blocking push's "
+	       "own event, no work: %.0f wake-ups/s, %.4f CPU s per 1000 (medians of %d runs "
+	       "between the blocking runs)\n\n",
+	       INFLIGHT, floor_rate, floor_cpu, n);
+	printf("| endpoints | blocking unbatched/floor | blocking batched/floor | callback "
+	       "batched/floor |\n|---|---|---|---|\n");
+	for (int e = 0; e < 2; e++)
+		printf("| %d | %.2f | %.2f | %.2f |\n", eps[e], cells[e][1].rate[0] / floor_rate,
+		       cells[e][1].rate[1] / floor_rate, cells[e][0].rate[1] / floor_rate);
 	return 0;
 }
 
