@@ -1124,7 +1124,7 @@ static void usage(void)
 		"usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
 		"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
 		"                [--single "
-		"cb|blk|plain|plainsa|update,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
+		"cb|blk|plain|plainsa|update|qcb,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
 		"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
 		"                [--batch JSON]  (each endpoint's batch block; without\n"
 		"                --single: 2 KiB, batched against unbatched side by side)\n"
@@ -1249,6 +1249,11 @@ static void parse_args(int argc, char **argv)
 
 /* One kind of run, five times over: for profiling and for checking one
  * figure without the whole table. */
+static char *queue_config(const char *dir, int port, const char *fsync, long long max_size);
+static void remove_dir(const char *dir);
+static void queue_cb_run(struct plugin *pl, const struct payload *p, double *accepted,
+			 struct run *r, double *accept_rate);
+
 static int single_main(struct plugin *pl, struct payload *pay)
 {
 	char kind[16] = "";
@@ -1261,6 +1266,37 @@ static int single_main(struct plugin *pl, struct payload *pay)
 		/* The update() figure alone (one endpoint; ENDPOINTS and
 		 * CONCURRENCY are not used). */
 		update_run(pl, &pay[size], size);
+		return 0;
+	}
+	if (strcmp(kind, "qcb") == 0) {
+		/* The queue (fsync "always", in --queue DIR/q) at one endpoint:
+		 * each run's rate counts until the endpoint has everything. */
+		char qdir[4096], *cfg;
+		double accepted = 0;
+
+		if (!o.queue || neps != 1)
+			usage();
+		snprintf(qdir, sizeof(qdir), "%s/q", o.queue);
+		remove_dir(qdir);
+		cfg = queue_config(qdir, o.port, "always", 1LL << 30);
+		plugin_create(pl, cfg);
+		free(cfg);
+		for (int i = 0; i < 5; i++) {
+			struct run r;
+			double acc;
+
+			run_init(&r, false);
+			queue_cb_run(pl, &pay[size], &accepted, &r, &acc);
+			check_run(kind, &r);
+			printf("qcb %s concurrency %d: %.0f profiles/s delivered, %.0f accepted, "
+			       "%.3f CPU s/1000\n",
+			       size_names[size], INFLIGHT, rate(&r), acc,
+			       r.ok ? r.cpu * 1000.0 / (double)r.ok : NAN);
+			fflush(stdout);
+			run_free(&r);
+		}
+		plugin_destroy(pl);
+		remove_dir(qdir);
 		return 0;
 	}
 	if (strncmp(kind, "plain", 5) != 0) {
