@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
@@ -1811,7 +1812,57 @@ struct qcell {
 	double per_run[2][MAX_REPS];
 	struct fsync_stats f0, f1;
 	double queued; /* profiles the queue accepted in the measured runs */
+	double disk; /* the disk's own rate for this size, MB/s (disk_rate) */
 };
+
+/*
+ * The disk under the queue, without the queue: rounds of INFLIGHT writes
+ * of `size` bytes to one file, each round followed by one fdatasync (the
+ * most a group commit with INFLIGHT pushes in flight can combine), for
+ * `secs`. The file is cut back every 256 MiB, as the queue deletes
+ * segments. Returns MB/s, or NAN when the file cannot be written.
+ */
+static double disk_rate(const char *dir, size_t size, double secs)
+{
+	char path[4096];
+	char *buf = xmalloc(size);
+	double t0 = now_s(), bytes = 0, elapsed;
+	off_t off = 0;
+	int fd;
+
+	memset(buf, 0x5a, size);
+	snprintf(path, sizeof(path), "%s/disk-rate", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		free(buf);
+		return NAN;
+	}
+	while (now_s() - t0 < secs) {
+		for (int i = 0; i < INFLIGHT; i++) {
+			if (pwrite(fd, buf, size, off) != (ssize_t)size)
+				goto fail;
+			off += (off_t)size;
+			bytes += (double)size;
+		}
+		if (fdatasync(fd) != 0)
+			goto fail;
+		if (off >= (off_t)256 << 20) {
+			if (ftruncate(fd, 0) != 0)
+				goto fail;
+			off = 0;
+		}
+	}
+	elapsed = now_s() - t0;
+	close(fd);
+	unlink(path);
+	free(buf);
+	return bytes / elapsed / 1e6;
+fail:
+	close(fd);
+	unlink(path);
+	free(buf);
+	return NAN;
+}
 
 static void queue_pair(struct plugin *pl0, const struct payload *p, const char *qdir,
 		       struct qcell *c)
@@ -1856,6 +1907,14 @@ static void queue_pair(struct plugin *pl0, const struct payload *p, const char *
 	}
 	fsync_read(&pl[1], &c->f1);
 	c->queued += accepted;
+	{
+		double d[MAX_REPS];
+
+		for (int i = 0; i < n; i++)
+			d[i] = disk_rate(o.queue, p->plen, o.secs);
+		c->disk = median(d, n);
+		fprintf(stderr, "  disk alone: %.0f MB/s\n", c->disk);
+	}
 	for (int m = 0; m < 2; m++) {
 		c->rate[m] = median(r[m], n);
 		c->cpu[m] = median(cpu[m], n);
@@ -2076,6 +2135,20 @@ static int queue_main(struct plugin *pl, struct payload *pay)
 	printf("\n(queue: profiles delivered over the time from the run's first push until the "
 	       "endpoint has taken every profile the run queued; accepted: the producer's rate, "
 	       "callbacks at fdatasync)\n");
+	printf("\n## The disk alone\n\n"
+	       "Rounds of %d writes of the profile's size to one file in the queue's directory, one "
+	       "fdatasync per round, medians of %d runs after the queue's: the most the queue "
+	       "could write there with %d in flight.\n\n",
+	       INFLIGHT, n, INFLIGHT);
+	printf("| size | disk, MB/s | queue delivered / disk | queue accepted / disk | memory mode / "
+	       "disk |\n|---|---|---|---|---|\n");
+	for (int i = 0; i < NSIZES; i++) {
+		struct qcell *c = &cells[i];
+		double mb = (double)pay[i].plen / 1e6;
+
+		printf("| %s | %.0f | %.2f | %.2f | %.2f |\n", size_names[i], c->disk,
+		       c->rate[1] * mb / c->disk, c->accept * mb / c->disk, c->rate[0] * mb / c->disk);
+	}
 	printf("\n## fsync (fdatasync) during the queue's measured runs\n\n");
 	printf("| size | fsyncs | profiles | profiles per fsync | p50 (from buckets) | p99 (from "
 	       "buckets) | mean |\n|---|---|---|---|---|---|---|\n");
