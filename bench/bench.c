@@ -2136,18 +2136,21 @@ static int queue_main(struct plugin *pl, struct payload *pay)
 	       "endpoint has taken every profile the run queued; accepted: the producer's rate, "
 	       "callbacks at fdatasync)\n");
 	printf("\n## The disk alone\n\n"
-	       "Rounds of %d writes of the profile's size to one file in the queue's directory, one "
+	       "Rounds of %d writes of the profile's size to one file in the queue's directory, "
+	       "one "
 	       "fdatasync per round, medians of %d runs after the queue's: the most the queue "
 	       "could write there with %d in flight.\n\n",
 	       INFLIGHT, n, INFLIGHT);
-	printf("| size | disk, MB/s | queue delivered / disk | queue accepted / disk | memory mode / "
+	printf("| size | disk, MB/s | queue delivered / disk | queue accepted / disk | memory mode "
+	       "/ "
 	       "disk |\n|---|---|---|---|---|\n");
 	for (int i = 0; i < NSIZES; i++) {
 		struct qcell *c = &cells[i];
 		double mb = (double)pay[i].plen / 1e6;
 
 		printf("| %s | %.0f | %.2f | %.2f | %.2f |\n", size_names[i], c->disk,
-		       c->rate[1] * mb / c->disk, c->accept * mb / c->disk, c->rate[0] * mb / c->disk);
+		       c->rate[1] * mb / c->disk, c->accept * mb / c->disk,
+		       c->rate[0] * mb / c->disk);
 	}
 	printf("\n## fsync (fdatasync) during the queue's measured runs\n\n");
 	printf("| size | fsyncs | profiles | profiles per fsync | p50 (from buckets) | p99 (from "

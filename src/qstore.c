@@ -642,11 +642,11 @@ static bool no_space(int err)
 }
 
 /* Writes one record at the tail, starting a segment if needed. iov[0] is
- * left for the segment header, iov[1] is the record header, the payload is
- * iov[2] to iov[pay_end - 1], then the padding. Returns PWQ_OK, PWQ_FULL (no
+ * left for the segment header, iov[1] is the record header, then the
+ * payload, whose CRC32C is pay_crc, and the padding. Returns PWQ_OK, PWQ_FULL (no
  * room: max_size or the disk), PWQ_NOMEM or PWQ_IO. */
-static int write_locked(struct pwq *q, struct iovec *iov, int pay_end, int cnt, uint64_t rsize,
-			struct pwq_rechdr *h)
+static int write_locked(struct pwq *q, struct iovec *iov, int cnt, uint64_t rsize,
+			struct pwq_rechdr *h, uint32_t pay_crc)
 {
 	uint8_t seghdr[PWQ_SEG_HDR];
 	uint64_t off = 0, total = rsize;
@@ -668,9 +668,8 @@ static int write_locked(struct pwq *q, struct iovec *iov, int pay_end, int cnt, 
 	h->seq = q->next_seq;
 	h->cum = q->tail_cum + h->nprofiles;
 	pwq_rechdr_encode(iov[1].iov_base, h);
-	h->crc = pwx_crc32c(0, iov[1].iov_base, 36);
-	for (int i = 2; i < pay_end; i++)
-		h->crc = pwx_crc32c(h->crc, iov[i].iov_base, iov[i].iov_len);
+	/* The payload was summed before the lock was taken. */
+	h->crc = pwx_crc32c_combine(pwx_crc32c(0, iov[1].iov_base, 36), pay_crc, h->len);
 	pwq_rechdr_encode(iov[1].iov_base, h);
 
 	if (fresh) {
@@ -733,7 +732,8 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 	struct iovec *v = NULL;
 	struct pwq_rechdr h = {.created_ms = created_ms, .nprofiles = nprofiles};
 	uint64_t len = 0, rsize;
-	int cnt = 0, pay_end, st;
+	uint32_t pay_crc = 0;
+	int cnt = 0, st;
 	bool always = true; /* read under the lock: a reload may change it */
 
 	if (iovcnt < 0 || iovcnt > MAX_IOV)
@@ -749,10 +749,14 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 		return PWQ_NOMEM;
 	v[1] = (struct iovec){rhdr, sizeof(rhdr)};
 	cnt = 2;
-	for (int i = 0; i < iovcnt; i++)
-		if (iov[i].iov_len)
+	/* Summed here, without the lock: readers and acknowledgments wait
+	 * for it while an append holds it. */
+	for (int i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len) {
 			v[cnt++] = iov[i];
-	pay_end = cnt;
+			pay_crc = pwx_crc32c(pay_crc, iov[i].iov_base, iov[i].iov_len);
+		}
+	}
 	if (rsize > PWQ_REC_HDR + len)
 		v[cnt++] = (struct iovec){(void *)zeros, rsize - PWQ_REC_HDR - len};
 
@@ -771,7 +775,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 		goto out;
 	}
 	for (;;) {
-		st = write_locked(q, v, pay_end, cnt, rsize, &h);
+		st = write_locked(q, v, cnt, rsize, &h, pay_crc);
 		if (st != PWQ_FULL || (reclaim_tail_locked(q) < 0 &&
 				       (!q->o.drop_oldest || drop_oldest_locked(q) < 0)))
 			break;

@@ -265,6 +265,41 @@ START_TEST(test_crc32c_vectors)
 }
 END_TEST
 
+/* Combining two checksums gives the checksum of the two buffers one after
+ * the other: every split of "123456789", and of 1 MiB of pseudo-random
+ * bytes at splits that exercise long lengths (the record's case: a 36-byte
+ * header, then a payload summed earlier). */
+START_TEST(test_crc32c_combine)
+{
+	size_t n = 1 << 20;
+	uint8_t *buf = malloc(n);
+	uint32_t x = 12345;
+	static const size_t splits[] = {0, 1, 36, 4095, 65536, 65537, (1 << 20) - 1, 1 << 20};
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 16);
+	}
+	for (size_t k = 0; k <= 9; k++)
+		ck_assert_uint_eq(pwx_crc32c_combine(pwx_crc32c(0, "123456789", k),
+						     pwx_crc32c(0, &"123456789"[k], 9 - k), 9 - k),
+				  0xE3069283u);
+	for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
+		size_t k = splits[i];
+
+		ck_assert_uint_eq(pwx_crc32c_combine(pwx_crc32c(0, buf, k),
+						     pwx_crc32c(0, buf + k, n - k), n - k),
+				  pwx_crc32c(0, buf, n));
+	}
+	/* A different second part must give a different result. */
+	ck_assert_uint_ne(
+		pwx_crc32c_combine(pwx_crc32c(0, buf, 36), pwx_crc32c(0, buf + 37, 100), 100),
+		pwx_crc32c(0, buf, 136));
+	free(buf);
+}
+END_TEST
+
 /* ---- round trips ---- */
 
 START_TEST(test_round_trip_many_segments)
@@ -1051,6 +1086,7 @@ static Suite *qstore_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_crc32c_vectors);
+	tcase_add_test(tc, test_crc32c_combine);
 	tcase_add_test(tc, test_scan_buffer);
 	tcase_add_test(tc, test_round_trip_many_segments);
 	tcase_add_test(tc, test_restart_resumes_from_committed);

@@ -91,3 +91,50 @@ uint32_t pwx_crc32c(uint32_t crc, const void *buf, size_t len)
 #endif
 	return pwx_crc32c_table(crc, buf, len);
 }
+
+/*
+ * Combining: with CRCs as polynomials over GF(2) modulo the (reflected)
+ * Castagnoli polynomial, crc(a || b) is crc(a) times x^(8 len(b)) plus
+ * crc(b); the pre- and post-inversions cancel out as in zlib. x2n[k] holds
+ * x^(2^k), so x^(8n) is a product of at most 64 table entries.
+ */
+static uint32_t x2n[32];
+static pthread_once_t x2n_once = PTHREAD_ONCE_INIT;
+
+/* a * b modulo the polynomial, bit 31 being x^0 (reflected order). */
+static uint32_t multmodp(uint32_t a, uint32_t b)
+{
+	uint32_t m = 1u << 31, p = 0;
+
+	for (;;) {
+		if (a & m) {
+			p ^= b;
+			if ((a & (m - 1)) == 0)
+				break;
+		}
+		m >>= 1;
+		b = (b & 1) ? (b >> 1) ^ POLY : b >> 1;
+	}
+	return p;
+}
+
+static void x2n_build(void)
+{
+	uint32_t p = 1u << 30; /* x^1 */
+
+	x2n[0] = p;
+	for (int k = 1; k < 32; k++)
+		x2n[k] = p = multmodp(p, p);
+}
+
+uint32_t pwx_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+	uint32_t p = 1u << 31; /* x^0 */
+	unsigned k = 3; /* bytes: x^(8 len_b) = x^(len_b * 2^3) */
+
+	pthread_once(&x2n_once, x2n_build);
+	for (uint64_t n = len_b; n; n >>= 1, k++)
+		if (n & 1)
+			p = multmodp(x2n[k & 31], p);
+	return multmodp(p, crc_a) ^ crc_b;
+}
