@@ -1248,13 +1248,13 @@ static void parse_args(int argc, char **argv)
 		o.tmpdir = getenv("TMPDIR");
 }
 
-/* One kind of run, five times over: for profiling and for checking one
- * figure without the whole table. */
 static char *queue_config(const char *dir, int port, const char *fsync, long long max_size);
 static void remove_dir(const char *dir);
 static void queue_cb_run(struct plugin *pl, const struct payload *p, double *accepted,
 			 struct run *r, double *accept_rate);
 
+/* One kind of run, five times over: for profiling and for checking one
+ * figure without the whole table. */
 static int single_main(struct plugin *pl, struct payload *pay)
 {
 	char kind[16] = "";
@@ -1407,8 +1407,8 @@ static void *floor_caller(void *arg)
 	return NULL;
 }
 
-/* Wakes what was posted; returns false once stopping and nobody is left. */
-static bool floor_wake_posted(struct floor_state *f, struct pw_waitword **got, bool wait)
+/* Wakes every caller posted so far; with `wait`, first waits for one. */
+static void floor_wake_posted(struct floor_state *f, struct pw_waitword **got, bool wait)
 {
 	int k;
 
@@ -1421,7 +1421,6 @@ static bool floor_wake_posted(struct floor_state *f, struct pw_waitword **got, b
 	pthread_mutex_unlock(&f->lock);
 	for (int i = 0; i < k; i++)
 		pw_waitword_set(got[i]);
-	return k > 0;
 }
 
 static double wake_floor_run(int threads, double secs, double *cpu_per_1000)
@@ -1429,10 +1428,11 @@ static double wake_floor_run(int threads, double secs, double *cpu_per_1000)
 	struct floor_state f = {.nposted = 0};
 	struct pw_waitword **got = xmalloc((size_t)threads * sizeof(*got));
 	pthread_t *th = xmalloc((size_t)threads * sizeof(*th));
-	bool *joined = calloc((size_t)threads, sizeof(*joined));
+	bool *joined = xmalloc((size_t)threads * sizeof(*joined));
 	double t0, c0, elapsed;
 	long wakes;
 
+	memset(joined, 0, (size_t)threads * sizeof(*joined));
 	f.posted = xmalloc((size_t)threads * sizeof(*f.posted));
 	pthread_mutex_init(&f.lock, NULL);
 	pthread_cond_init(&f.cond, NULL);
