@@ -83,7 +83,7 @@ void pw_bufcache_put(struct pw_bufcache *c, void *buf, size_t cap)
 
 	if (!buf)
 		return;
-	if (cap < PW_BUFCACHE_MIN || cap > PW_BUFCACHE_MAX_BYTES) {
+	if (!c || cap < PW_BUFCACHE_MIN || cap > PW_BUFCACHE_MAX_BYTES) {
 		free(buf);
 		return;
 	}

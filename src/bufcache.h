@@ -21,7 +21,7 @@
 #define PW_BUFCACHE_MIN (16 * 1024)
 /* At most this many bytes and buffers are kept. */
 #define PW_BUFCACHE_MAX_BYTES (16u * 1024 * 1024)
-#define PW_BUFCACHE_MAX_BUFS 32
+#define PW_BUFCACHE_MAX_BUFS 256
 
 struct pw_bufcache {
 	pthread_mutex_t lock;
@@ -43,7 +43,8 @@ void pw_bufcache_destroy(struct pw_bufcache *c);
  */
 void *pw_bufcache_get(struct pw_bufcache *c, size_t len, size_t *cap);
 /* Gives a buffer back (NULL is ignored): cached, or freed when the cache
- * is full or the buffer is small. */
+ * is full, the buffer is small or c is NULL. Any buffer from malloc may be
+ * given, with its size as cap. */
 void pw_bufcache_put(struct pw_bufcache *c, void *buf, size_t cap);
 
 #endif /* PW_BUFCACHE_H */

@@ -98,9 +98,11 @@ struct delivery {
 	 * caller's samples, which stay valid until done) instead of payload. */
 	struct pw_seg *segs;
 	size_t nsegs;
-	/* Memory the segments point into that the delivery frees (a record
-	 * read from the queue), or NULL. */
+	/* Memory the segments point into that the delivery gives back (a
+	 * record read from the queue), or NULL; owned_cap is its capacity in
+	 * the budget's buffer cache, 0 for memory from malloc. */
 	uint8_t *owned;
+	size_t owned_cap;
 	uint64_t size; /* bytes counted by the metrics */
 	uint64_t nprofiles; /* profiles counted by the metrics */
 	char **ctypes; /* ingest: incoming Content-Type values */

@@ -6,9 +6,17 @@
  * Layer: engine, above the handoff, the delivery object and the store;
  * below the producer side. Locks, in the order they may be taken:
  * close_lock (shared by producers appending and by completions on the I/O
- * thread acknowledging; taken alone by a reload that may remove cursors
- * and by closing), then lock (the feeder's state, held while it reads from
- * disk: completions never take it), then the store's own; wake_lock alone.
+ * thread handing over acknowledgments; taken alone by a reload that may
+ * remove cursors and by closing), then lock (the feeder's state, held
+ * while it reads from disk and acknowledges: completions never take it),
+ * then the store's own; wake_lock alone.
+ *
+ * Completions never take the store's lock either: the I/O thread is the
+ * one that sends, and an append holds that lock while it writes. A record
+ * delivered goes onto its endpoint's list of acknowledgments (lock-free);
+ * the feeder takes the list whenever it runs, which it does at the latest
+ * when a quarter of the window has come back, and acknowledges it to the
+ * store in one go. Deleting the segments passed happens there too.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "qfeed.h"
@@ -62,6 +70,9 @@ struct qf_ep {
 	/* A record read but not handed over yet (no room in the budget). */
 	struct pwq_rec held;
 	bool has_held;
+	/* Records delivered and not yet acknowledged to the store: pushed by
+	 * completions, taken by the feeder (see the top of the file). */
+	_Atomic(struct qf_item *) acks;
 };
 
 struct pw_qfeed {
@@ -102,6 +113,7 @@ struct qf_item {
 	int refill_at; /* in flight at or below which the feeder is woken */
 	int window; /* the endpoint's window when the record went out */
 	struct delivery *d;
+	struct qf_item *next_ack; /* on fe->acks */
 };
 
 /* A producer's append waiting to become durable. */
@@ -115,11 +127,34 @@ void pw_qfeed_ref(struct pw_qfeed *qf)
 	atomic_fetch_add(&qf->refs, 1);
 }
 
+/* Takes fe's acknowledgments; with ack, gives them to the store (lock held,
+ * the cursor still there), else only frees them. */
+static void take_acks(struct pw_qfeed *qf, struct qf_ep *fe, bool ack)
+{
+	struct qf_item *it = atomic_exchange(&fe->acks, NULL);
+	uint64_t seqs[256];
+	size_t n = 0;
+
+	while (it) {
+		struct qf_item *next = it->next_ack;
+
+		seqs[n++] = it->seq;
+		if (n == sizeof(seqs) / sizeof(seqs[0]) || !next) {
+			if (ack && qf->q)
+				pwq_ack_many(qf->q, fe->c, seqs, n);
+			n = 0;
+		}
+		free(it);
+		it = next;
+	}
+}
+
 static void qf_free(struct pw_qfeed *qf)
 {
 	for (size_t i = 0; i < qf->neps; i++) {
 		struct qf_ep *fe = qf->eps[i];
 
+		take_acks(qf, fe, false);
 		if (fe->has_held)
 			free(fe->held.data);
 		free(fe->name);
@@ -229,6 +264,7 @@ static void remove_ep(struct pw_qfeed *qf, struct qf_ep *fe)
 
 	fe->removed = true;
 	atomic_store(&fe->abandon, 1);
+	take_acks(qf, fe, false); /* the cursor goes: nothing to acknowledge */
 	if (fe->has_held) {
 		free(fe->held.data);
 		fe->has_held = false;
@@ -360,19 +396,15 @@ static void on_delivered(void *user, const struct pw_result *r)
 	struct pw_qfeed *qf = it->qf;
 	struct qf_ep *fe = it->fe;
 	/* Cancelled at shutdown: the record stays on disk for the next start. */
-	bool done = r->status != COMPONENT_ESHUTDOWN;
-
+	bool done = r->status != COMPONENT_ESHUTDOWN, ack;
+	bool refill;
 	int why, left;
 
-	/* Not the feeder's lock: it is held while records are read from disk,
-	 * and the I/O loop must never wait for that. close_lock, held for
-	 * writing while a cursor is removed or the store closed, keeps fe->c
-	 * and qf->q valid here. */
+	/* close_lock, held for writing while a cursor is removed or the store
+	 * closed, orders the hand-over with both: they take fe->acks after. */
 	pthread_rwlock_rdlock(&qf->close_lock);
 	why = atomic_load(&fe->abandon);
-	if (done && qf->q && why == 0)
-		pwq_ack(qf->q, fe->c, it->seq);
-	pthread_rwlock_unlock(&qf->close_lock);
+	ack = done && qf->q && why == 0;
 	if (r->status == COMPONENT_OK) {
 		int w = atomic_load(&fe->cwnd);
 
@@ -387,9 +419,18 @@ static void on_delivered(void *user, const struct pw_result *r)
 	left = atomic_fetch_sub(&fe->inflight, 1) - 1;
 	/* The feeder refills a quarter of the window at a time rather than
 	 * waking for every completion. */
-	if (left <= it->refill_at)
+	refill = left <= it->refill_at;
+	if (ack) {
+		/* The last use of it: the feeder may free it from here on. */
+		it->next_ack = atomic_load(&fe->acks);
+		while (!atomic_compare_exchange_weak(&fe->acks, &it->next_ack, it))
+			;
+	} else {
+		free(it);
+	}
+	pthread_rwlock_unlock(&qf->close_lock);
+	if (refill)
 		kick(qf);
-	free(it);
 	pw_qfeed_unref(qf);
 }
 
@@ -465,6 +506,7 @@ static enum handover build(struct pw_qfeed *qf, struct qf_ep *fe, struct pwq_rec
 		d->segs[0] = (struct pw_seg){qr->body, qr->body_len};
 		d->nsegs = 1;
 		d->owned = rec->data;
+		d->owned_cap = rec->cap;
 		rec->data = NULL;
 		d->len = qr->body_len;
 	} else if (qr->body_len > 0) {
@@ -563,7 +605,7 @@ static bool fill(struct pw_qfeed *qf, struct qf_ep *fe, int64_t now_ms)
 			fe->has_held = true;
 			return true;
 		}
-		free(rec.data);
+		pw_bufcache_put(&qf->eng->budget.bufs, rec.data, rec.cap);
 		if (ho == HO_STOP)
 			return false;
 	}
@@ -600,6 +642,9 @@ static void *feed_main(void *arg)
 
 		pthread_mutex_lock(&qf->lock);
 		stop = qf->stop;
+		for (size_t i = 0; i < qf->neps; i++)
+			if (!qf->eps[i]->removed)
+				take_acks(qf, qf->eps[i], true);
 		for (size_t i = 0; i < qf->neps && !stop; i++)
 			if (!qf->eps[i]->removed && !fill(qf, qf->eps[i], now_ms))
 				stop = true;
@@ -669,6 +714,7 @@ struct pw_qfeed *pw_qfeed_open(struct pw_sender *eng, struct pw_snapshot *snap, 
 	o.on_bytes = on_bytes;
 	o.on_drop = on_drop;
 	o.arg = qf;
+	o.bufs = &eng->budget.bufs;
 	qf->q = pwq_open(&o, &e);
 	if (!qf->q) {
 		*err = pw_asprintf("queue.directory: %s", e ? e : "cannot open the queue");
@@ -747,11 +793,15 @@ void pw_qfeed_close(struct pw_qfeed *qf)
 	pw_qfeed_stop(qf);
 	pthread_rwlock_wrlock(&qf->close_lock);
 	pthread_mutex_lock(&qf->lock);
-	/* Deliveries still under way end at their next attempt, shelved:
-	 * their records stay in this directory for whoever opens it next. */
-	for (size_t i = 0; i < qf->neps; i++)
-		if (!qf->eps[i]->removed)
+	/* What was delivered is acknowledged. Deliveries still under way end
+	 * at their next attempt, shelved: their records stay in this directory
+	 * for whoever opens it next. */
+	for (size_t i = 0; i < qf->neps; i++) {
+		if (!qf->eps[i]->removed) {
+			take_acks(qf, qf->eps[i], true);
 			atomic_store(&qf->eps[i]->abandon, 2);
+		}
+	}
 	q = qf->q;
 	qf->q = NULL;
 	pthread_mutex_unlock(&qf->lock);

@@ -256,7 +256,7 @@ static struct pwq_pos seg_start_locked(struct pwq *q, size_t i)
 		if (fd >= 0) {
 			hok = pread(fd, hb, sizeof(hb), 0) == (ssize_t)sizeof(hb) &&
 			      pwq_seghdr_decode(hb, sizeof(hb), &sh);
-			r = pwq_read_record(fd, PWQ_SEG_HDR, s->size, &h, NULL, &at);
+			r = pwq_read_record(fd, PWQ_SEG_HDR, s->size, &h, NULL, NULL, NULL, &at);
 			close(fd);
 		}
 		if (r == 1) {
@@ -918,12 +918,11 @@ static int fl_push_locked(struct pwq_cursor *c, uint64_t seq, int64_t created_ms
 	return 0;
 }
 
-void pwq_ack(struct pwq *q, struct pwq_cursor *c, uint64_t seq)
+/* Marks seq done in the cursor's in-flight list; whether it was there. */
+static bool mark_done_locked(struct pwq_cursor *c, uint64_t seq)
 {
-	size_t lo = 0, hi;
+	size_t lo = 0, hi = c->nfl;
 
-	pthread_mutex_lock(&q->mu);
-	hi = c->nfl;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 
@@ -932,15 +931,33 @@ void pwq_ack(struct pwq *q, struct pwq_cursor *c, uint64_t seq)
 		else
 			hi = mid;
 	}
-	if (lo < c->nfl && c->fl[lo].seq == seq && !c->fl[lo].done) {
-		c->fl[lo].done = true;
+	if (lo == c->nfl || c->fl[lo].seq != seq || c->fl[lo].done)
+		return false;
+	c->fl[lo].done = true;
+	return true;
+}
+
+void pwq_ack_many(struct pwq *q, struct pwq_cursor *c, const uint64_t *seqs, size_t n)
+{
+	uint32_t marked = 0;
+
+	pthread_mutex_lock(&q->mu);
+	for (size_t i = 0; i < n; i++)
+		marked += mark_done_locked(c, seqs[i]);
+	if (marked) {
 		settle_locked(q, c);
-		if (++c->acks >= PWQ_CHECKPOINT_RECORDS && !q->ckpt_wanted) {
+		c->acks += marked;
+		if (c->acks >= PWQ_CHECKPOINT_RECORDS && !q->ckpt_wanted) {
 			q->ckpt_wanted = true;
 			pthread_cond_signal(&q->cond);
 		}
 	}
 	pthread_mutex_unlock(&q->mu);
+}
+
+void pwq_ack(struct pwq *q, struct pwq_cursor *c, uint64_t seq)
+{
+	pwq_ack_many(q, c, &seq, 1);
 }
 
 void pwq_cursor_rewind(struct pwq *q, struct pwq_cursor *c)
@@ -1023,6 +1040,7 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 	for (;;) {
 		struct pwq_rechdr h;
 		uint8_t *data = NULL;
+		size_t cap = 0;
 		uint64_t epoch, at = 0, end, start;
 		size_t i;
 		int r, rfd;
@@ -1054,11 +1072,11 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 			break;
 		}
 		pthread_mutex_unlock(&q->mu);
-		r = pwq_read_record(rfd, start, end, &h, &data, &at);
+		r = pwq_read_record(rfd, start, end, &h, &data, q->o.bufs, &cap, &at);
 		close(rfd);
 		pthread_mutex_lock(&q->mu);
 		if (c->epoch != epoch || c->read.off != start) {
-			free(data); /* moved by drop_oldest meanwhile */
+			pw_bufcache_put(q->o.bufs, data, cap); /* moved by drop_oldest meanwhile */
 			continue;
 		}
 		if (r < 0) {
@@ -1074,11 +1092,11 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 		}
 		r = take_record_locked(q, c, &h, at, min_created_ms, rec);
 		if (r == 0) {
-			free(data);
+			pw_bufcache_put(q->o.bufs, data, cap);
 			continue;
 		}
 		if (r < 0) {
-			free(data);
+			pw_bufcache_put(q->o.bufs, data, cap);
 			rc = -1;
 			break;
 		}
@@ -1086,6 +1104,7 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
 		rec->created_ms = h.created_ms;
 		rec->nprofiles = h.nprofiles;
 		rec->data = data;
+		rec->cap = cap;
 		rec->len = h.len;
 		rc = 1;
 		break;
@@ -1109,7 +1128,7 @@ static int64_t created_at_locked(struct pwq *q, struct pwq_pos pos)
 	fd = seg_open(q, pos.seg, O_RDONLY);
 	if (fd < 0)
 		return 0;
-	r = pwq_read_record(fd, pos.off, q->segs[i].size, &h, NULL, &at);
+	r = pwq_read_record(fd, pos.off, q->segs[i].size, &h, NULL, NULL, NULL, &at);
 	close(fd);
 	return r == 1 ? h.created_ms : 0;
 }

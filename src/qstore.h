@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "bufcache.h"
 #include "log.h"
 #include "qstore_types.h"
 #include "strbuf.h"
@@ -50,6 +51,9 @@ struct pwq_opts {
 	 * cannot be read). Called for cursors known only from the cursors file too. */
 	void (*on_drop)(void *arg, const char *cursor, int reason, uint64_t profiles);
 	void *arg;
+	/* Where pwq_next takes the buffers of the records it reads (NULL: malloc). Used
+	 * only inside pwq_next: it must outlive the calls to it. */
+	struct pw_bufcache *bufs;
 };
 #define PWQ_DROP_FULL 0
 #define PWQ_DROP_CORRUPT 2
@@ -105,8 +109,9 @@ struct pwq_rec {
 	uint64_t seq;
 	int64_t created_ms;
 	uint32_t nprofiles;
-	uint8_t *data; /* malloc'd payload; the caller frees */
+	uint8_t *data; /* the payload; the caller frees it (pw_bufcache_put with cap) */
 	size_t len;
+	size_t cap; /* data's capacity when it came from the store's bufs, else 0 */
 	uint64_t expired; /* profiles skipped before this one as older than min_created_ms */
 };
 /* The next record at the cursor's READ position (which runs ahead of the committed one by
@@ -121,6 +126,8 @@ int pwq_next(struct pwq *q, struct pwq_cursor *c, int64_t min_created_ms, struct
  * position advances over the contiguous done prefix; segments every cursor has passed are
  * deleted. Records that drop_oldest removed meanwhile, or unknown seqs, are ignored. */
 void pwq_ack(struct pwq *q, struct pwq_cursor *c, uint64_t seq);
+/* pwq_ack of each of seqs[0..n), in any order, under one lock. */
+void pwq_ack_many(struct pwq *q, struct pwq_cursor *c, const uint64_t *seqs, size_t n);
 /* Forgets what the cursor has read but not acked: its read position goes back to the
  * committed one, so pwq_next returns those records again. */
 void pwq_cursor_rewind(struct pwq *q, struct pwq_cursor *c);

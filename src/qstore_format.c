@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bufcache.h"
 #include "strbuf.h"
 #include "util/crc32c.h"
 
@@ -201,7 +202,8 @@ out:
 }
 
 /* Whether a whole valid record starts at off: 1 (payload read if asked), 0, -1 on error. */
-static int try_record(int fd, uint64_t off, uint64_t end, struct pwq_rechdr *h, uint8_t **payload)
+static int try_record(int fd, uint64_t off, uint64_t end, struct pwq_rechdr *h, uint8_t **payload,
+		      struct pw_bufcache *bufs, size_t *cap)
 {
 	uint8_t hdr[PWQ_REC_HDR];
 	uint8_t *data = NULL;
@@ -216,15 +218,16 @@ static int try_record(int fd, uint64_t off, uint64_t end, struct pwq_rechdr *h, 
 		if (ok <= 0 || !payload)
 			return ok;
 	}
-	data = malloc(h->len ? h->len : 1);
+	*cap = 0;
+	data = bufs ? pw_bufcache_get(bufs, h->len, cap) : malloc(h->len ? h->len : 1);
 	if (!data)
 		return -1;
 	if (pread_all(fd, data, h->len, off + PWQ_REC_HDR) < 0) {
-		free(data);
+		pw_bufcache_put(bufs, data, *cap);
 		return -1;
 	}
 	if (pwx_crc32c(pwx_crc32c(0, hdr, 36), data, h->len) != h->crc) {
-		free(data);
+		pw_bufcache_put(bufs, data, *cap);
 		return 0;
 	}
 	*payload = data;
@@ -261,11 +264,11 @@ out:
 }
 
 int pwq_read_record(int fd, uint64_t off, uint64_t end, struct pwq_rechdr *h, uint8_t **payload,
-		    uint64_t *at)
+		    struct pw_bufcache *bufs, size_t *cap, uint64_t *at)
 {
 	off = PWQ_ALIGN8(off);
 	while (off < end && end - off >= PWQ_REC_HDR) {
-		int r = try_record(fd, off, end, h, payload);
+		int r = try_record(fd, off, end, h, payload, bufs, cap);
 
 		if (r != 0) {
 			*at = off;

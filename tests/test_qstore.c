@@ -424,6 +424,62 @@ START_TEST(test_out_of_order_acks)
 }
 END_TEST
 
+/* Acks handed over together, out of order, with an unknown and a repeated
+ * one; records read into a buffer cache carry its capacity, and buffers
+ * given back are handed out again. */
+START_TEST(test_ack_many_and_buffer_cache)
+{
+	struct pwq_opts o = opts(4 << 20, false, true);
+	struct pw_bufcache bufs;
+	struct pwq *q;
+	struct pwq_cursor *c;
+	struct pwq_cursor_stat st;
+	struct pwq_rec r[5];
+	uint8_t *want = malloc(40000);
+	uint64_t seqs[6];
+
+	pw_bufcache_init(&bufs);
+	o.bufs = &bufs;
+	q = open_ok(&o);
+	c = pwq_cursor_get(q, "a", NULL);
+	for (uint32_t i = 0; i < 5; i++)
+		ck_assert_int_eq(append_n(q, i, 40000, 1), PWQ_OK);
+	for (uint32_t i = 0; i < 4; i++) {
+		ck_assert_int_eq(pwq_next(q, c, 0, &r[i]), 1);
+		payload(want, 40000, i);
+		ck_assert_uint_eq(r[i].len, 40000);
+		ck_assert_uint_ge(r[i].cap, 40000);
+		ck_assert_msg(memcmp(r[i].data, want, 40000) == 0, "payload of record %u", i);
+	}
+	seqs[0] = r[3].seq;
+	seqs[1] = r[1].seq;
+	seqs[2] = 999; /* unknown: ignored */
+	seqs[3] = r[1].seq; /* twice: no effect */
+	pwq_ack_many(q, c, seqs, 4);
+	pwq_cursor_stat(q, c, &st);
+	ck_assert_uint_eq(st.committed.seq, r[0].seq); /* record 0 is still out */
+	seqs[0] = r[2].seq;
+	seqs[1] = r[0].seq;
+	pwq_ack_many(q, c, seqs, 2);
+	pwq_cursor_stat(q, c, &st);
+	ck_assert_uint_eq(st.committed.seq, r[3].seq + 1);
+	ck_assert_uint_eq(st.backlog_records, 1);
+	/* Given back, the buffers serve the next reads. */
+	for (int i = 0; i < 4; i++)
+		pw_bufcache_put(&bufs, r[i].data, r[i].cap);
+	ck_assert_uint_eq(bufs.count, 4);
+	ck_assert_int_eq(pwq_next(q, c, 0, &r[4]), 1);
+	ck_assert_uint_eq(bufs.count, 3);
+	ck_assert_uint_eq(bufs.hits, 1);
+	payload(want, 40000, 4);
+	ck_assert_msg(memcmp(r[4].data, want, 40000) == 0, "payload of record 4");
+	pw_bufcache_put(&bufs, r[4].data, r[4].cap);
+	pwq_close(q);
+	pw_bufcache_destroy(&bufs);
+	free(want);
+}
+END_TEST
+
 START_TEST(test_expired_records_skipped)
 {
 	struct pwq_opts o = opts(1 << 20, false, true);
@@ -1091,6 +1147,7 @@ static Suite *qstore_suite(void)
 	tcase_add_test(tc, test_round_trip_many_segments);
 	tcase_add_test(tc, test_restart_resumes_from_committed);
 	tcase_add_test(tc, test_out_of_order_acks);
+	tcase_add_test(tc, test_ack_many_and_buffer_cache);
 	tcase_add_test(tc, test_expired_records_skipped);
 	tcase_add_test(tc, test_group_commit);
 	tcase_add_test(tc, test_max_size_drop_oldest);
