@@ -464,8 +464,85 @@ static void *rss_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Write-through beside memory mode: each profile's bytes are also appended
+ * to a file before it is pushed, and a thread of its own fdatasyncs that
+ * file over and over while the run lasts (the file is cut back every
+ * 256 MiB, as the queue deletes segments). Nothing waits for it: this is
+ * the least any durable queue must add to memory mode's work (write and
+ * flush every byte), without a record format, checksums, reading back or
+ * acknowledgments.
+ */
+struct wthru {
+	int fd;
+	off_t off;
+	atomic_bool stop;
+	pthread_t thread;
+	long syncs;
+};
+
+static void *wthru_main(void *arg)
+{
+	struct wthru *w = arg;
+
+	while (!atomic_load(&w->stop)) {
+		if (fdatasync(w->fd) != 0)
+			break;
+		w->syncs++;
+	}
+	return NULL;
+}
+
+static void wthru_start(struct wthru *w, const char *dir)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/write-through", dir);
+	memset(w, 0, sizeof(*w));
+	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		fprintf(stderr, "pw-bench: %s: %s\n", path, strerror(errno));
+		exit(1);
+	}
+	unlink(path);
+	atomic_init(&w->stop, false);
+	if (pthread_create(&w->thread, NULL, wthru_main, w) != 0)
+		exit(1);
+}
+
+static void wthru_stop(struct wthru *w)
+{
+	atomic_store(&w->stop, true);
+	pthread_join(w->thread, NULL);
+	close(w->fd);
+}
+
+static void wthru_write(struct wthru *w, const struct payload *p)
+{
+	if (pwrite(w->fd, p->profile, p->plen, w->off) != (ssize_t)p->plen) {
+		fprintf(stderr, "pw-bench: write-through: %s\n", strerror(errno));
+		exit(1);
+	}
+	w->off += (off_t)p->plen;
+	if (w->off >= (off_t)256 << 20) {
+		if (ftruncate(w->fd, 0) != 0)
+			exit(1);
+		w->off = 0;
+	}
+}
+
+static void plugin_cb_run_wt(struct plugin *pl, const struct payload *p, int inflight, double secs,
+			     struct run *r, struct wthru *wt);
+
 static void plugin_cb_run(struct plugin *pl, const struct payload *p, int inflight, double secs,
 			  struct run *r)
+{
+	plugin_cb_run_wt(pl, p, inflight, secs, r, NULL);
+}
+
+/* The callback form, with write-through when wt is not NULL. */
+static void plugin_cb_run_wt(struct plugin *pl, const struct payload *p, int inflight, double secs,
+			     struct run *r, struct wthru *wt)
 {
 	struct cb_state st = {.inflight = 0, .r = r, .low = inflight - o.refill};
 	struct pw_push push;
@@ -484,6 +561,8 @@ static void plugin_cb_run(struct plugin *pl, const struct payload *p, int inflig
 			pthread_cond_wait(&st.cond, &st.lock);
 		st.inflight++;
 		pthread_mutex_unlock(&st.lock);
+		if (wt)
+			wthru_write(wt, p);
 		if (pl->rx->push_async(pl->rx->ctx, &push, PW_NO_DEADLINE, cb_done, &st) !=
 		    COMPONENT_OK) {
 			pthread_mutex_lock(&st.lock);
@@ -1125,7 +1204,9 @@ static void usage(void)
 		"usage: pw-bench --plugin PATH [--port BASE] [--seconds S] [--quick]\n"
 		"                [--profiles DIR] [--wrk PATH] [--wrk-threads N]\n"
 		"                [--single "
-		"cb|blk|plain|plainsa|update|qcb,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
+		"cb|blk|plain|plainsa|update|qcb|wcb,ENDPOINTS,SIZE-INDEX,CONCURRENCY]\n"
+		"                (qcb: the queue, wcb: memory mode with write-through; both\n"
+		"                in --queue DIR)\n"
 		"                [--max-connections N] [--refill N] [--endpoints 1|3|10]\n"
 		"                [--batch JSON]  (each endpoint's batch block; without\n"
 		"                --single: 2 KiB, batched against unbatched side by side)\n"
@@ -1310,9 +1391,18 @@ static int single_main(struct plugin *pl, struct payload *pay)
 		struct run r;
 
 		run_init(&r, true);
-		if (strcmp(kind, "cb") == 0)
+		if (strcmp(kind, "cb") == 0) {
 			plugin_cb_run(pl, &pay[size], conc, o.secs, &r);
-		else if (strcmp(kind, "blk") == 0)
+		} else if (strcmp(kind, "wcb") == 0) {
+			/* Memory mode with write-through to --queue DIR. */
+			struct wthru wt;
+
+			if (!o.queue)
+				usage();
+			wthru_start(&wt, o.queue);
+			plugin_cb_run_wt(pl, &pay[size], conc, o.secs, &r, &wt);
+			wthru_stop(&wt);
+		} else if (strcmp(kind, "blk") == 0)
 			plugin_blk_run(pl, &pay[size], conc, o.secs, &r);
 		else if (strcmp(kind, "plainsa") == 0)
 			plain_sa_run(&pay[size], neps, conc, o.secs, &r);
@@ -1729,7 +1819,7 @@ static bool wait_drained(struct plugin *pl, double accepted, double limit)
 		free(t);
 		if (done >= accepted)
 			return true;
-		usleep(1000);
+		usleep(10000);
 	}
 	return false;
 }
@@ -1808,8 +1898,9 @@ static double fsync_pct_ms(const struct fsync_stats *a, const struct fsync_stats
 
 /* Memory and queue instances side by side at one size, runs alternating. */
 struct qcell {
-	double rate[2], cpu[2], accept; /* [0] memory, [1] queue */
-	double per_run[2][MAX_REPS];
+	/* [0] memory, [1] queue, [2] memory with write-through (struct wthru) */
+	double rate[3], cpu[3], accept;
+	double per_run[3][MAX_REPS];
 	struct fsync_stats f0, f1;
 	double queued; /* profiles the queue accepted in the measured runs */
 	double disk; /* the disk's own rate for this size, MB/s (disk_rate) */
@@ -1868,7 +1959,7 @@ static void queue_pair(struct plugin *pl0, const struct payload *p, const char *
 		       struct qcell *c)
 {
 	struct plugin pl[2] = {*pl0, *pl0};
-	double r[2][MAX_REPS], cpu[2][MAX_REPS], acc[MAX_REPS], accepted = 0;
+	double r[3][MAX_REPS], cpu[3][MAX_REPS], acc[MAX_REPS], accepted = 0;
 	int n = o.quick ? 1 : MAX_REPS;
 
 	remove_dir(qdir);
@@ -1889,21 +1980,30 @@ static void queue_pair(struct plugin *pl0, const struct payload *p, const char *
 	fsync_read(&pl[1], &c->f0);
 	c->queued = -accepted;
 	for (int i = 0; i < n; i++) {
-		for (int m = 0; m < 2; m++) {
+		for (int m = 0; m < 3; m++) {
+			static const char *const what[3] = {"memory", "queue", "write-through"};
 			struct run run;
+			struct wthru wt;
 
 			run_init(&run, false);
-			if (m)
-				queue_cb_run(&pl[m], p, &accepted, &run, &acc[i]);
-			else
-				plugin_cb_run(&pl[m], p, INFLIGHT, o.secs, &run);
-			check_run(m ? "queue" : "memory", &run);
+			if (m == 1) {
+				queue_cb_run(&pl[1], p, &accepted, &run, &acc[i]);
+			} else if (m == 2) {
+				wthru_start(&wt, o.queue);
+				plugin_cb_run_wt(&pl[0], p, INFLIGHT, o.secs, &run, &wt);
+				wthru_stop(&wt);
+			} else {
+				plugin_cb_run(&pl[0], p, INFLIGHT, o.secs, &run);
+			}
+			check_run(what[m], &run);
 			r[m][i] = c->per_run[m][i] = rate(&run);
 			cpu[m][i] = cpu_per_1000(&run);
 			run_free(&run);
 		}
-		fprintf(stderr, "  run %d: memory %.0f, queue %.0f profiles/s\n", i + 1, r[0][i],
-			r[1][i]);
+		fprintf(stderr,
+			"  run %d: memory %.0f, queue %.0f, memory with write-through %.0f "
+			"profiles/s\n",
+			i + 1, r[0][i], r[1][i], r[2][i]);
 	}
 	fsync_read(&pl[1], &c->f1);
 	c->queued += accepted;
@@ -1915,7 +2015,7 @@ static void queue_pair(struct plugin *pl0, const struct payload *p, const char *
 		c->disk = median(d, n);
 		fprintf(stderr, "  disk alone: %.0f MB/s\n", c->disk);
 	}
-	for (int m = 0; m < 2; m++) {
+	for (int m = 0; m < 3; m++) {
 		c->rate[m] = median(r[m], n);
 		c->cpu[m] = median(cpu[m], n);
 	}
@@ -2151,6 +2251,24 @@ static int queue_main(struct plugin *pl, struct payload *pay)
 		printf("| %s | %.0f | %.2f | %.2f | %.2f |\n", size_names[i], c->disk,
 		       c->rate[1] * mb / c->disk, c->accept * mb / c->disk,
 		       c->rate[0] * mb / c->disk);
+	}
+	printf("\n## Memory mode with write-through\n\n"
+	       "Memory mode while the producer also appends every profile's bytes to one file in "
+	       "the queue's directory and a thread fdatasyncs it over and over (nothing waits for "
+	       "it), in the same alternation as the two above: the least work any durable queue "
+	       "adds to memory mode, without a record format, checksums, reading back or "
+	       "acknowledgments.\n\n");
+	printf("| size | memory with write-through, profiles/s | write-through / memory | queue / "
+	       "write-through | CPU s per 1000, write-through | runs "
+	       "|\n|---|---|---|---|---|---|\n");
+	for (int i = 0; i < NSIZES; i++) {
+		struct qcell *c = &cells[i];
+
+		printf("| %s | %.0f | %.2f | %.2f | %.3f |", size_names[i], c->rate[2],
+		       c->rate[2] / c->rate[0], c->rate[1] / c->rate[2], c->cpu[2]);
+		for (int k = 0; k < n; k++)
+			printf("%s%.0f", k ? ", " : " ", c->per_run[2][k]);
+		printf(" |\n");
 	}
 	printf("\n## fsync (fdatasync) during the queue's measured runs\n\n");
 	printf("| size | fsyncs | profiles | profiles per fsync | p50 (from buckets) | p99 (from "
