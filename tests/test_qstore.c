@@ -265,6 +265,43 @@ START_TEST(test_crc32c_vectors)
 }
 END_TEST
 
+/* Long buffers go through three lanes at once: the result must be the
+ * table's at every length around the lanes' round (12 KiB), at every
+ * misalignment, and chained from any split. */
+START_TEST(test_crc32c_long_buffers)
+{
+	size_t n = 200 * 1024;
+	uint8_t *buf = malloc(n + 8);
+	uint32_t x = 777;
+	static const size_t lens[] = {12287, 12288, 12289, 24575,  24576,     24583,
+				      36900, 65536, 65572, 131072, 200 * 1024};
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < n + 8; i++) {
+		x = x * 1103515245u + 12345u;
+		buf[i] = (uint8_t)(x >> 16);
+	}
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		for (size_t off = 0; off < 8; off++) {
+			uint32_t want = pwx_crc32c_table(0, buf + off, lens[i]);
+
+			ck_assert_uint_eq(pwx_crc32c(0, buf + off, lens[i]), want);
+			ck_assert_uint_eq(pwx_crc32c(pwx_crc32c(0, buf + off, 5000),
+						     buf + off + 5000, lens[i] - 5000),
+					  want);
+		}
+	}
+	/* One byte changed anywhere changes the sum. */
+	{
+		uint32_t before = pwx_crc32c(0, buf, 65536);
+
+		buf[4096 + 17] ^= 0x40;
+		ck_assert_uint_ne(pwx_crc32c(0, buf, 65536), before);
+	}
+	free(buf);
+}
+END_TEST
+
 /* Combining two checksums gives the checksum of the two buffers one after
  * the other: every split of "123456789", and of 1 MiB of pseudo-random
  * bytes at splits that exercise long lengths (the record's case: a 36-byte
@@ -1143,6 +1180,7 @@ static Suite *qstore_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_crc32c_vectors);
 	tcase_add_test(tc, test_crc32c_combine);
+	tcase_add_test(tc, test_crc32c_long_buffers);
 	tcase_add_test(tc, test_scan_buffer);
 	tcase_add_test(tc, test_round_trip_many_segments);
 	tcase_add_test(tc, test_restart_resumes_from_committed);

@@ -41,6 +41,24 @@ uint32_t pwx_crc32c_table(uint32_t crc, const void *buf, size_t len)
 }
 
 #ifdef HAVE_X86_CRC
+static uint32_t multmodp(uint32_t a, uint32_t b);
+static uint32_t xpow8n(uint64_t n);
+
+/* Long buffers are summed in three lanes of LANE bytes at a time: the
+ * instruction takes three cycles to give its result but can start one
+ * every cycle, so three independent sums run at once. The lanes are then
+ * joined by shifting the first two by the length after them (multiplying
+ * by x^(8 LANE) and x^(16 LANE)): the CRC register is linear. */
+#define LANE 4096
+static uint32_t lane_shift[2]; /* x^(8 LANE), x^(16 LANE) */
+static pthread_once_t lane_once = PTHREAD_ONCE_INIT;
+
+static void lane_build(void)
+{
+	lane_shift[0] = xpow8n(LANE);
+	lane_shift[1] = xpow8n(2 * LANE);
+}
+
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
@@ -49,6 +67,26 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const voi
 	while (len && ((uintptr_t)p & 7)) {
 		c = _mm_crc32_u8((uint32_t)c, *p++);
 		len--;
+	}
+	if (len >= 3 * LANE)
+		pthread_once(&lane_once, lane_build);
+	while (len >= 3 * LANE) {
+		uint64_t b = 0, d = 0;
+
+		for (size_t i = 0; i < LANE; i += 8) {
+			uint64_t w0, w1, w2;
+
+			memcpy(&w0, p + i, 8);
+			memcpy(&w1, p + LANE + i, 8);
+			memcpy(&w2, p + 2 * LANE + i, 8);
+			c = _mm_crc32_u64(c, w0);
+			b = _mm_crc32_u64(b, w1);
+			d = _mm_crc32_u64(d, w2);
+		}
+		c = multmodp(lane_shift[1], (uint32_t)c) ^ multmodp(lane_shift[0], (uint32_t)b) ^
+		    (uint32_t)d;
+		p += 3 * LANE;
+		len -= 3 * LANE;
 	}
 	while (len >= 8) {
 		uint64_t w;
@@ -127,14 +165,20 @@ static void x2n_build(void)
 		x2n[k] = p = multmodp(p, p);
 }
 
-uint32_t pwx_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+/* x^(8 n): shifting a CRC register over n bytes is multiplying by it. */
+static uint32_t xpow8n(uint64_t n)
 {
 	uint32_t p = 1u << 31; /* x^0 */
-	unsigned k = 3; /* bytes: x^(8 len_b) = x^(len_b * 2^3) */
+	unsigned k = 3; /* bytes: x^(8 n) = x^(n * 2^3) */
 
 	pthread_once(&x2n_once, x2n_build);
-	for (uint64_t n = len_b; n; n >>= 1, k++)
+	for (; n; n >>= 1, k++)
 		if (n & 1)
 			p = multmodp(x2n[k & 31], p);
-	return multmodp(p, crc_a) ^ crc_b;
+	return p;
+}
+
+uint32_t pwx_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+	return multmodp(xpow8n(len_b), crc_a) ^ crc_b;
 }
