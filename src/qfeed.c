@@ -102,6 +102,10 @@ struct pw_qfeed {
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake_cond;
 	bool wake_pending;
+	/* Set by the feeder when an endpoint has read everything: the next
+	 * append wakes it. Otherwise appends leave it asleep, since what
+	 * wakes it then is its deliveries coming back. */
+	atomic_bool at_tail;
 };
 
 /* One record in flight to one endpoint. */
@@ -577,6 +581,8 @@ static int window_now(struct qf_ep *fe)
  * when the engine is stopping. Called with lock held. */
 static bool fill(struct pw_qfeed *qf, struct qf_ep *fe, int64_t now_ms)
 {
+	bool watching = false;
+
 	if (atomic_load_explicit(&qf->snap->eps[fe->idx]->failing, memory_order_relaxed))
 		atomic_store(&fe->cwnd, WINDOW_MIN);
 	while (atomic_load(&fe->inflight) < window_now(fe)) {
@@ -590,6 +596,14 @@ static bool fill(struct pw_qfeed *qf, struct qf_ep *fe, int64_t now_ms)
 			int r = pwq_next(qf->q, fe->c, now_ms - qf->max_age_ms, &rec);
 
 			count_expired(qf, fe, rec.expired);
+			if (r == 0 && !watching) {
+				/* At the tail. Asking appends to wake the feeder
+				 * before looking once more means an append this
+				 * look misses is one that sees the request. */
+				atomic_store(&qf->at_tail, true);
+				watching = true;
+				continue;
+			}
 			if (r <= 0)
 				return true;
 		}
@@ -685,6 +699,7 @@ struct pw_qfeed *pw_qfeed_open(struct pw_sender *eng, struct pw_snapshot *snap, 
 	if (!qf)
 		goto oom;
 	atomic_init(&qf->refs, 1);
+	atomic_init(&qf->at_tail, true);
 	qf->eng = eng;
 	qf->metrics = eng->metrics;
 	qf->log = eng->log;
@@ -845,7 +860,8 @@ int pw_qfeed_append(struct pw_qfeed *qf, const struct iovec *iov, int iovcnt, ui
 	pthread_rwlock_unlock(&qf->close_lock);
 	switch (rc) {
 	case PWQ_OK:
-		kick(qf);
+		if (atomic_exchange(&qf->at_tail, false))
+			kick(qf);
 		return COMPONENT_OK;
 	case -1:
 		*err = pw_strdup("queue: closed by a configuration change; try again");
