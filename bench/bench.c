@@ -443,6 +443,33 @@ static void cb_done(void *user, const struct pw_result *res)
 		pthread_cond_signal(&st->cond);
 }
 
+/* Waits until fewer than `inflight` pushes are out, then pushes one more
+ * (callback form). */
+static void cb_push(struct plugin *pl, const struct pw_push *push, struct cb_state *st,
+		    int inflight)
+{
+	pthread_mutex_lock(&st->lock);
+	while (st->inflight >= inflight)
+		pthread_cond_wait(&st->cond, &st->lock);
+	st->inflight++;
+	pthread_mutex_unlock(&st->lock);
+	if (pl->rx->push_async(pl->rx->ctx, push, PW_NO_DEADLINE, cb_done, st) != COMPONENT_OK) {
+		pthread_mutex_lock(&st->lock);
+		st->inflight--;
+		st->r->failed++;
+		pthread_mutex_unlock(&st->lock);
+	}
+}
+
+/* Waits for every push's callback. */
+static void cb_wait_all(struct cb_state *st)
+{
+	pthread_mutex_lock(&st->lock);
+	while (st->inflight > 0)
+		pthread_cond_wait(&st->cond, &st->lock);
+	pthread_mutex_unlock(&st->lock);
+}
+
 /* Optional sampler of peak RSS while a run is under way. */
 struct rss_sampler {
 	pthread_t thread;
@@ -556,25 +583,13 @@ static void plugin_cb_run_wt(struct plugin *pl, const struct payload *p, int inf
 	t0 = now_s();
 	end = t0 + secs;
 	while (now_s() < end) {
-		pthread_mutex_lock(&st.lock);
-		while (st.inflight >= inflight)
-			pthread_cond_wait(&st.cond, &st.lock);
-		st.inflight++;
-		pthread_mutex_unlock(&st.lock);
+		/* Written through before the push (as a queue writes before it
+		 * hands the profile on), outside the wait for room. */
 		if (wt)
 			wthru_write(wt, p);
-		if (pl->rx->push_async(pl->rx->ctx, &push, PW_NO_DEADLINE, cb_done, &st) !=
-		    COMPONENT_OK) {
-			pthread_mutex_lock(&st.lock);
-			st.inflight--;
-			r->failed++;
-			pthread_mutex_unlock(&st.lock);
-		}
+		cb_push(pl, &push, &st, inflight);
 	}
-	pthread_mutex_lock(&st.lock);
-	while (st.inflight > 0)
-		pthread_cond_wait(&st.cond, &st.lock);
-	pthread_mutex_unlock(&st.lock);
+	cb_wait_all(&st);
 	r->secs = now_s() - t0;
 	r->cpu = cpu_s() - c0;
 	pthread_cond_destroy(&st.cond);
@@ -2036,24 +2051,9 @@ static double push_count(struct plugin *pl, const struct payload *p, long count,
 	pthread_mutex_init(&st.lock, NULL);
 	pthread_cond_init(&st.cond, NULL);
 	fill_push(&push, &s, p);
-	for (long i = 0; i < count; i++) {
-		pthread_mutex_lock(&st.lock);
-		while (st.inflight >= INFLIGHT)
-			pthread_cond_wait(&st.cond, &st.lock);
-		st.inflight++;
-		pthread_mutex_unlock(&st.lock);
-		if (pl->rx->push_async(pl->rx->ctx, &push, PW_NO_DEADLINE, cb_done, &st) !=
-		    COMPONENT_OK) {
-			pthread_mutex_lock(&st.lock);
-			st.inflight--;
-			r->failed++;
-			pthread_mutex_unlock(&st.lock);
-		}
-	}
-	pthread_mutex_lock(&st.lock);
-	while (st.inflight > 0)
-		pthread_cond_wait(&st.cond, &st.lock);
-	pthread_mutex_unlock(&st.lock);
+	for (long i = 0; i < count; i++)
+		cb_push(pl, &push, &st, INFLIGHT);
+	cb_wait_all(&st);
 	pthread_cond_destroy(&st.cond);
 	pthread_mutex_destroy(&st.lock);
 	return now_s() - t0;

@@ -282,6 +282,17 @@ static struct pwq_pos seg_start_locked(struct pwq *q, size_t i)
  * as a seq gap. Otherwise a position in a deleted segment takes the start of
  * the next one.
  */
+/* Moves pos to where n is; with keep, its seq and cum stay. */
+static void pos_move(struct pwq_pos *pos, const struct pwq_pos *n, bool keep)
+{
+	pos->seg = n->seg;
+	pos->off = n->off;
+	if (!keep) {
+		pos->seq = n->seq;
+		pos->cum = n->cum;
+	}
+}
+
 static void normalize_locked(struct pwq *q, struct pwq_pos *pos, bool keep)
 {
 	for (;;) {
@@ -290,24 +301,13 @@ static void normalize_locked(struct pwq *q, struct pwq_pos *pos, bool keep)
 
 		if (i == q->nsegs) {
 			n = end_pos_locked(q);
-			if (pos->seg != n.seg || pos->off != n.off) {
-				pos->seg = n.seg;
-				pos->off = n.off;
-				if (!keep) {
-					pos->seq = n.seq;
-					pos->cum = n.cum;
-				}
-			}
+			if (pos->seg != n.seg || pos->off != n.off)
+				pos_move(pos, &n, keep);
 			return;
 		}
 		if (q->segs[i].id != pos->seg) {
 			n = seg_start_locked(q, i);
-			pos->seg = n.seg;
-			pos->off = n.off;
-			if (!keep) {
-				pos->seq = n.seq;
-				pos->cum = n.cum;
-			}
+			pos_move(pos, &n, keep);
 			return;
 		}
 		if (pos->off < PWQ_SEG_HDR)
