@@ -16,7 +16,9 @@
  * delivered goes onto its endpoint's list of acknowledgments (lock-free);
  * the feeder takes the list whenever it runs, which it does at the latest
  * when a quarter of the window has come back, and acknowledges it to the
- * store in one go. Deleting the segments passed happens there too.
+ * store in one go. Deleting the segments passed happens there too. Near
+ * max_size an append takes the feeder's lock and the lists first, so that
+ * the room they free is not missed.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "qfeed.h"
@@ -106,6 +108,8 @@ struct pw_qfeed {
 	 * append wakes it. Otherwise appends leave it asleep, since what
 	 * wakes it then is its deliveries coming back. */
 	atomic_bool at_tail;
+	/* Bytes on disk, as the store last reported them (on_bytes). */
+	_Atomic int64_t bytes;
 };
 
 /* One record in flight to one endpoint. */
@@ -131,8 +135,9 @@ void pw_qfeed_ref(struct pw_qfeed *qf)
 	atomic_fetch_add(&qf->refs, 1);
 }
 
-/* Takes fe's acknowledgments; with ack, gives them to the store (lock held,
- * the cursor still there), else only frees them. */
+/* Takes fe's acknowledgments; with ack, gives them to the store, else only
+ * frees them. Called with the feeder's lock held, or close_lock for
+ * writing (the cursor stays meanwhile). */
 static void take_acks(struct pw_qfeed *qf, struct qf_ep *fe, bool ack)
 {
 	struct qf_item *it = atomic_exchange(&fe->acks, NULL);
@@ -202,6 +207,7 @@ static void on_bytes(void *arg, int64_t bytes)
 {
 	struct pw_qfeed *qf = arg;
 
+	atomic_store_explicit(&qf->bytes, bytes, memory_order_relaxed);
 	pw_metrics_queue_bytes(qf->metrics, bytes);
 }
 
@@ -401,8 +407,8 @@ static void on_delivered(void *user, const struct pw_result *r)
 	struct qf_ep *fe = it->fe;
 	/* Cancelled at shutdown: the record stays on disk for the next start. */
 	bool done = r->status != COMPONENT_ESHUTDOWN, ack;
-	bool refill;
-	int why, left;
+	int64_t bytes = it->bytes;
+	int why, left, refill_at = it->refill_at;
 
 	/* close_lock, held for writing while a cursor is removed or the store
 	 * closed, orders the hand-over with both: they take fe->acks after. */
@@ -419,21 +425,22 @@ static void on_delivered(void *user, const struct pw_result *r)
 		pw_metrics_queue_dropped(fe->m, PW_QDROP_EXPIRED, it->d->nprofiles);
 	else if (why == 1 && done && r->status != COMPONENT_OK)
 		pw_metrics_queue_dropped(fe->m, PW_QDROP_REMOVED, it->d->nprofiles);
-	atomic_fetch_sub(&fe->inflight_bytes, it->bytes);
-	left = atomic_fetch_sub(&fe->inflight, 1) - 1;
-	/* The feeder refills a quarter of the window at a time rather than
-	 * waking for every completion. */
-	refill = left <= it->refill_at;
 	if (ack) {
-		/* The last use of it: the feeder may free it from here on. */
+		/* The last use of it: the feeder may free it from here on. Listed
+		 * before it stops counting as in flight, so a record no longer
+		 * in flight is one the store will hear of. */
 		it->next_ack = atomic_load(&fe->acks);
 		while (!atomic_compare_exchange_weak(&fe->acks, &it->next_ack, it))
 			;
 	} else {
 		free(it);
 	}
+	atomic_fetch_sub(&fe->inflight_bytes, bytes);
+	left = atomic_fetch_sub(&fe->inflight, 1) - 1;
 	pthread_rwlock_unlock(&qf->close_lock);
-	if (refill)
+	/* The feeder refills a quarter of the window at a time rather than
+	 * waking for every completion. */
+	if (left <= refill_at)
 		kick(qf);
 	pw_qfeed_unref(qf);
 }
@@ -842,6 +849,26 @@ static void on_durable(void *user, int status)
 	free(a);
 }
 
+/* Near max_size, what is delivered but still on the endpoints' lists is
+ * handed to the store before an append, so that the segments it frees make
+ * room rather than the append dropping records or being refused for lack
+ * of it. Under the feeder's lock: a list the feeder has taken is in the
+ * store once the lock is ours. Called with close_lock held for reading. */
+static void reclaim_if_near_full(struct pw_qfeed *qf, const struct iovec *iov, int iovcnt)
+{
+	int64_t len = 64 << 10, max = pw_snapshot_config(qf->snap)->queue.max_size;
+
+	for (int i = 0; i < iovcnt; i++)
+		len += 2 * (int64_t)iov[i].iov_len;
+	if (atomic_load_explicit(&qf->bytes, memory_order_relaxed) + len < max)
+		return;
+	pthread_mutex_lock(&qf->lock);
+	for (size_t i = 0; i < qf->neps; i++)
+		if (!qf->eps[i]->removed)
+			take_acks(qf, qf->eps[i], true);
+	pthread_mutex_unlock(&qf->lock);
+}
+
 int pw_qfeed_append(struct pw_qfeed *qf, const struct iovec *iov, int iovcnt, uint32_t nprofiles,
 		    pw_qfeed_done_fn done, void *user, char **err)
 {
@@ -856,6 +883,8 @@ int pw_qfeed_append(struct pw_qfeed *qf, const struct iovec *iov, int iovcnt, ui
 	a->done = done;
 	a->user = user;
 	pthread_rwlock_rdlock(&qf->close_lock);
+	if (qf->q)
+		reclaim_if_near_full(qf, iov, iovcnt);
 	rc = qf->q ? pwq_append(qf->q, pwx_wall_ms(), nprofiles, iov, iovcnt, on_durable, a) : -1;
 	pthread_rwlock_unlock(&qf->close_lock);
 	switch (rc) {
