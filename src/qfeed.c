@@ -37,6 +37,8 @@
 #include "util/clock.h"
 #include "util/jsonstr.h"
 
+_Static_assert(PW_QFEED_MAX_IOV <= PWQ_MAX_IOV, "an append's pieces fit the store's");
+
 /* Records in flight per endpoint: enough to keep every connection busy
  * (or fill two batches) without reading far ahead of what is sent. */
 #define WINDOW_MIN 4

@@ -55,6 +55,8 @@ void pw_qfeed_unref(struct pw_qfeed *qf);
  * Any thread.
  */
 typedef void (*pw_qfeed_done_fn)(void *user, int status, const char *error);
+/* The most pieces (iovcnt) one append takes. */
+#define PW_QFEED_MAX_IOV 1000
 int pw_qfeed_append(struct pw_qfeed *qf, const struct iovec *iov, int iovcnt, uint32_t nprofiles,
 		    pw_qfeed_done_fn done, void *user, char **err);
 

@@ -34,7 +34,6 @@
 #define SEG_MIN (16 << 10)
 #define SEG_MAX ((int64_t)64 << 20)
 #define CKPT_PERIOD_NS 1000000000LL
-#define MAX_IOV 1000
 
 struct seg {
 	uint64_t id, size;
@@ -736,7 +735,7 @@ int pwq_append(struct pwq *q, int64_t created_ms, uint32_t nprofiles, const stru
 	int cnt = 0, st;
 	bool always = true; /* read under the lock: a reload may change it */
 
-	if (iovcnt < 0 || iovcnt > MAX_IOV)
+	if (iovcnt < 0 || iovcnt > PWQ_MAX_IOV)
 		return PWQ_TOO_BIG;
 	for (int i = 0; i < iovcnt; i++)
 		len += iov[i].iov_len;

@@ -77,6 +77,9 @@ void pwq_close(struct pwq *q);
 void pwq_set_limits(struct pwq *q, int64_t max_size, bool fsync_always, int64_t fsync_interval_ns,
 		    bool drop_oldest);
 
+/* The most iovecs one pwq_append takes. */
+#define PWQ_MAX_IOV 1000
+
 /* Appends one record (payload = the iovecs, concatenated). Returns PWQ_OK when done will be
  * called exactly once: with fsync_always after the fsync that covers the record (group
  * commit: one fsync for every record written while the previous one ran), otherwise right

@@ -155,31 +155,37 @@ static char *tenant_error(const struct pw_snapshot *snap, const struct pw_label 
 }
 
 /*
- * Writes the record (its head, then the body pieces) to the queue. The
- * callback fires once it is durable. A profile the queue cannot take is
- * refused at once and counted as dropped by every endpoint, as an
- * over-budget one is in memory mode.
+ * Writes the record (its head, then the body's pieces, at most
+ * PW_QFEED_MAX_IOV - 1 of them) to the queue. The callback fires once it is
+ * durable. A profile the queue cannot take is refused at once and counted
+ * as dropped by every endpoint, as an over-budget one is in memory mode.
  */
 static int enqueue(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfeed *qf,
-		   const struct pw_qrec *qr, const void *body, size_t body_len, uint64_t nprofiles,
-		   pw_done_fn done, void *user)
+		   const struct pw_qrec *qr, const struct pw_seg *body, size_t nbody,
+		   uint64_t nprofiles, pw_done_fn done, void *user)
 {
 	struct strbuf head = STRBUF_INIT;
 	struct queued *w = malloc(sizeof(*w));
-	struct iovec iov[2];
+	struct iovec one[2], *iov = nbody < 2 ? one : calloc(nbody + 1, sizeof(*iov));
 	char *err = NULL;
-	int rc;
+	int rc, n = 1;
 
-	if (!w || pw_qrec_encode_head(&head, qr) < 0) {
+	if (!w || !iov || pw_qrec_encode_head(&head, qr) < 0) {
 		free(w);
+		if (iov != one)
+			free(iov);
 		strbuf_free(&head);
 		drop_everywhere(snap, qr->size, nprofiles);
 		return COMPONENT_ENOMEM;
 	}
 	*w = (struct queued){done, user, qr->ingest};
 	iov[0] = (struct iovec){head.data, head.len};
-	iov[1] = (struct iovec){(void *)body, body_len};
-	rc = pw_qfeed_append(qf, iov, body_len ? 2 : 1, (uint32_t)nprofiles, queued_done, w, &err);
+	for (size_t i = 0; i < nbody; i++)
+		if (body[i].n)
+			iov[n++] = (struct iovec){(void *)body[i].p, body[i].n};
+	rc = pw_qfeed_append(qf, iov, n, (uint32_t)nprofiles, queued_done, w, &err);
+	if (iov != one)
+		free(iov);
 	strbuf_free(&head);
 	if (rc == COMPONENT_OK)
 		return COMPONENT_OK;
@@ -206,28 +212,42 @@ static int queue_push(struct pw_sender *s, struct pw_snapshot *snap, struct pw_q
 			     .nin = p->nlabels,
 			     .external = cfg->external_labels};
 	char *err = tenant_error(snap, p->labels, p->nlabels, &cfg->external_labels);
-	uint8_t *body;
-	size_t len;
-	int rc;
+	/* Large samples are written from the host's buffers, which stay valid
+	 * for the call: only the encoding around them is built here. The
+	 * pieces alternate, so 2 * nsamples + 1 of them, plus the head. */
+	bool pieces = size >= PW_STREAM_MIN_BYTES && 2 * p->nsamples + 2 <= PW_QFEED_MAX_IOV;
+	struct pw_seg one, *segs = &one;
+	size_t len, own = 0, nsegs = 1;
+	uint8_t *body = NULL;
+	int rc = -1;
 
 	if (err) {
 		pw_labelset_free(ls);
 		return refuse_profile(s, "push", "invalid_tenant", p->nsamples, err, 0, done, user);
 	}
 	drop_tenant_labels(snap, ls);
-	if (pw_proto_push_size(ls, p->samples, p->nsamples, &len) < 0 || !(body = malloc(len))) {
-		pw_labelset_free(ls);
-		drop_everywhere(snap, size, p->nsamples);
-		return COMPONENT_ENOMEM;
+	if (pw_proto_push_size(ls, p->samples, p->nsamples, &len) == 0) {
+		own = pieces ? len - (size_t)size : len;
+		body = malloc(own ? own : 1);
 	}
-	if (pw_proto_push_write(ls, p->samples, p->nsamples, body, len) < 0) {
-		free(body);
-		pw_labelset_free(ls);
-		drop_everywhere(snap, size, p->nsamples);
-		return COMPONENT_ENOMEM;
+	if (body && pieces) {
+		segs = NULL;
+		rc = pw_proto_push_segments(ls, p->samples, p->nsamples, body, own, &segs, &nsegs);
+	} else if (body) {
+		one = (struct pw_seg){body, len};
+		rc = pw_proto_push_write(ls, p->samples, p->nsamples, body, len);
 	}
 	pw_labelset_free(ls);
-	rc = enqueue(s, snap, qf, &qr, body, len, p->nsamples, done, user);
+	if (rc < 0) {
+		if (segs != &one)
+			free(segs);
+		free(body);
+		drop_everywhere(snap, size, p->nsamples);
+		return COMPONENT_ENOMEM;
+	}
+	rc = enqueue(s, snap, qf, &qr, segs, nsegs, p->nsamples, done, user);
+	if (segs != &one)
+		free(segs);
 	free(body);
 	return rc;
 }
@@ -340,7 +360,7 @@ static int queue_ingest(struct pw_sender *s, struct pw_snapshot *snap, struct pw
 		}
 		free(url);
 	}
-	rc = enqueue(s, snap, qf, &qr, in->body, in->body_len, 1, done, user);
+	rc = enqueue(s, snap, qf, &qr, &(struct pw_seg){in->body, in->body_len}, 1, 1, done, user);
 	pw_labelset_free(ls);
 	return rc;
 }

@@ -504,6 +504,56 @@ START_TEST(second_owner_is_refused)
 }
 END_TEST
 
+/* Pushes two samples of big (len bytes each) with the test's labels. */
+static void push_two(struct th_instance *in, uint8_t *const big[2], size_t len)
+{
+	struct pw_label l[] = {{"service_name", "svc"}, {"__name__", "process_cpu"}};
+	struct pw_sample smp[2] = {{big[0], len, NULL}, {big[1], len, NULL}};
+	struct pw_push p = {sizeof(p), l, 2, smp, 2};
+	struct pw_result r = {0};
+
+	ck_assert_int_eq(in->rx->push(in->rx->ctx, &p, th_deadline(5000), &r), COMPONENT_OK);
+	in->rx->free_result(&r);
+}
+
+/* Samples of 64 KiB and more are written to the queue from the host's own
+ * buffers, the encoding built around them: the endpoint must receive
+ * exactly the request memory mode sends for the same push. */
+START_TEST(large_samples_written_from_the_hosts_buffers)
+{
+	struct th_instance mem = make("{" ONE_EP "}"), in;
+	struct standin_request *a, *b;
+	uint8_t *big[2];
+	size_t len, len2;
+
+	big[0] = th_big_pprof(96 * 1024, 1, &len);
+	big[1] = th_big_pprof(96 * 1024, 2, &len2);
+	ck_assert_uint_eq(len, len2);
+	ck_assert_uint_ge(len, 64 * 1024);
+	push_two(&mem, big, len);
+	ck_assert_int_eq(standin_wait(sink, 1, 5000), 0);
+	th_destroy(&mem);
+	in = make("{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\"}}");
+	push_two(&in, big, len);
+	ck_assert_int_eq(standin_wait(sink, 2, 5000), 0);
+	a = standin_request_get(sink, 0);
+	b = standin_request_get(sink, 1);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(b->status, 200);
+	ck_assert_uint_eq(b->nsamples, 2);
+	ck_assert_uint_gt(b->body_len, 2 * len);
+	ck_assert_uint_eq(b->body_len, a->body_len);
+	ck_assert_msg(memcmp(a->body, b->body, a->body_len) == 0,
+		      "the queue sent other bytes than memory mode");
+	standin_request_free(a);
+	standin_request_free(b);
+	free(big[0]);
+	free(big[1]);
+	th_destroy(&in);
+}
+END_TEST
+
 START_TEST(ingest_through_the_queue)
 {
 	struct th_instance in = make("{" ONE_EP ",\"queue\":{\"directory\":\"{{D}}\"}}");
@@ -630,6 +680,7 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, reload_changes_directory);
 	tcase_add_test(tc, second_owner_is_refused);
 	tcase_add_test(tc, ingest_through_the_queue);
+	tcase_add_test(tc, large_samples_written_from_the_hosts_buffers);
 	tcase_add_test(tc, concurrent_producers_and_reloads);
 	suite_add_tcase(s, tc);
 	return s;
