@@ -160,7 +160,8 @@ void pw_delivery_free(struct delivery *d)
 		free(d->ctypes[i]);
 	free(d->ctypes);
 	free(d->segs);
-	pw_bufcache_put(&d->budget->bufs, d->owned, d->owned_cap);
+	if (d->owned)
+		pw_bufcache_put(&d->budget->bufs, d->owned, d->owned_cap);
 	pw_delivery_release(d);
 	strbuf_free(&d->errors);
 	pw_snapshot_unref(d->snap);

@@ -274,13 +274,6 @@ static struct pwq_pos seg_start_locked(struct pwq *q, size_t i)
 	return (struct pwq_pos){s->id, PWQ_SEG_HDR, s->first_seq, s->first_cum};
 }
 
-/*
- * Makes pos point at a record start in an existing segment, or at the end.
- * keep: pos is a read position moving forward; its seq and cum stay what
- * the reader expects next, so records lost at the end of a segment show up
- * as a seq gap. Otherwise a position in a deleted segment takes the start of
- * the next one.
- */
 /* Moves pos to where n is; with keep, its seq and cum stay. */
 static void pos_move(struct pwq_pos *pos, const struct pwq_pos *n, bool keep)
 {
@@ -292,6 +285,13 @@ static void pos_move(struct pwq_pos *pos, const struct pwq_pos *n, bool keep)
 	}
 }
 
+/*
+ * Makes pos point at a record start in an existing segment, or at the end.
+ * keep: pos is a read position moving forward; its seq and cum stay what
+ * the reader expects next, so records lost at the end of a segment show up
+ * as a seq gap. Otherwise a position in a deleted segment takes the start of
+ * the next one.
+ */
 static void normalize_locked(struct pwq *q, struct pwq_pos *pos, bool keep)
 {
 	for (;;) {

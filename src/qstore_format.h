@@ -84,7 +84,7 @@ uint64_t pwq_scan_segment(const uint8_t *buf, size_t len, pwq_scan_fn fn, void *
 /* Reads the first valid record at or after off (rounded up to 8) and wholly below end in
  * the file fd. Returns 1 with *h and *at (where it starts) set and, if payload is not NULL,
  * a copy of the payload in *payload (from bufs, with its capacity in *cap, when bufs is not
- * NULL; else malloc'd, *cap 0); 0 when there is none before end; -1 on a read error or out
+ * NULL; else malloc'd, *cap 0; cap may be NULL when payload is); 0 when there is none before end; -1 on a read error or out
  * of memory (errno set). Memory stays bounded whatever the file holds. */
 int pwq_read_record(int fd, uint64_t off, uint64_t end, struct pwq_rechdr *h, uint8_t **payload,
 		    struct pw_bufcache *bufs, size_t *cap, uint64_t *at);
