@@ -494,30 +494,53 @@ static void *rss_main(void *arg)
 /*
  * Write-through beside memory mode: each profile's bytes are also appended
  * to a file before it is pushed, and a thread of its own fdatasyncs that
- * file over and over while the run lasts (the file is cut back every
- * 256 MiB, as the queue deletes segments). Nothing waits for it: this is
- * the least any durable queue must add to memory mode's work (write and
- * flush every byte), without a record format, checksums, reading back or
- * acknowledgments.
+ * file whenever something was written since its last flush, as a group
+ * commit does (the file is cut back every 256 MiB, as the queue deletes
+ * segments). Nothing waits for it: this is the least any durable queue
+ * must add to memory mode's work (write and flush every byte), without a
+ * record format, checksums, reading back or acknowledgments.
  */
 struct wthru {
 	int fd;
 	off_t off;
-	atomic_bool stop;
+	atomic_bool stop, idle;
+	atomic_long written; /* writes so far */
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* the flusher waits here when nothing is new */
 	pthread_t thread;
-	long syncs;
 };
 
 static void *wthru_main(void *arg)
 {
 	struct wthru *w = arg;
+	long synced = 0;
 
 	while (!atomic_load(&w->stop)) {
+		long n = atomic_load(&w->written);
+
+		if (n == synced) {
+			/* Idle first, then look again: a write that missed the
+			 * look sees the flag and signals. */
+			pthread_mutex_lock(&w->lock);
+			atomic_store(&w->idle, true);
+			while (atomic_load(&w->written) == synced && !atomic_load(&w->stop))
+				pthread_cond_wait(&w->cond, &w->lock);
+			atomic_store(&w->idle, false);
+			pthread_mutex_unlock(&w->lock);
+			continue;
+		}
 		if (fdatasync(w->fd) != 0)
 			break;
-		w->syncs++;
+		synced = n;
 	}
 	return NULL;
+}
+
+static void wthru_wake(struct wthru *w)
+{
+	pthread_mutex_lock(&w->lock);
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
 }
 
 static void wthru_start(struct wthru *w, const char *dir)
@@ -533,6 +556,10 @@ static void wthru_start(struct wthru *w, const char *dir)
 	}
 	unlink(path);
 	atomic_init(&w->stop, false);
+	atomic_init(&w->idle, false);
+	atomic_init(&w->written, 0);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
 	if (pthread_create(&w->thread, NULL, wthru_main, w) != 0)
 		exit(1);
 }
@@ -540,7 +567,10 @@ static void wthru_start(struct wthru *w, const char *dir)
 static void wthru_stop(struct wthru *w)
 {
 	atomic_store(&w->stop, true);
+	wthru_wake(w);
 	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
 	close(w->fd);
 }
 
@@ -556,6 +586,9 @@ static void wthru_write(struct wthru *w, const struct payload *p)
 			exit(1);
 		w->off = 0;
 	}
+	atomic_fetch_add(&w->written, 1);
+	if (atomic_load(&w->idle))
+		wthru_wake(w);
 }
 
 static void plugin_cb_run_wt(struct plugin *pl, const struct payload *p, int inflight, double secs,
