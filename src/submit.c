@@ -166,7 +166,9 @@ static int enqueue(struct pw_sender *s, struct pw_snapshot *snap, struct pw_qfee
 {
 	struct strbuf head = STRBUF_INIT;
 	struct queued *w = malloc(sizeof(*w));
-	struct iovec one[2], *iov = nbody < 2 ? one : calloc(nbody + 1, sizeof(*iov));
+	/* A push of a few large samples fits on the stack: no allocation per
+	 * profile. */
+	struct iovec one[8], *iov = nbody < 8 ? one : calloc(nbody + 1, sizeof(*iov));
 	char *err = NULL;
 	int rc, n = 1;
 
